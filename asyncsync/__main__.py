@@ -1,0 +1,5 @@
+"""``python -m asyncsync``."""
+
+from asyncsync.cli.app import main
+
+main()

@@ -1,0 +1,1 @@
+"""The Distribution API client. Knows nothing of transports or sync."""

@@ -1,0 +1,460 @@
+"""The HTTP client for the Distribution API: one aiohttp session, auth, redirects, limits, retries.
+
+:class:`RegistrySession` is created once per command run and owns the aiohttp session and
+the run's :class:`~asyncsync.limits.HostLimiters`. It hands out one :class:`RegistryClient`
+per (registry host, options). A client pings ``/v2/`` once, learns the auth challenge and
+base URL, and sends every request through :meth:`RegistryClient.open`, which
+
+* holds one request slot of the host for the whole exchange (body included);
+* adds ``Authorization`` for the requested token scopes, and on a 401 refreshes the token
+  (or learns a new challenge) and replays the request once when its body is replayable;
+* follows redirects of GET/HEAD itself, dropping ``Authorization`` when the origin changes;
+* turns any non-expected status into a :class:`~asyncsync.errors.RegistryError` and any
+  aiohttp failure into a :class:`~asyncsync.errors.TransportError`.
+
+Retries of whole operations live in :meth:`RegistryClient.request` (replayable requests)
+and in the copy engine (streamed blobs).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterable, AsyncIterator, Mapping
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import urlencode, urljoin, urlsplit
+
+import aiohttp
+import anyio
+import orjson
+
+from asyncsync import __version__
+from asyncsync.errors import (
+    AsyncSyncError,
+    AuthenticationError,
+    RegistryError,
+    TransportError,
+    UsageError,
+    redact_url,
+)
+from asyncsync.limits import HostLimiters
+from asyncsync.registry.auth import (
+    BearerToken,
+    Challenge,
+    TokenCache,
+    basic_header,
+    may_send_basic_to,
+    origin_of,
+    parse_challenges,
+    token_expiry,
+)
+from asyncsync.registry.credentials import Credentials, lookup_credentials
+from asyncsync.registry.errors import error_from_response, read_capped, translate_client_error
+from asyncsync.registry.tls import ssl_context_for
+from asyncsync.retry import RetryPolicy, with_retries
+
+log = logging.getLogger("asyncsync.http")
+
+DOCKER_HUB = "docker.io"
+DOCKER_HUB_ENDPOINT = "registry-1.docker.io"
+MAX_TOKEN_BODY = 1024 * 1024
+MAX_REDIRECTS = 10
+USER_AGENT = f"asyncsync/{__version__}"
+
+Body = bytes | AsyncIterable[bytes] | None
+
+
+@dataclass(frozen=True, slots=True)
+class RegistryOptions:
+    """How to reach and authenticate to one registry (skopeo's per-side flags).
+
+    ``tls_verify=False`` skips certificate checks and allows plain http (tried after https).
+    ``credentials`` (``--creds``) or ``registry_token`` override the auth files;
+    ``no_creds`` sends nothing at all.
+    """
+
+    tls_verify: bool = True
+    cert_dir: str | None = None
+    credentials: Credentials | None = None
+    registry_token: str | None = field(default=None, repr=False)
+    no_creds: bool = False
+    authfile: str | None = None
+
+
+@dataclass(slots=True)
+class Response:
+    """A fully read response: status, headers and body (for small documents)."""
+
+    status: int
+    headers: Mapping[str, str]
+    body: bytes
+    url: str
+
+
+class RegistrySession:
+    """One per run: the aiohttp session, host limiters and clients. Use as ``async with``."""
+
+    def __init__(
+        self,
+        *,
+        limiters: HostLimiters | None = None,
+        retry: RetryPolicy | None = None,
+        connect_timeout: float = 30.0,
+        read_timeout: float = 300.0,
+    ) -> None:
+        self.limiters = limiters or HostLimiters()
+        self.retry = retry or RetryPolicy()
+        self._timeout = aiohttp.ClientTimeout(
+            total=None, sock_connect=connect_timeout, sock_read=read_timeout
+        )
+        self._http: aiohttp.ClientSession | None = None
+        self._clients: dict[tuple[str, RegistryOptions], RegistryClient] = {}
+
+    async def __aenter__(self) -> RegistrySession:
+        connector = aiohttp.TCPConnector(limit=0, limit_per_host=0, ttl_dns_cache=300)
+        self._http = aiohttp.ClientSession(
+            connector=connector,
+            timeout=self._timeout,
+            headers={"User-Agent": USER_AGENT},
+            auto_decompress=False,
+            trust_env=True,
+        )
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        if self._http is not None:
+            await self._http.close()
+            self._http = None
+
+    @property
+    def http(self) -> aiohttp.ClientSession:
+        if self._http is None:
+            raise RuntimeError("RegistrySession used outside 'async with'")
+        return self._http
+
+    def client(self, registry: str, options: RegistryOptions | None = None) -> RegistryClient:
+        """The client for ``registry`` (a reference domain such as ``docker.io`` or ``host:5000``)."""
+        options = options or RegistryOptions()
+        key = (registry, options)
+        client = self._clients.get(key)
+        if client is None:
+            client = self._clients[key] = RegistryClient(self, registry, options)
+        return client
+
+
+def _endpoint_host(registry: str) -> str:
+    return DOCKER_HUB_ENDPOINT if registry == DOCKER_HUB else registry
+
+
+class RegistryClient:
+    """Requests to one registry with one set of options. Obtain from :meth:`RegistrySession.client`."""
+
+    def __init__(self, session: RegistrySession, registry: str, options: RegistryOptions) -> None:
+        self.session = session
+        self.registry = registry
+        self.options = options
+        self.host = _endpoint_host(registry)
+        self._ssl = ssl_context_for(self.host, verify=options.tls_verify, cert_dir=options.cert_dir)
+        self._base_url: str | None = None
+        self._challenge: Challenge | None = None
+        self._ping_lock = anyio.Lock()
+        self._tokens = TokenCache()
+        self._token_locks: dict[tuple[str, str, tuple[str, ...]], anyio.Lock] = {}
+        self._credentials: Credentials | None = None
+        self._credentials_loaded = False
+
+    # -- credentials -------------------------------------------------------------------
+
+    def credentials(self, repository: str | None = None) -> Credentials | None:
+        """Explicit ``--creds``, else stored credentials; ``None`` with ``no_creds``."""
+        if self.options.no_creds:
+            return None
+        if self.options.credentials is not None:
+            return self.options.credentials
+        if not self._credentials_loaded:
+            self._credentials = lookup_credentials(self.registry, repository, authfile=self.options.authfile)
+            self._credentials_loaded = True
+        return self._credentials
+
+    # -- ping --------------------------------------------------------------------------
+
+    async def base_url(self) -> str:
+        """``scheme://host`` of the registry, found by pinging ``/v2/`` once."""
+        if self._base_url is None:
+            async with self._ping_lock:
+                if self._base_url is None:
+                    await self._ping()
+        assert self._base_url is not None
+        return self._base_url
+
+    async def _ping(self) -> None:
+        schemes = ["https", "http"] if not self.options.tls_verify else ["https"]
+        last_error: AsyncSyncError | None = None
+        for scheme in schemes:
+            url = f"{scheme}://{self.host}/v2/"
+            try:
+                async with (
+                    self.session.limiters.hold(self.host),
+                    self.session.http.get(url, ssl=self._ssl, allow_redirects=False) as response,
+                ):
+                    await read_capped(response, 64 * 1024)
+                    if response.status == 401:
+                        self._set_challenge(response.headers.getall("WWW-Authenticate", []))
+                    elif response.status >= 500:
+                        raise await error_from_response(response, f"pinging {self.registry}")
+            except (aiohttp.ClientError, OSError, TimeoutError) as exc:
+                last_error = translate_client_error(exc, f"pinging {self.registry}")
+                continue
+            self._base_url = f"{scheme}://{self.host}"
+            return
+        assert last_error is not None
+        raise last_error
+
+    def _set_challenge(self, headers: list[str]) -> None:
+        challenges = [c for header in headers for c in parse_challenges(header)]
+        bearer = [c for c in challenges if c.scheme == "bearer" and c.realm]
+        basic = [c for c in challenges if c.scheme == "basic"]
+        self._challenge = bearer[0] if bearer else basic[0] if basic else None
+
+    # -- authorization -------------------------------------------------------------------
+
+    async def _authorization(self, scopes: tuple[str, ...], repository: str | None) -> str | None:
+        if self.options.no_creds and not self.options.registry_token:
+            creds = None
+        else:
+            creds = self.credentials(repository)
+        if self.options.registry_token:
+            return f"Bearer {self.options.registry_token}"
+        challenge = self._challenge
+        if challenge is None:
+            return None
+        if challenge.scheme == "basic":
+            return basic_header(creds) if creds and creds.username else None
+        token = self._tokens.get(challenge, scopes)
+        if token is None:
+            key = TokenCache.key(challenge, scopes)
+            lock = self._token_locks.setdefault(key, anyio.Lock())
+            async with lock:
+                token = self._tokens.get(challenge, scopes)
+                if token is None:
+                    token = await self._fetch_token(challenge, scopes, creds)
+                    self._tokens.put(challenge, scopes, token)
+        return f"Bearer {token.token}"
+
+    async def _fetch_token(
+        self, challenge: Challenge, scopes: tuple[str, ...], creds: Credentials | None
+    ) -> BearerToken:
+        realm = challenge.realm
+        what = f"getting a token for {self.registry}"
+        if urlsplit(realm).scheme not in ("http", "https"):
+            raise AuthenticationError(
+                401, "", f"unsupported token realm scheme in {redact_url(realm)}", what=what
+            )
+        base = await self.base_url()
+        send_secret = creds is not None and may_send_basic_to(realm, base)
+        headers: dict[str, str] = {}
+        refresh = (creds.identity_token if creds else "") or self._tokens.refresh_token()
+        if refresh and send_secret:
+            form = {"grant_type": "refresh_token", "refresh_token": refresh, "client_id": "asyncsync"}
+            if challenge.service:
+                form["service"] = challenge.service
+            if scopes:
+                form["scope"] = " ".join(sorted(set(scopes)))
+            method, url, data = "POST", realm, urlencode(form).encode()
+            headers["Content-Type"] = "application/x-www-form-urlencoded"
+        else:
+            query: list[tuple[str, str]] = []
+            if challenge.service:
+                query.append(("service", challenge.service))
+            query.extend(("scope", scope) for scope in sorted(set(scopes)))
+            if creds and creds.username and send_secret:
+                query.append(("account", creds.username))
+                headers["Authorization"] = basic_header(creds)
+            query.append(("client_id", "asyncsync"))
+            separator = "&" if "?" in realm else "?"
+            method, url, data = "GET", realm + separator + urlencode(query), None
+        realm_host = urlsplit(realm).netloc
+        try:
+            async with (
+                self.session.limiters.hold(realm_host),
+                self.session.http.request(
+                    method, url, headers=headers, data=data, ssl=self._ssl, allow_redirects=False
+                ) as response,
+            ):
+                if response.status != 200:
+                    err = await error_from_response(response, what)
+                    if response.status in (401, 403):
+                        raise AuthenticationError(
+                            401, err.code, "authentication failed (check username and password)", what=what
+                        )
+                    raise err
+                body, truncated = await read_capped(response, MAX_TOKEN_BODY)
+        except (aiohttp.ClientError, OSError, TimeoutError) as exc:
+            raise translate_client_error(exc, what) from None
+        if truncated:
+            raise TransportError(f"{what}: token response larger than 1 MiB", temporary=False)
+        try:
+            payload = orjson.loads(body)
+            token = str(payload.get("token") or payload.get("access_token") or "")
+        except (orjson.JSONDecodeError, AttributeError):
+            raise RegistryError(502, "", "token service answered invalid JSON", what=what) from None
+        if not token:
+            raise RegistryError(502, "", "token service answered without a token", what=what)
+        expires_in = payload.get("expires_in")
+        return BearerToken(
+            token=token,
+            expires_at=token_expiry(float(expires_in) if isinstance(expires_in, int | float) else None),
+            refresh_token=str(payload.get("refresh_token") or ""),
+        )
+
+    # -- requests ------------------------------------------------------------------------
+
+    async def url(self, path: str) -> str:
+        """Absolute URL for a registry path (``/v2/...``) or pass an absolute URL through."""
+        if path.startswith(("http://", "https://")):
+            return path
+        return urljoin(await self.base_url(), path)
+
+    @asynccontextmanager
+    async def open(
+        self,
+        method: str,
+        path: str,
+        *,
+        scopes: tuple[str, ...] = (),
+        repository: str | None = None,
+        headers: Mapping[str, str] | None = None,
+        data: Body = None,
+        ok: tuple[int, ...] = (200,),
+        what: str = "",
+        follow_redirects: bool | None = None,
+    ) -> AsyncIterator[aiohttp.ClientResponse]:
+        """One exchange; yields a response whose status is in ``ok`` (body not yet read).
+
+        ``path`` is ``/v2/...`` or an absolute URL (an upload ``Location``). The host's request
+        slot is held until the block exits. Errors inside the block that come from aiohttp are
+        translated too. ``data`` as ``bytes`` is replayable (a 401 is retried once with a fresh
+        token); an async iterable is sent once.
+        """
+        what = what or f"{method} {self.registry}"
+        url = await self.url(path)
+        follow = method in ("GET", "HEAD") if follow_redirects is None else follow_redirects
+        replayable = data is None or isinstance(data, bytes)
+        async with self.session.limiters.hold(self.host):
+            try:
+                response = await self._send(method, url, scopes, repository, headers, data, follow, what)
+                if response.status == 401:
+                    challenge_headers = response.headers.getall("WWW-Authenticate", [])
+                    await self._drain(response)
+                    had_token = self._challenge is not None and self._challenge.scheme == "bearer"
+                    previous = self._challenge
+                    self._set_challenge(challenge_headers)
+                    if previous is not None and had_token:
+                        self._tokens.invalidate(previous, scopes)
+                    if not replayable:
+                        err = AuthenticationError(
+                            401, "", "authorization expired during the request", what=what
+                        )
+                        err.temporary = bool(self._challenge and self._challenge.scheme == "bearer")
+                        raise err
+                    response = await self._send(method, url, scopes, repository, headers, data, follow, what)
+                if response.status not in ok:
+                    try:
+                        raise await error_from_response(response, what)
+                    finally:
+                        response.release()
+                try:
+                    yield response
+                finally:
+                    response.release()
+            except (aiohttp.ClientError, OSError, TimeoutError) as exc:
+                raise translate_client_error(exc, what) from None
+
+    async def _send(
+        self,
+        method: str,
+        url: str,
+        scopes: tuple[str, ...],
+        repository: str | None,
+        headers: Mapping[str, str] | None,
+        data: Body,
+        follow: bool,
+        what: str,
+    ) -> aiohttp.ClientResponse:
+        registry_origin = origin_of(await self.base_url())
+        request_headers = dict(headers or {})
+        auth = await self._authorization(scopes, repository)
+        for _ in range(MAX_REDIRECTS + 1):
+            send_headers = dict(request_headers)
+            if auth and origin_of(url) == registry_origin:
+                send_headers["Authorization"] = auth
+            response = await self.session.http.request(
+                method, url, headers=send_headers, data=data, ssl=self._ssl, allow_redirects=False
+            )
+            log.debug("%s %s -> %s", method, redact_url(url), response.status)
+            location = response.headers.get("Location")
+            if follow and response.status in (301, 302, 303, 307, 308) and location:
+                await self._drain(response)
+                url = urljoin(url, location)
+                if urlsplit(url).scheme not in ("http", "https"):
+                    raise UsageError(f"{what}: redirect to an unsupported URL scheme")
+                continue
+            return response
+        raise TransportError(f"{what}: too many redirects", temporary=False)
+
+    @staticmethod
+    async def _drain(response: aiohttp.ClientResponse) -> None:
+        try:
+            await read_capped(response, 64 * 1024)
+        finally:
+            response.release()
+
+    async def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        scopes: tuple[str, ...] = (),
+        repository: str | None = None,
+        headers: Mapping[str, str] | None = None,
+        data: bytes | None = None,
+        ok: tuple[int, ...] = (200,),
+        what: str = "",
+        max_body: int = 4 * 1024 * 1024,
+        retry: RetryPolicy | None = None,
+    ) -> Response:
+        """A replayable request whose whole (capped) body is read; retried per the session policy.
+
+        Bodies larger than ``max_body`` raise :class:`~asyncsync.errors.ManifestError`-like
+        :class:`TransportError` (not temporary).
+        """
+
+        async def attempt() -> Response:
+            async with self.open(
+                method,
+                path,
+                scopes=scopes,
+                repository=repository,
+                headers=headers,
+                data=data,
+                ok=ok,
+                what=what,
+            ) as response:
+                body = b""
+                if method != "HEAD":
+                    body, truncated = await read_capped(response, max_body)
+                    if truncated:
+                        raise TransportError(
+                            f"{what or method}: response body larger than {max_body} bytes", temporary=False
+                        )
+                return Response(response.status, response.headers, body, str(response.url))
+
+        return await with_retries(retry or self.session.retry, attempt, on_retry=self._log_retry(what))
+
+    @staticmethod
+    def _log_retry(what: str) -> Any:
+        def on_retry(attempt: int, exc: BaseException, wait: float) -> None:
+            log.info("retrying %s in %.1fs after attempt %d failed: %s", what, wait, attempt, exc)
+
+        return on_retry

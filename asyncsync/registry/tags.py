@@ -1,0 +1,65 @@
+"""Tag and catalog listing, following RFC 5988 ``Link: <...>; rel="next"`` pagination."""
+
+from __future__ import annotations
+
+import re
+
+import orjson
+
+from asyncsync.errors import RegistryError
+from asyncsync.registry.auth import repository_scope
+from asyncsync.registry.client import RegistryClient
+
+_NEXT_LINK = re.compile(r'<([^>]+)>\s*;\s*rel="?next"?')
+MAX_PAGES = 10_000
+
+
+def next_link(header: str | None) -> str | None:
+    """The ``rel="next"`` target of a ``Link`` header, if any."""
+    if not header:
+        return None
+    match = _NEXT_LINK.search(header)
+    return match.group(1) if match else None
+
+
+async def _paginate(
+    client: RegistryClient, path: str, key: str, scopes: tuple[str, ...], repository: str | None, what: str
+) -> list[str]:
+    items: list[str] = []
+    url: str | None = path
+    pages = 0
+    while url is not None and pages < MAX_PAGES:
+        pages += 1
+        response = await client.request("GET", url, scopes=scopes, repository=repository, what=what)
+        try:
+            data = orjson.loads(response.body)
+        except orjson.JSONDecodeError:
+            raise RegistryError(502, "", "registry answered invalid JSON", what=what) from None
+        if not isinstance(data, dict):
+            raise RegistryError(502, "", "registry answered an unexpected document", what=what)
+        values = data.get(key) or []
+        if not isinstance(values, list):
+            raise RegistryError(502, "", f"registry answered a non-list {key!r}", what=what)
+        items.extend(str(v) for v in values)
+        link = next_link(response.headers.get("Link"))
+        url = await client.url(link) if link and link.startswith(("http://", "https://")) else link
+    return items
+
+
+async def list_tags(client: RegistryClient, repository: str) -> list[str]:
+    """All tags of a repository, in the registry's order."""
+    return await _paginate(
+        client,
+        f"/v2/{repository}/tags/list",
+        "tags",
+        (repository_scope(repository, "pull"),),
+        repository,
+        f"listing tags of {client.registry}/{repository}",
+    )
+
+
+async def list_repositories(client: RegistryClient) -> list[str]:
+    """All repositories from ``/v2/_catalog`` (often needs admin rights on real registries)."""
+    return await _paginate(
+        client, "/v2/_catalog", "repositories", ("registry:catalog:*",), None, f"listing {client.registry}"
+    )

@@ -1,0 +1,76 @@
+"""Retry policy: capped exponential backoff with full jitter, honouring ``Retry-After``.
+
+Only errors whose ``temporary`` attribute is true are retried (see ``asyncsync.errors``);
+everything else is raised at once. ``--retry-times`` / ``--retry-delay`` build the policy.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import TypeVar
+
+import anyio
+
+T = TypeVar("T")
+
+DEFAULT_ATTEMPTS = 4
+
+
+@dataclass(frozen=True, slots=True)
+class RetryPolicy:
+    """``attempts`` is the total number of tries (1 = no retry).
+
+    ``delay`` fixes the wait between tries (skopeo's ``--retry-delay``); when ``None`` the
+    wait is exponential from ``base_delay`` up to ``max_delay``, with full jitter. A server's
+    ``Retry-After`` overrides both, capped at ``max_retry_after``.
+    """
+
+    attempts: int = 4  # keep equal to DEFAULT_ATTEMPTS
+    delay: float | None = None
+    base_delay: float = 0.2
+    max_delay: float = 10.0
+    max_retry_after: float = 60.0
+
+    @classmethod
+    def from_flags(cls, retry_times: int | None, retry_delay: float | None) -> RetryPolicy:
+        attempts = DEFAULT_ATTEMPTS if retry_times is None else max(0, retry_times) + 1
+        return cls(attempts=attempts, delay=retry_delay)
+
+    def backoff(self, attempt: int, retry_after: float | None = None) -> float:
+        """Seconds to wait before try number ``attempt + 1`` (``attempt`` counts from 1)."""
+        if retry_after is not None and retry_after >= 0:
+            return min(retry_after, self.max_retry_after)
+        if self.delay is not None:
+            return self.delay
+        ceiling = min(self.max_delay, self.base_delay * (2 ** (attempt - 1)))
+        return random.uniform(ceiling / 2, ceiling)
+
+
+NO_RETRY = RetryPolicy(attempts=1)
+
+
+def is_temporary(exc: BaseException) -> bool:
+    return bool(getattr(exc, "temporary", False))
+
+
+async def with_retries(
+    policy: RetryPolicy,
+    operation: Callable[[], Awaitable[T]],
+    *,
+    on_retry: Callable[[int, BaseException, float], None] | None = None,
+) -> T:
+    """Run ``operation`` until it succeeds, fails permanently, or the attempts are used up."""
+    attempt = 1
+    while True:
+        try:
+            return await operation()
+        except Exception as exc:
+            if attempt >= policy.attempts or not is_temporary(exc):
+                raise
+            wait = policy.backoff(attempt, getattr(exc, "retry_after", None))
+            if on_retry is not None:
+                on_retry(attempt, exc, wait)
+            await anyio.sleep(wait)
+            attempt += 1

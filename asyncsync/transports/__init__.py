@@ -1,0 +1,52 @@
+"""Transport registry: ``transport:details`` names to :class:`~asyncsync.transports.base.ImageReference`.
+
+Transports register explicitly below; ``parse_image_name`` splits on the first colon.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from asyncsync.errors import InvalidReferenceError
+from asyncsync.transports.base import ImageReference
+
+ReferenceParser = Callable[[str], ImageReference]
+
+_TRANSPORTS: dict[str, ReferenceParser] = {}
+
+
+def register(name: str, parser: ReferenceParser) -> None:
+    """Make ``name:`` names parse with ``parser`` (called with the part after the colon)."""
+    _TRANSPORTS[name] = parser
+
+
+def transport_names() -> list[str]:
+    return sorted(_TRANSPORTS)
+
+
+def parse_image_name(text: str) -> ImageReference:
+    """Parse ``docker://host/repo:tag``, ``oci:/path:ref`` and friends.
+
+    Raises :class:`InvalidReferenceError` for an unknown transport or a bad name.
+    """
+    name, sep, rest = text.partition(":")
+    if not sep or not name:
+        raise InvalidReferenceError(
+            f"invalid image name {text!r}: expected TRANSPORT:NAME, e.g. docker://registry.example/repo:tag"
+        )
+    parser = _TRANSPORTS.get(name)
+    if parser is None:
+        known = ", ".join(transport_names())
+        raise InvalidReferenceError(
+            f"invalid image name {text!r}: unknown transport {name!r} (known: {known})"
+        )
+    return parser(rest)
+
+
+def _register_builtin() -> None:
+    from asyncsync.transports.docker.reference import parse_docker_reference
+
+    register("docker", parse_docker_reference)
+
+
+_register_builtin()

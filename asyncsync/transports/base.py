@@ -1,0 +1,199 @@
+"""The transport interfaces: ImageReference, ImageSource, ImageDestination (as containers/image).
+
+The copy engine depends only on this module. Each transport lives in its own subpackage with
+``reference.py``, ``source.py`` and ``destination.py``, and is registered explicitly in
+``asyncsync.transports``.
+
+Contracts every implementation keeps:
+
+* ``ImageSource.get_manifest(None)`` returns the manifest the reference names (possibly an
+  index); ``get_manifest(digest)`` returns a child manifest of that index, bytes unchanged.
+* ``ImageSource.open_blob`` yields the blob's bytes as a stream; it does NOT verify them
+  (the copy engine wraps every stream in :func:`asyncsync.digest.verified_chunks`).
+* ``ImageDestination.try_reuse_blob`` returns a :class:`ReuseResult` or ``None``; an expected
+  "no" (blob absent, mount refused) is ``None``, never an exception.
+* ``ImageDestination.put_blob`` consumes the verified stream; if the stream raises, nothing
+  is committed and partial data is deleted or abandoned (never visible as the blob).
+* Blobs MUST be put before a manifest that references them, child manifests before their
+  index, and the tag (``put_manifest(..., instance=None)``) last; ``commit()`` makes a local
+  destination's result visible atomically (registries need nothing there).
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Sequence
+from contextlib import AbstractAsyncContextManager
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
+
+from asyncsync.digest import Digest
+from asyncsync.manifest import Descriptor
+from asyncsync.reference import ImageName
+
+if TYPE_CHECKING:
+    from asyncsync.limits import BlobLimiter
+    from asyncsync.registry.client import RegistryOptions, RegistrySession
+    from asyncsync.retry import RetryPolicy
+
+
+@dataclass(frozen=True, slots=True)
+class SideOptions:
+    """Per-side settings from skopeo's ``--src-*`` / ``--dest-*`` flags.
+
+    ``registry`` applies to ``docker://``; the rest to the local transports that use them.
+    """
+
+    registry: RegistryOptions
+    shared_blob_dir: str | None = None
+    compress: bool = False
+    decompress: bool = False
+    daemon_host: str | None = None
+    additional_tags: tuple[str, ...] = ()
+
+
+@dataclass(slots=True)
+class TransportContext:
+    """What a transport may use: the run's registry session, retry policy, blob limiter, options."""
+
+    session: RegistrySession
+    options: SideOptions
+    retry: RetryPolicy
+    blob_limiter: BlobLimiter | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class BlobLocation:
+    """Where a blob is known to live: a repository on a registry (a cross-repo mount source)."""
+
+    registry: str
+    repository: str
+
+
+class ReuseKind(Enum):
+    EXISTS = "already exists"
+    MOUNTED = "mounted"
+
+
+@dataclass(frozen=True, slots=True)
+class ReuseResult:
+    """A blob the destination already has (``EXISTS``) or obtained without upload (``MOUNTED``)."""
+
+    kind: ReuseKind
+    size: int
+    mounted_from: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Capabilities:
+    """What a side can do, for the copy engine's choices."""
+
+    #: The source can resume a broken blob read at an offset (HTTP Range).
+    ranged_reads: bool = False
+    #: Manifest media types the destination accepts; ``None`` = any.
+    manifest_types: tuple[str, ...] | None = None
+    #: Destination supports cross-repo mounts (registries).
+    mounts: bool = False
+    #: Destination can hold an index with its children (not true of docker-archive).
+    multi_image: bool = True
+    #: Destination stores manifests by digest so digests are preserved.
+    preserves_digests: bool = True
+
+
+@runtime_checkable
+class ImageReference(Protocol):
+    """A parsed ``transport:details`` name."""
+
+    @property
+    def transport_name(self) -> str: ...
+
+    def within_transport(self) -> str:
+        """The part after ``transport:`` (``//host/repo:tag`` for docker)."""
+        ...
+
+    def docker_reference(self) -> ImageName | None:
+        """The Docker reference this names, if any (docker:, and tagged archives)."""
+        ...
+
+    async def new_source(self, ctx: TransportContext) -> ImageSource: ...
+
+    async def new_destination(self, ctx: TransportContext) -> ImageDestination: ...
+
+    async def delete(self, ctx: TransportContext) -> list[str]:
+        """Delete the image; returns human-readable notes (e.g. other tags removed with it)."""
+        ...
+
+
+@runtime_checkable
+class ImageSource(Protocol):
+    """Reads one image (and, for an index, its children)."""
+
+    @property
+    def reference(self) -> ImageReference: ...
+
+    @property
+    def capabilities(self) -> Capabilities: ...
+
+    async def get_manifest(self, instance: Digest | None = None) -> tuple[bytes, str]:
+        """``(raw bytes, media type)`` of the named manifest, or of child ``instance``."""
+        ...
+
+    def open_blob(
+        self, blob: Descriptor, offset: int = 0
+    ) -> AbstractAsyncContextManager[AsyncIterator[bytes]]:
+        """Stream a blob's bytes from ``offset``; unverified (the engine verifies)."""
+        ...
+
+    def blob_locations(self) -> Sequence[BlobLocation]:
+        """Where this source's blobs live, usable as mount sources on the same registry."""
+        ...
+
+    async def list_tags(self) -> list[str]:
+        """Tags of the repository/layout this source reads (for sync expansion)."""
+        ...
+
+    async def close(self) -> None: ...
+
+
+@runtime_checkable
+class ImageDestination(Protocol):
+    """Writes one image. Blobs first, then child manifests, then the index/tag, then commit."""
+
+    @property
+    def reference(self) -> ImageReference: ...
+
+    @property
+    def capabilities(self) -> Capabilities: ...
+
+    async def try_reuse_blob(
+        self, blob: Descriptor, candidates: Sequence[BlobLocation] = ()
+    ) -> ReuseResult | None:
+        """Check presence, then try mounting from ``candidates``; ``None`` if neither worked."""
+        ...
+
+    async def put_blob(self, blob: Descriptor, chunks: AsyncIterator[bytes]) -> None:
+        """Store a blob from a verified stream; on any error nothing is committed."""
+        ...
+
+    async def put_manifest(self, raw: bytes, media_type: str, instance: Digest | None = None) -> Digest:
+        """Store manifest bytes unchanged: by digest for a child (``instance``), else at the reference."""
+        ...
+
+    async def commit(self) -> None:
+        """Make the written image visible (atomic for local stores; no-op for registries)."""
+        ...
+
+    async def close(self) -> None: ...
+
+
+@dataclass(slots=True)
+class CopyStats:
+    """Counters a copy fills in; summed by the sync report."""
+
+    blobs_copied: int = 0
+    blobs_existing: int = 0
+    blobs_mounted: int = 0
+    bytes_uploaded: int = 0
+    bytes_reused: int = 0
+    manifests_written: int = 0
+    notes: list[str] = field(default_factory=list)

@@ -1,0 +1,1 @@
+"""The ``docker://`` transport: images in a registry speaking the Distribution API."""
