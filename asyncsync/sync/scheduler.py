@@ -77,7 +77,9 @@ class _Pool(Generic[J, R]):
         self.control = control
         self.stats = PoolStatistics(parallel=parallel)
 
-    async def produce(self, jobs: Iterable[J] | AsyncIterable[J], send: anyio.abc.ObjectSendStream[J]) -> None:
+    async def produce(
+        self, jobs: Iterable[J] | AsyncIterable[J], send: anyio.abc.ObjectSendStream[J]
+    ) -> None:
         async with send:
             if isinstance(jobs, AsyncIterable):
                 async for job in jobs:

@@ -84,7 +84,9 @@ async def test_abort_cancels_in_flight_jobs() -> None:
         return job
 
     with anyio.fail_after(5):
-        await run_pool(range(5), worker, parallel=3, control=control, on_result=lambda j, r: finished.append(j))
+        await run_pool(
+            range(5), worker, parallel=3, control=control, on_result=lambda j, r: finished.append(j)
+        )
     assert finished == [0]
 
 
