@@ -115,7 +115,10 @@ class TLSError(TransportError):
         super().__init__(message, temporary=False)
 
 
-_TEMPORARY_CODES = frozenset({"TOOMANYREQUESTS", "UNAVAILABLE"})
+# MANIFEST_BLOB_UNKNOWN is temporary because distribution 2.8 answers it for a blob that was
+# just linked by a concurrent push to the same repository (seen on our test bed); a retry
+# after a short backoff succeeds, and a blob that is really missing fails after the budget.
+_TEMPORARY_CODES = frozenset({"TOOMANYREQUESTS", "UNAVAILABLE", "MANIFEST_BLOB_UNKNOWN"})
 
 
 class RegistryError(AsyncSyncError):

@@ -360,8 +360,9 @@ class TokenService:
         user: str | None = None
         granted: tuple[Scope, ...] = ()
         try:
-            user, body = self._answer(request, form, raw_scopes, service, grant_type, client_id, offline)
-            granted = body.pop("_granted")
+            user, body, granted = self._answer(
+                request, form, raw_scopes, service, grant_type, client_id, offline
+            )
             status = 200
             response = web.json_response(body)
         except _Refused as refused:
@@ -396,7 +397,8 @@ class TokenService:
         grant_type: str | None,
         client_id: str | None,
         offline: bool,
-    ) -> tuple[str | None, dict[str, Any]]:
+    ) -> tuple[str | None, dict[str, Any], tuple[Scope, ...]]:
+        """Authenticate the request and build the 200 answer; raises :class:`_Refused` otherwise."""
         try:
             _merge_scopes(raw_scopes)
         except ValueError as exc:
@@ -434,5 +436,4 @@ class TokenService:
             body["scope"] = " ".join(str(scope) for scope in granted)
         if refresh_token is not None:
             body["refresh_token"] = refresh_token
-        body["_granted"] = granted
-        return user, body
+        return user, body, granted

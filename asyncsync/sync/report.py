@@ -1,0 +1,152 @@
+"""The sync report: one result per image, run totals, and how they are written.
+
+:class:`SyncReport` collects :class:`ImageResult` values as the scheduler delivers them and
+renders the final summary (human text) or a JSON document (``--report FILE.json``). It
+holds no credentials: image names and one-line error messages only (errors are already
+redacted by the error tree).
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import time
+from collections import Counter
+from dataclasses import asdict, dataclass, field
+from enum import Enum
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from asyncsync.limits import HostStatistics
+
+
+class Outcome(str, Enum):
+    COPIED = "copied"
+    SKIPPED = "skipped"
+    FAILED = "failed"
+
+
+@dataclass(frozen=True, slots=True)
+class ImageResult:
+    """What happened to one planned image."""
+
+    source: str
+    destination: str
+    outcome: Outcome
+    reason: str = ""
+    digest: str = ""
+    seconds: float = 0.0
+    attempts: int = 1
+    bytes_uploaded: int = 0
+    bytes_reused: int = 0
+    blobs_copied: int = 0
+    blobs_mounted: int = 0
+    blobs_existing: int = 0
+    origin: str = ""
+
+
+@dataclass(slots=True)
+class SyncReport:
+    """Accumulates results; ``started`` is wall-clock time of the run start."""
+
+    started: float = field(default_factory=time.time)
+    finished: float | None = None
+    results: list[ImageResult] = field(default_factory=list)
+    requests_per_host: dict[str, int] = field(default_factory=dict)
+    plan_errors: list[str] = field(default_factory=list)
+    stopped_reason: str = ""
+
+    def add(self, result: ImageResult) -> None:
+        self.results.append(result)
+
+    def finish(self, host_stats: list[HostStatistics]) -> None:
+        self.finished = time.time()
+        self.requests_per_host = {s.host: s.requests for s in host_stats}
+
+    @property
+    def counts(self) -> Counter[Outcome]:
+        return Counter(r.outcome for r in self.results)
+
+    @property
+    def failed(self) -> list[ImageResult]:
+        return [r for r in self.results if r.outcome is Outcome.FAILED]
+
+    @property
+    def ok(self) -> bool:
+        return not self.failed and not self.plan_errors and not self.stopped_reason
+
+    @property
+    def wall_seconds(self) -> float:
+        return (self.finished or time.time()) - self.started
+
+    @property
+    def bytes_uploaded(self) -> int:
+        return sum(r.bytes_uploaded for r in self.results)
+
+    @property
+    def bytes_reused(self) -> int:
+        return sum(r.bytes_reused for r in self.results)
+
+    def to_json(self) -> bytes:
+        counts = self.counts
+        document: dict[str, Any] = {
+            "summary": {
+                "copied": counts[Outcome.COPIED],
+                "skipped": counts[Outcome.SKIPPED],
+                "failed": counts[Outcome.FAILED],
+                "plan_errors": len(self.plan_errors),
+                "bytes_uploaded": self.bytes_uploaded,
+                "bytes_saved_by_reuse": self.bytes_reused,
+                "requests_per_registry": self.requests_per_host,
+                "wall_seconds": round(self.wall_seconds, 3),
+                "stopped": self.stopped_reason,
+            },
+            "plan_errors": self.plan_errors,
+            "images": [{**asdict(r), "outcome": r.outcome.value} for r in self.results],
+        }
+        return orjson.dumps(document, option=orjson.OPT_INDENT_2)
+
+    def write_json(self, path: str | os.PathLike[str]) -> None:
+        """Write the JSON report atomically (temp file in the same directory, then rename)."""
+        target = Path(path)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=".report-", dir=target.parent)
+        try:
+            with os.fdopen(fd, "wb") as handle:
+                handle.write(self.to_json() + b"\n")
+            os.replace(tmp, target)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+
+    def summary_lines(self) -> list[str]:
+        counts = self.counts
+        lines = [
+            f"Synced {len(self.results)} images in {self.wall_seconds:.1f}s: "
+            f"{counts[Outcome.COPIED]} copied, {counts[Outcome.SKIPPED]} skipped, {counts[Outcome.FAILED]} failed",
+            f"Uploaded {human_bytes(self.bytes_uploaded)}; saved {human_bytes(self.bytes_reused)} "
+            "by reusing blobs already at the destination (existing or mounted)",
+        ]
+        if self.requests_per_host:
+            per_host = ", ".join(f"{host}: {n}" for host, n in sorted(self.requests_per_host.items()))
+            lines.append(f"HTTP requests: {per_host}")
+        skipped = Counter(r.reason for r in self.results if r.outcome is Outcome.SKIPPED)
+        for reason, n in sorted(skipped.items()):
+            lines.append(f"  skipped {n}: {reason}")
+        for error in self.plan_errors:
+            lines.append(f"  plan error: {error}")
+        for result in self.failed:
+            lines.append(f"  FAILED {result.source} -> {result.destination}: {result.reason}")
+        if self.stopped_reason:
+            lines.append(f"Stopped early: {self.stopped_reason}")
+        return lines
+
+
+def human_bytes(size: float) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if size < 1024 or unit == "GiB":
+            return f"{size:.1f} {unit}" if unit != "B" else f"{int(size)} B"
+        size /= 1024
+    return f"{size:.1f} TiB"  # pragma: no cover - loop always returns
