@@ -100,8 +100,9 @@ def may_send_basic_to(url: str, registry_url: str) -> bool:
         return True
     if target[0] == "https":
         return True
-    # Plain-http realm: only when the registry itself is plain http on the same host name.
-    return registry[0] == "http" and target[1] == registry[1]
+    # A plain-http realm only for a plain-http registry: the user already sends these credentials
+    # in clear (the registry chose the realm); an https registry must not leak them to plain http.
+    return registry[0] == "http"
 
 
 @dataclass(slots=True)
