@@ -150,7 +150,9 @@ class FaultProxy:
         holder: list[_Listener] = []
 
         async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-            await self._connection(reader, writer, holder[0])
+            # Swallow the shutdown's cancellation: asyncio logs an error for a cancelled handler task.
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._connection(reader, writer, holder[0])
 
         server = await asyncio.start_server(handle, host, 0, ssl=server_ssl, limit=256 * 1024)
         port = server.sockets[0].getsockname()[1]
