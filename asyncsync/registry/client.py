@@ -18,6 +18,7 @@ and in the copy engine (streamed blobs).
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections.abc import AsyncIterable, AsyncIterator, Mapping
 from contextlib import asynccontextmanager
@@ -275,9 +276,14 @@ class RegistryClient:
             separator = "&" if "?" in realm else "?"
             method, url, data = "GET", realm + separator + urlencode(query), None
         realm_host = urlsplit(realm).netloc
+        # The exchange that needs this token already holds a slot of the registry's host; a realm
+        # on that same host (Harbor, Quay) must not take a second one from the same task.
+        realm_slot = (
+            contextlib.nullcontext() if realm_host == self.host else self.session.limiters.hold(realm_host)
+        )
         try:
             async with (
-                self.session.limiters.hold(realm_host),
+                realm_slot,
                 self.session.http.request(
                     method, url, headers=headers, data=data, ssl=self._ssl, allow_redirects=False
                 ) as response,
