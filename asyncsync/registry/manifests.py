@@ -58,7 +58,8 @@ async def get_manifest(
             max_body=MAX_MANIFEST_SIZE,
         )
     except TransportError as exc:
-        if "larger than" in str(exc):
+        # Only the manifest body's own cap; an oversized token answer must keep its own message.
+        if "response body larger than" in str(exc):
             raise ManifestError(f"{what}: manifest is larger than {MAX_MANIFEST_SIZE} bytes") from None
         raise
     raw = response.body
