@@ -14,7 +14,9 @@ import ssl
 from collections.abc import Iterator
 from pathlib import Path
 
+import anyio
 import pytest
+from aiohttp import web
 
 from asyncsync.errors import RegistryError
 from asyncsync.registry.auth import may_send_basic_to
@@ -197,3 +199,40 @@ async def test_basic_credentials_reach_a_foreign_realm_only_when_allowed(
 )
 def test_basic_origin_rule(target: str, registry: str, allowed: bool) -> None:
     assert may_send_basic_to(target, registry) is allowed
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("limit", [1, 4])
+async def test_token_realm_on_the_registrys_own_host(limit: int) -> None:
+    """Harbor and Quay serve the token realm from the registry's own host: Basic goes there, and the
+    token fetch must not try to take a second request slot of that host from the same task."""
+    seen: list[str | None] = []
+
+    async def ping(request: web.Request) -> web.Response:
+        challenge = f'Bearer realm="http://{request.host}/service/token",service="harbor"'
+        return web.json_response({}, status=401, headers={"WWW-Authenticate": challenge})
+
+    async def token(request: web.Request) -> web.Response:
+        seen.append(request.headers.get("Authorization"))
+        return web.json_response({"token": "harbor-token", "expires_in": 300})
+
+    async def tags(request: web.Request) -> web.Response:
+        if request.headers.get("Authorization") != "Bearer harbor-token":
+            return web.json_response({}, status=401)
+        return web.json_response({"name": "project/app", "tags": ["v1"]})
+
+    app = web.Application()
+    app.router.add_get("/v2/", ping)
+    app.router.add_get("/service/token", token)
+    app.router.add_get("/v2/project/app/tags/list", tags)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", 0).start()
+    host = f"127.0.0.1:{runner.addresses[0][1]}"
+    try:
+        with anyio.fail_after(10):
+            async with registry_client(host, username="alice", password="canary-pw", limit=limit) as client:
+                assert await list_tags(client, "project/app") == ["v1"]
+    finally:
+        await runner.cleanup()
+    assert seen and all(value is not None and value.startswith("Basic ") for value in seen)
