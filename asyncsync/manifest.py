@@ -215,7 +215,10 @@ def manifest_digest(raw: bytes) -> Digest:
     except orjson.JSONDecodeError:
         return Digest.of(raw)
     if isinstance(data, dict) and data.get("schemaVersion") == 1 and data.get("signatures"):
-        return Digest.of(_schema1_payload(raw, data))
+        try:
+            return Digest.of(_schema1_payload(raw, data))
+        except (KeyError, IndexError, TypeError, AttributeError, ValueError, orjson.JSONDecodeError):
+            raise ManifestError("signed schema 1 manifest has an invalid signature header") from None
     return Digest.of(raw)
 
 

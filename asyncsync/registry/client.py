@@ -292,7 +292,10 @@ class RegistryClient:
                     err = await error_from_response(response, what)
                     if response.status in (401, 403):
                         raise AuthenticationError(
-                            401, err.code, "authentication failed (check username and password)", what=what
+                            401,
+                            err.code or "UNAUTHORIZED",
+                            "authentication failed (check username and password)",
+                            what=what,
                         )
                     raise err
                 body, truncated = await read_capped(response, MAX_TOKEN_BODY)
@@ -350,7 +353,7 @@ class RegistryClient:
         async with self.session.limiters.hold(self.host):
             try:
                 response = await self._send(method, url, scopes, repository, headers, data, follow, what)
-                if response.status == 401:
+                if response.status == 401 and self._replay_may_help(response):
                     challenge_headers = response.headers.getall("WWW-Authenticate", [])
                     await self._drain(response)
                     had_token = self._challenge is not None and self._challenge.scheme == "bearer"
@@ -376,6 +379,15 @@ class RegistryClient:
                     response.release()
             except (aiohttp.ClientError, OSError, TimeoutError) as exc:
                 raise translate_client_error(exc, what) from None
+
+    def _replay_may_help(self, response: aiohttp.ClientResponse) -> bool:
+        """Whether a 401 is worth one replay: a bearer token can be refreshed and a new challenge
+        learned, but the same Basic (or no) challenge again means the credentials are wrong, and
+        replaying would only repeat the refusal (and count against lockout policies)."""
+        if self._challenge is None or self._challenge.scheme == "bearer":
+            return True
+        challenges = [c for h in response.headers.getall("WWW-Authenticate", []) for c in parse_challenges(h)]
+        return not any(c == self._challenge for c in challenges)
 
     async def _send(
         self,

@@ -34,7 +34,8 @@ def translate_client_error(exc: BaseException, what: str) -> AsyncSyncError:
     if isinstance(exc, aiohttp.ClientConnectorCertificateError):
         return TLSError(f"{what}: TLS certificate verification failed: {exc.certificate_error}{_TLS_HINT}")
     if isinstance(exc, aiohttp.ClientSSLError | ssl.SSLError):
-        reason = getattr(exc, "reason", None) or type(exc).__name__
+        os_error = getattr(exc, "os_error", None)  # aiohttp wraps the ssl.SSLError here
+        reason = getattr(exc, "reason", None) or getattr(os_error, "reason", None) or type(exc).__name__
         return TLSError(f"{what}: TLS handshake failed: {reason}{_TLS_HINT}")
     if isinstance(exc, TimeoutError | asyncio.TimeoutError | aiohttp.ServerTimeoutError):
         return TransportError(f"{what}: timed out")

@@ -46,11 +46,16 @@ async def _paginate(
     return items
 
 
-async def list_tags(client: RegistryClient, repository: str) -> list[str]:
-    """All tags of a repository, in the registry's order."""
+async def list_tags(client: RegistryClient, repository: str, *, page_size: int | None = None) -> list[str]:
+    """All tags of a repository, in the registry's order, following every ``Link`` page.
+
+    ``page_size`` asks for pages of at most that many tags (``?n=``); the registry chooses
+    when it is ``None``. Registries that ignore ``n`` still work: pages are followed by ``Link``.
+    """
+    query = f"?n={page_size}" if page_size is not None and page_size > 0 else ""
     return await _paginate(
         client,
-        f"/v2/{repository}/tags/list",
+        f"/v2/{repository}/tags/list{query}",
         "tags",
         (repository_scope(repository, "pull"),),
         repository,
