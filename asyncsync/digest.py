@@ -17,7 +17,7 @@ from typing import Any
 from asyncsync.errors import DigestMismatchError, InvalidReferenceError
 
 _HEX_LENGTHS = {"sha256": 64, "sha512": 128}
-_DIGEST_RE = re.compile(r"^(sha256|sha512):([a-f0-9]+)$")
+_DIGEST_RE = re.compile(r"^(sha256|sha512):([a-f0-9]+)\Z")
 
 
 @dataclass(frozen=True, slots=True)

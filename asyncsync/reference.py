@@ -28,11 +28,11 @@ OFFICIAL_REPO_PREFIX = "library/"
 DEFAULT_TAG = "latest"
 NAME_TOTAL_LENGTH_MAX = 255
 
-_PATH_COMPONENT = re.compile(r"^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*$")
-_DOMAIN_LABEL = re.compile(r"^(?:[a-zA-Z0-9]|[a-zA-Z0-9][a-zA-Z0-9-]*[a-zA-Z0-9])$")
-_IPV6 = re.compile(r"^\[[0-9a-fA-F:.]+\]$")
-_PORT = re.compile(r"^[0-9]+$")
-TAG_PATTERN = re.compile(r"^[\w][\w.-]{0,127}$", re.ASCII)
+_PATH_COMPONENT = re.compile(r"^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*\Z")
+_DOMAIN_LABEL = re.compile(r"^(?:[a-zA-Z0-9]|[a-zA-Z0-9][a-zA-Z0-9-]*[a-zA-Z0-9])\Z")
+_IPV6 = re.compile(r"^\[[0-9a-fA-F:.]+\]\Z")
+_PORT = re.compile(r"^[0-9]+\Z")
+TAG_PATTERN = re.compile(r"^[\w][\w.-]{0,127}\Z", re.ASCII)
 
 
 @dataclass(frozen=True, slots=True)
