@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import logging
 import os
 import stat
 import subprocess
@@ -196,6 +197,7 @@ def lookup_credentials(
         data = _load_json(path)
         if data is None:
             continue
+        _warn_once_if_exposed(path)
         helpers = data.get("credHelpers") or {}
         if isinstance(helpers, dict):
             for key, helper in helpers.items():
@@ -216,6 +218,20 @@ def lookup_credentials(
             if creds:
                 return creds
     return None
+
+
+_WARNED: set[Path] = set()
+
+
+def _warn_once_if_exposed(path: Path) -> None:
+    """Log :func:`warn_if_exposed`'s text on the ``asyncsync`` logger, once per file per process
+    (the CLI shows warnings on stderr; a sync looks credentials up once per registry)."""
+    if path in _WARNED:
+        return
+    warning = warn_if_exposed(path)
+    if warning is not None:
+        _WARNED.add(path)
+        logging.getLogger("asyncsync").warning("%s", warning.removeprefix("warning: "))
 
 
 def warn_if_exposed(path: Path) -> str | None:
