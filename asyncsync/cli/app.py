@@ -42,7 +42,7 @@ def global_options(
 
 
 #: Command modules; each adds its commands to ``app`` when imported.
-COMMAND_MODULES: tuple[str, ...] = ()
+COMMAND_MODULES: tuple[str, ...] = ("copy_command",)
 
 
 def _register_commands() -> None:

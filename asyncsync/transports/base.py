@@ -50,6 +50,10 @@ class SideOptions:
     decompress: bool = False
     daemon_host: str | None = None
     additional_tags: tuple[str, ...] = ()
+    #: Upload blobs to a registry in chunks of this many bytes (``--chunk-size``); ``None`` = monolithic.
+    chunk_size: int | None = None
+    #: Blobs larger than this are uploaded in chunks even without ``chunk_size`` (per registry).
+    chunked_threshold: int | None = None
 
 
 @dataclass(slots=True)

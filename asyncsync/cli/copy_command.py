@@ -1,0 +1,335 @@
+"""``asyncsync copy SOURCE-IMAGE DESTINATION-IMAGE``: skopeo copy, with concurrent blob transfers.
+
+Flags follow skopeo copy (``--src-*`` / ``--dest-*`` registry flags from
+:mod:`asyncsync.cli.common`, ``--multi-arch``/``--all``, ``--format``, ``--digestfile``, ...).
+Progress goes to stdout as skopeo's does: rich bars on a terminal, plain lines otherwise,
+nothing with ``--quiet``. Errors are one line on stderr with a non-zero exit.
+"""
+
+from __future__ import annotations
+
+import re
+import sys
+from pathlib import Path
+from typing import Annotated, Literal, cast
+
+import typer
+from rich.console import Console
+
+from asyncsync.cli._run import run
+from asyncsync.cli.app import app
+from asyncsync.cli.common import (
+    RegistryFlags,
+    SkopeoCommand,
+    authfile_option,
+    cert_dir_option,
+    creds_option,
+    no_creds_option,
+    password_option,
+    registry_token_option,
+    retry_delay_option,
+    retry_policy,
+    retry_times_option,
+    tls_verify_option,
+    username_option,
+)
+from asyncsync.copy import (
+    BlobCoordinator,
+    CopyEnvironment,
+    CopyOptions,
+    CopyProgress,
+    CopyResult,
+    NullProgress,
+    PlainProgress,
+    RichProgress,
+    copy_image,
+)
+from asyncsync.errors import LocalStorageError, UsageError
+from asyncsync.limits import DEFAULT_REQUESTS_PER_HOST, BlobLimiter, HostLimiters
+from asyncsync.manifest import Platform, host_platform
+from asyncsync.registry.client import RegistryOptions, RegistrySession
+from asyncsync.retry import RetryPolicy
+from asyncsync.transports import parse_image_name
+from asyncsync.transports.base import SideOptions, TransportContext
+
+DEFAULT_PARALLEL_COPIES = 6
+_SIZE = re.compile(r"^\s*(\d+)\s*([kmg]i?b?|b)?\s*$", re.IGNORECASE)
+_UNITS = {"": 1, "b": 1, "k": 1000, "m": 1000**2, "g": 1000**3, "ki": 1024, "mi": 1024**2, "gi": 1024**3}
+_IMAGE_PANEL = "Image options"
+
+
+def parse_size(text: str, flag: str) -> int:
+    """Bytes from ``8388608``, ``8MiB``, ``8Mi``, ``8MB``, ``8M`` (decimal for M/MB, binary for Mi/MiB)."""
+    match = _SIZE.match(text)
+    if match is None:
+        raise UsageError(f"{flag}: invalid size {text!r} (e.g. 8MiB, 5M, 1048576)")
+    unit = (match.group(2) or "").lower().removesuffix("b")
+    size = int(match.group(1)) * _UNITS[unit]
+    if size <= 0:
+        raise UsageError(f"{flag}: size must be positive")
+    return size
+
+
+def platform_from_flags(os: str | None, arch: str | None, variant: str | None) -> Platform | None:
+    """The instance to copy from an index, or ``None`` for this host's platform.
+
+    Overriding the architecture drops the host's variant unless a variant is given too.
+    """
+    if os is None and arch is None and variant is None:
+        return None
+    host = host_platform()
+    return Platform(
+        os=os or host.os,
+        architecture=arch or host.architecture,
+        variant=variant if variant else (None if arch else host.variant),
+    )
+
+
+def copy_options(
+    multi_arch: str | None,
+    all_images: bool,
+    fmt: str | None,
+    preserve_digests: bool,
+    remove_signatures: bool,
+    platform: Platform | None,
+) -> CopyOptions:
+    """Validated :class:`CopyOptions` from the image flags."""
+    if all_images and multi_arch not in (None, "all"):
+        raise UsageError(f"--all and --multi-arch={multi_arch} cannot be used together")
+    mode = "all" if all_images else (multi_arch or "system")
+    if mode not in ("system", "all", "index-only"):
+        raise UsageError(f"--multi-arch: unknown value {mode!r} (system, all or index-only)")
+    if fmt is not None:
+        fmt = fmt.lower()
+        if fmt == "v2s1":
+            raise UsageError("--format v2s1: Docker schema 1 is not supported as a destination format")
+        if fmt not in ("oci", "v2s2"):
+            raise UsageError(f"--format: unknown manifest type {fmt!r} (oci or v2s2)")
+    return CopyOptions(
+        multi_arch=cast(Literal["system", "all", "index-only"], mode),
+        platform=platform,
+        format=cast(Literal["oci", "v2s2"] | None, fmt),
+        preserve_digests=preserve_digests,
+        remove_signatures=remove_signatures,
+    )
+
+
+def make_progress(quiet: bool) -> CopyProgress:
+    """Nothing with ``--quiet``; rich bars on a terminal; skopeo's plain lines otherwise."""
+    if quiet:
+        return NullProgress()
+    if sys.stdout.isatty():
+        return RichProgress(Console())
+    return PlainProgress(sys.stdout)
+
+
+async def run_copy(
+    source: str,
+    destination: str,
+    options: CopyOptions,
+    source_registry: RegistryOptions,
+    destination_registry: RegistryOptions,
+    *,
+    retry: RetryPolicy,
+    parallel: int,
+    chunk_size: int | None,
+    progress: CopyProgress,
+) -> CopyResult:
+    """Copy ``source`` to ``destination``: the whole ``copy`` command minus flag parsing."""
+    src_ref, dst_ref = parse_image_name(source), parse_image_name(destination)
+    blob_limiter = BlobLimiter(parallel)
+    # A streamed transfer holds a slot on the source host and one on the destination host; with
+    # more slots per host than blobs in flight, those pairs can never all wait on each other.
+    limiters = HostLimiters(default_limit=max(DEFAULT_REQUESTS_PER_HOST, parallel + 1))
+    env = CopyEnvironment(
+        blob_limiter=blob_limiter, retry=retry, coordinator=BlobCoordinator(), progress=progress
+    )
+    async with RegistrySession(limiters=limiters, retry=retry) as session:
+        src_ctx = TransportContext(session, SideOptions(registry=source_registry), retry, blob_limiter)
+        dst_ctx = TransportContext(
+            session, SideOptions(registry=destination_registry, chunk_size=chunk_size), retry, blob_limiter
+        )
+        src = await src_ref.new_source(src_ctx)
+        try:
+            dst = await dst_ref.new_destination(dst_ctx)
+            try:
+                if isinstance(progress, RichProgress):
+                    with progress:
+                        return await copy_image(src, dst, options, env)
+                return await copy_image(src, dst, options, env)
+            finally:
+                await dst.close()
+        finally:
+            await src.close()
+
+
+@app.command("copy", cls=SkopeoCommand)
+def copy_command(
+    source: Annotated[str, typer.Argument(metavar="SOURCE-IMAGE", help="e.g. docker://host/repo:tag")],
+    destination: Annotated[
+        str, typer.Argument(metavar="DESTINATION-IMAGE", help="e.g. docker://host/repo:tag")
+    ],
+    authfile: Annotated[str | None, authfile_option()] = None,
+    src_authfile: Annotated[str | None, authfile_option("src-")] = None,
+    dest_authfile: Annotated[str | None, authfile_option("dest-")] = None,
+    src_creds: Annotated[str | None, creds_option("src-")] = None,
+    dest_creds: Annotated[str | None, creds_option("dest-")] = None,
+    src_username: Annotated[str | None, username_option("src-")] = None,
+    src_password: Annotated[str | None, password_option("src-")] = None,
+    dest_username: Annotated[str | None, username_option("dest-")] = None,
+    dest_password: Annotated[str | None, password_option("dest-")] = None,
+    src_tls_verify: Annotated[bool, tls_verify_option("src-")] = True,
+    dest_tls_verify: Annotated[bool, tls_verify_option("dest-")] = True,
+    src_cert_dir: Annotated[str | None, cert_dir_option("src-")] = None,
+    dest_cert_dir: Annotated[str | None, cert_dir_option("dest-")] = None,
+    src_no_creds: Annotated[bool, no_creds_option("src-")] = False,
+    dest_no_creds: Annotated[bool, no_creds_option("dest-")] = False,
+    src_registry_token: Annotated[str | None, registry_token_option("src-")] = None,
+    dest_registry_token: Annotated[str | None, registry_token_option("dest-")] = None,
+    digestfile: Annotated[
+        Path | None,
+        typer.Option("--digestfile", metavar="PATH", help="Write the digest of the pushed image to PATH."),
+    ] = None,
+    quiet: Annotated[
+        bool, typer.Option("--quiet", "-q", help="Suppress output information when copying images.")
+    ] = False,
+    image_parallel_copies: Annotated[
+        int,
+        typer.Option(
+            "--image-parallel-copies", metavar="N", min=1, help="Maximum number of blobs copied in parallel."
+        ),
+    ] = DEFAULT_PARALLEL_COPIES,
+    remove_signatures: Annotated[
+        bool,
+        typer.Option(
+            "--remove-signatures",
+            help="Do not copy signatures (accepted for compatibility: asyncsync copies no signatures yet).",
+            rich_help_panel=_IMAGE_PANEL,
+        ),
+    ] = False,
+    multi_arch: Annotated[
+        str | None,
+        typer.Option(
+            "--multi-arch",
+            metavar="system|all|index-only",
+            help="For a multi-arch image: copy the host platform's image (system, default), every image "
+            "and the index (all), or the index alone (index-only).",
+            rich_help_panel=_IMAGE_PANEL,
+        ),
+    ] = None,
+    all_images: Annotated[
+        bool,
+        typer.Option(
+            "--all",
+            "-a",
+            help="Copy every image of a multi-arch image (--multi-arch=all).",
+            rich_help_panel=_IMAGE_PANEL,
+        ),
+    ] = False,
+    override_os: Annotated[
+        str | None,
+        typer.Option(
+            "--override-os",
+            metavar="OS",
+            help="Pick this OS from a multi-arch image.",
+            rich_help_panel=_IMAGE_PANEL,
+        ),
+    ] = None,
+    override_arch: Annotated[
+        str | None,
+        typer.Option(
+            "--override-arch",
+            metavar="ARCH",
+            help="Pick this architecture from a multi-arch image.",
+            rich_help_panel=_IMAGE_PANEL,
+        ),
+    ] = None,
+    override_variant: Annotated[
+        str | None,
+        typer.Option(
+            "--override-variant",
+            metavar="VARIANT",
+            help="Pick this variant from a multi-arch image.",
+            rich_help_panel=_IMAGE_PANEL,
+        ),
+    ] = None,
+    fmt: Annotated[
+        str | None,
+        typer.Option(
+            "--format",
+            "-f",
+            metavar="oci|v2s2",
+            help="Convert manifests to this type (digests change).",
+            rich_help_panel=_IMAGE_PANEL,
+        ),
+    ] = None,
+    preserve_digests: Annotated[
+        bool,
+        typer.Option(
+            "--preserve-digests",
+            help="Fail rather than change any manifest digest.",
+            rich_help_panel=_IMAGE_PANEL,
+        ),
+    ] = False,
+    chunk_size: Annotated[
+        str | None,
+        typer.Option(
+            "--chunk-size",
+            metavar="SIZE",
+            help="Upload blobs to the destination registry in chunks of SIZE (e.g. 8MiB), not in one go.",
+        ),
+    ] = None,
+    retry_times: Annotated[int | None, retry_times_option()] = None,
+    retry_delay: Annotated[str | None, retry_delay_option()] = None,
+) -> None:
+    """Copy an image (or a multi-arch image) from SOURCE-IMAGE to DESTINATION-IMAGE."""
+    source_flags = RegistryFlags(
+        prefix="src-",
+        creds=src_creds,
+        username=src_username,
+        password=src_password,
+        authfile=src_authfile or authfile,
+        tls_verify=src_tls_verify,
+        cert_dir=src_cert_dir,
+        no_creds=src_no_creds,
+        registry_token=src_registry_token,
+    )
+    destination_flags = RegistryFlags(
+        prefix="dest-",
+        creds=dest_creds,
+        username=dest_username,
+        password=dest_password,
+        authfile=dest_authfile or authfile,
+        tls_verify=dest_tls_verify,
+        cert_dir=dest_cert_dir,
+        no_creds=dest_no_creds,
+        registry_token=dest_registry_token,
+    )
+
+    async def main() -> None:
+        options = copy_options(
+            multi_arch,
+            all_images,
+            fmt,
+            preserve_digests,
+            remove_signatures,
+            platform_from_flags(override_os, override_arch, override_variant),
+        )
+        result = await run_copy(
+            source,
+            destination,
+            options,
+            source_flags.to_options(),
+            destination_flags.to_options(),
+            retry=retry_policy(retry_times, retry_delay),
+            parallel=image_parallel_copies,
+            chunk_size=parse_size(chunk_size, "--chunk-size") if chunk_size is not None else None,
+            progress=make_progress(quiet),
+        )
+        if digestfile is not None:
+            try:
+                digestfile.write_text(str(result.digest))
+            except OSError as exc:
+                raise LocalStorageError(f"--digestfile: cannot write {digestfile}: {exc.strerror}") from None
+
+    run(main)

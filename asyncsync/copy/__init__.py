@@ -1,0 +1,65 @@
+"""The copy engine: one image (or index) from an ImageSource to an ImageDestination.
+
+It depends only on :mod:`asyncsync.transports.base`, so every transport plugs in unchanged.
+The order of writes is the commit protocol: blobs (config and layers, concurrently under the
+run's blob limiter), then child manifests by digest, then indexes, then the reference (tag),
+then ``commit()``. A failure before the last step leaves no tag behind.
+"""
+
+from __future__ import annotations
+
+from asyncsync.copy.blobs import BlobCopier
+from asyncsync.copy.coordinator import BlobCoordinator
+from asyncsync.copy.image import copy_image_manifest, require_image
+from asyncsync.copy.index import copy_index
+from asyncsync.copy.options import CopyEnvironment, CopyOptions, CopyResult
+from asyncsync.copy.progress import CopyProgress, NullProgress, PlainProgress, RichProgress
+from asyncsync.errors import NotFoundError, UsageError
+from asyncsync.manifest import ImageIndex, parse_manifest
+from asyncsync.transports.base import CopyStats, ImageDestination, ImageReference, ImageSource
+
+__all__ = [
+    "BlobCoordinator",
+    "CopyEnvironment",
+    "CopyOptions",
+    "CopyProgress",
+    "CopyResult",
+    "NullProgress",
+    "PlainProgress",
+    "RichProgress",
+    "copy_image",
+]
+
+
+def _name(reference: ImageReference) -> str:
+    return f"{reference.transport_name}:{reference.within_transport()}"
+
+
+async def copy_image(
+    source: ImageSource, destination: ImageDestination, options: CopyOptions, env: CopyEnvironment
+) -> CopyResult:
+    """Copy the image ``source`` names to ``destination`` and return what was written.
+
+    Raises :class:`UsageError` for a copy onto itself or options that cannot apply (a format
+    change with ``preserve_digests``), :class:`~asyncsync.errors.ManifestError` for manifests
+    that cannot be copied, :class:`~asyncsync.errors.DigestMismatchError` when content does not
+    match its digest (never committed), and registry/transport errors after retries.
+    """
+    source_name, destination_name = _name(source.reference), _name(destination.reference)
+    if source_name == destination_name:
+        raise UsageError(f"source and destination are the same image ({source_name})")
+    stats = CopyStats()
+    copier = BlobCopier(source, destination, env, stats)
+    try:
+        raw, media_type = await source.get_manifest(None)
+    except NotFoundError as exc:
+        raise NotFoundError(exc.status, exc.code, "image not found", what=f"reading {source_name}") from exc
+    env.progress.copy_started(source_name, destination_name)
+    manifest = require_image(parse_manifest(raw, media_type), f"{source_name}")
+    if isinstance(manifest, ImageIndex):
+        _, written_type, digest = await copy_index(copier, manifest, options)
+    else:
+        _, written_type, digest = await copy_image_manifest(copier, manifest, options, instance=False)
+    await destination.commit()
+    env.progress.copy_finished(digest)
+    return CopyResult(digest=digest, media_type=written_type, stats=stats)

@@ -1,0 +1,240 @@
+"""Copying one blob: reuse (HEAD) -> cross-repo mount -> streamed, verified transfer.
+
+For each blob :class:`BlobCopier`
+
+1. asks the destination to reuse it (``try_reuse_blob``: present already, or mounted from a
+   candidate repository on the same registry - the source repository when source and
+   destination share a registry, then the coordinator's known locations);
+2. otherwise transfers it once per destination registry (:meth:`BlobCoordinator.once`); tasks
+   that waited for another's upload mount from where it went;
+3. a transfer streams ``source.open_blob`` through :func:`~asyncsync.digest.verified_chunks`
+   into ``destination.put_blob`` under the run's :class:`~asyncsync.limits.BlobLimiter`.
+
+Retries share one budget per blob (``RetryPolicy.attempts``): a source stream that breaks is
+reopened at the offset reached (the upload goes on unaware; the source turns the offset into a
+``Range`` or skips what it already sent); an upload that fails restarts the blob with a fresh
+upload. Only temporary errors are retried; a digest mismatch is never committed nor retried.
+Memory per blob is bounded by the stream's chunk size, whatever the blob size.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncGenerator, Callable, Coroutine, Sequence
+from contextlib import aclosing
+from dataclasses import dataclass, field
+from typing import Any, cast
+
+import anyio
+
+from asyncsync.copy.options import CopyEnvironment
+from asyncsync.copy.progress import BlobKind
+from asyncsync.digest import verified_chunks
+from asyncsync.errors import AsyncSyncError, ContentError
+from asyncsync.manifest import Descriptor
+from asyncsync.retry import RetryPolicy
+from asyncsync.transports.base import (
+    BlobLocation,
+    CopyStats,
+    ImageDestination,
+    ImageSource,
+    ReuseKind,
+    ReuseResult,
+)
+
+log = logging.getLogger("asyncsync.copy")
+
+
+class _Attempts:
+    """One blob's retry budget, shared by stream resumptions and upload restarts."""
+
+    def __init__(self, policy: RetryPolicy) -> None:
+        self.policy = policy
+        self.failures = 0
+
+    async def pause(self, exc: AsyncSyncError, what: str) -> None:
+        """Wait before the next try, or raise ``exc`` if it is permanent or the budget is spent."""
+        self.failures += 1
+        if not exc.temporary or self.failures >= self.policy.attempts:
+            raise exc
+        wait = self.policy.backoff(self.failures, getattr(exc, "retry_after", None))
+        log.info("%s: retrying in %.1fs after: %s", what, wait, exc)
+        await anyio.sleep(wait)
+
+
+def first_error(group: BaseExceptionGroup[BaseException]) -> BaseException:
+    """The error to report for a failed group of concurrent steps.
+
+    Content errors (a digest mismatch) first, then other permanent errors, then anything else:
+    the others are usually cancellations or consequences of the first failure.
+    """
+    leaves: list[BaseException] = []
+
+    def walk(exc: BaseException) -> None:
+        if isinstance(exc, BaseExceptionGroup):
+            for inner in exc.exceptions:
+                walk(inner)
+        else:
+            leaves.append(exc)
+
+    walk(group)
+
+    def rank(exc: BaseException) -> int:
+        if isinstance(exc, ContentError):
+            return 0
+        if isinstance(exc, AsyncSyncError):
+            return 1 if not exc.temporary else 2
+        return 3
+
+    return min(leaves, key=rank) if leaves else group
+
+
+@dataclass
+class BlobCopier:
+    """Copies blobs of one image from ``source`` to ``destination``, filling ``stats``."""
+
+    source: ImageSource
+    destination: ImageDestination
+    env: CopyEnvironment
+    stats: CopyStats
+    dest_registry: str | None = field(init=False)
+    dest_repository: str | None = field(init=False)
+    flight_key: str = field(init=False)
+    source_locations: tuple[BlobLocation, ...] = field(init=False)
+
+    def __post_init__(self) -> None:
+        name = self.destination.reference.docker_reference()
+        if self.destination.capabilities.mounts and name is not None:
+            self.dest_registry, self.dest_repository = name.registry, name.repository
+            self.flight_key = name.registry
+        else:
+            self.dest_registry = self.dest_repository = None
+            ref = self.destination.reference
+            self.flight_key = f"{ref.transport_name}:{ref.within_transport()}"
+        self.source_locations = tuple(self.source.blob_locations())
+
+    @property
+    def _here(self) -> BlobLocation | None:
+        if self.dest_registry is None or self.dest_repository is None:
+            return None
+        return BlobLocation(self.dest_registry, self.dest_repository)
+
+    def candidates(self, blob: Descriptor) -> list[BlobLocation]:
+        """Mount sources on the destination registry: the source repository first, then known ones."""
+        if self.dest_registry is None:
+            return []
+        found = [loc for loc in self.source_locations if loc.registry == self.dest_registry]
+        for loc in self.env.coordinator.known_locations(self.dest_registry, blob.digest):
+            if loc not in found:
+                found.append(loc)
+        return found
+
+    async def copy(self, blob: Descriptor, kind: BlobKind) -> None:
+        """Make ``blob`` present at the destination (foreign layers are left out, with a note)."""
+        progress = self.env.progress
+        if blob.is_foreign:
+            message = f"Skipping foreign layer {blob.digest.short} (its content is served from its URLs)"
+            self.stats.notes.append(message)
+            progress.note(message)
+            return
+        progress.blob_started(blob, kind)
+        reuse = await self._reuse(blob, self.candidates(blob))
+        if reuse is not None:
+            self._reused(blob, kind, reuse)
+            return
+        ran = False
+
+        async def upload() -> BlobLocation | None:
+            nonlocal ran
+            ran = True
+            await self._transfer(blob)
+            return self._here
+
+        where = await self.env.coordinator.once(self.flight_key, blob.digest, upload)
+        if not ran:
+            # Another task uploaded it (to this repository, or another one to mount from).
+            reuse = await self._reuse(blob, [where] if where is not None else [])
+            if reuse is not None:
+                self._reused(blob, kind, reuse)
+                return
+            await self._transfer(blob)
+        self.stats.blobs_copied += 1
+        self.stats.bytes_uploaded += blob.size
+        progress.blob_finished(blob, kind, "done")
+
+    async def _reuse(self, blob: Descriptor, candidates: Sequence[BlobLocation]) -> ReuseResult | None:
+        async with self.env.blob_limiter.hold():
+            return await self.destination.try_reuse_blob(blob, candidates)
+
+    def _reused(self, blob: Descriptor, kind: BlobKind, reuse: ReuseResult) -> None:
+        self._record(blob)
+        self.stats.bytes_reused += blob.size
+        if reuse.kind is ReuseKind.MOUNTED:
+            self.stats.blobs_mounted += 1
+            self.env.progress.blob_finished(blob, kind, "mounted", reuse.mounted_from)
+        else:
+            self.stats.blobs_existing += 1
+            self.env.progress.blob_finished(blob, kind, "skipped")
+
+    def _record(self, blob: Descriptor) -> None:
+        here = self._here
+        if here is not None:
+            self.env.coordinator.record(here.registry, here.repository, blob.digest)
+
+    async def _transfer(self, blob: Descriptor) -> None:
+        """Stream the blob into the destination, retrying temporary failures from one budget."""
+        what = f"copying blob {blob.digest.short}"
+        attempts = _Attempts(self.env.retry)
+        async with self.env.blob_limiter.hold():
+            while True:
+                try:
+                    async with aclosing(self._verified(blob, attempts, what)) as chunks:
+                        await self.destination.put_blob(blob, chunks)
+                    break
+                except AsyncSyncError as exc:
+                    await attempts.pause(exc, what)
+                    self.env.progress.blob_restarted(blob, 0)
+        self._record(blob)
+        for location in self.source_locations:
+            self.env.coordinator.record(location.registry, location.repository, blob.digest)
+
+    async def _verified(
+        self, blob: Descriptor, attempts: _Attempts, what: str
+    ) -> AsyncGenerator[bytes, None]:
+        # Both inner generators are closed here, in the task that iterates them (a source stream
+        # holds a host slot that must be released by the task that took it).
+        async with (
+            aclosing(self._resumable(blob, attempts, what)) as raw,
+            # verified_chunks is an async generator, though typed as an iterator.
+            aclosing(
+                cast(AsyncGenerator[bytes, None], verified_chunks(raw, blob.digest, blob.size, what="blob"))
+            ) as verified,
+        ):
+            async for chunk in verified:
+                yield chunk
+
+    async def _resumable(
+        self, blob: Descriptor, attempts: _Attempts, what: str
+    ) -> AsyncGenerator[bytes, None]:
+        offset = 0
+        while True:
+            try:
+                async with self.source.open_blob(blob, offset) as chunks:
+                    async for chunk in chunks:
+                        offset += len(chunk)
+                        self.env.progress.blob_advanced(blob, len(chunk))
+                        yield chunk
+                return
+            except AsyncSyncError as exc:
+                await attempts.pause(exc, f"{what} (reading)")
+                self.env.progress.blob_restarted(blob, offset)
+
+
+async def run_concurrently(steps: Sequence[Callable[[], Coroutine[Any, Any, None]]]) -> None:
+    """Run ``steps`` in one task group; on failure raise the most telling error, not a group."""
+    try:
+        async with anyio.create_task_group() as group:
+            for step in steps:
+                group.start_soon(step)
+    except BaseExceptionGroup as failed:
+        raise first_error(failed) from None

@@ -1,0 +1,101 @@
+"""Run-wide blob coordination: single-flight uploads and the index of known blob locations.
+
+Every copy of a run shares one :class:`BlobCoordinator`:
+
+* :meth:`BlobCoordinator.once` makes the first task that needs a blob on a destination registry
+  upload it while the others wait and then get its result (the repository it went to, from
+  which they mount). A failed upload lets the next waiter try; a successful one is remembered
+  for the rest of the run.
+* :meth:`BlobCoordinator.record` / :meth:`BlobCoordinator.known_locations` remember which
+  repositories of a registry hold a blob, as cross-repo mount sources. The index can be
+  exported and loaded (the sync command persists it in the user cache directory).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
+
+import anyio
+
+from asyncsync.digest import Digest
+from asyncsync.errors import InvalidReferenceError
+from asyncsync.transports.base import BlobLocation
+
+T = TypeVar("T")
+
+#: Repositories remembered per (registry, digest); the most recent are kept.
+MAX_LOCATIONS_PER_BLOB = 8
+
+
+class BlobCoordinator:
+    """Single-flight per (destination registry, digest) and the mount-source index."""
+
+    def __init__(self, max_locations: int = MAX_LOCATIONS_PER_BLOB) -> None:
+        self.max_locations = max_locations
+        # registry -> digest text -> repositories, most recent last
+        self._locations: dict[str, dict[str, list[str]]] = {}
+        self._flights: dict[tuple[str, Digest], anyio.Event] = {}
+        self._results: dict[tuple[str, Digest], Any] = {}
+
+    def known_locations(self, registry: str, digest: Digest) -> list[BlobLocation]:
+        """Repositories of ``registry`` known to hold ``digest``, most recently seen first."""
+        repos = self._locations.get(registry, {}).get(str(digest), [])
+        return [BlobLocation(registry, repo) for repo in reversed(repos)]
+
+    def record(self, registry: str, repository: str, digest: Digest) -> None:
+        """Remember that ``registry/repository`` holds ``digest``."""
+        repos = self._locations.setdefault(registry, {}).setdefault(str(digest), [])
+        if repository in repos:
+            repos.remove(repository)
+        repos.append(repository)
+        del repos[: -self.max_locations]
+
+    async def once(self, registry: str, digest: Digest, upload: Callable[[], Awaitable[T]]) -> T:
+        """Run ``upload`` unless this run already did for ``(registry, digest)``; share its result.
+
+        Concurrent callers wait for the running one. If it fails, its error goes to its own
+        caller and the next waiter runs its own ``upload``. A success is remembered: later
+        callers get the same result at once.
+        """
+        key = (registry, digest)
+        while True:
+            if key in self._results:
+                result: T = self._results[key]
+                return result
+            event = self._flights.get(key)
+            if event is None:
+                event = self._flights[key] = anyio.Event()
+                try:
+                    value = await upload()
+                    self._results[key] = value
+                    return value
+                finally:
+                    del self._flights[key]
+                    event.set()
+            await event.wait()
+
+    def export(self) -> dict[str, dict[str, list[str]]]:
+        """The location index as plain data (JSON-serialisable), for persisting between runs."""
+        return {
+            registry: {d: list(repos) for d, repos in blobs.items()}
+            for registry, blobs in self._locations.items()
+        }
+
+    def load(self, data: dict[str, dict[str, list[str]]]) -> None:
+        """Merge an exported index; malformed entries are ignored (a cache must not break a run)."""
+        if not isinstance(data, dict):
+            return
+        for registry, blobs in data.items():
+            if not isinstance(registry, str) or not isinstance(blobs, dict):
+                continue
+            for digest_text, repos in blobs.items():
+                try:
+                    digest = Digest.parse(digest_text)
+                except InvalidReferenceError:
+                    continue
+                if not isinstance(repos, list):
+                    continue
+                for repo in repos:
+                    if isinstance(repo, str) and repo:
+                        self.record(registry, repo, digest)

@@ -1,0 +1,54 @@
+"""The copy engine's value types: options, the run-wide environment, and the result."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+from asyncsync.copy.coordinator import BlobCoordinator
+from asyncsync.copy.progress import CopyProgress, NullProgress
+from asyncsync.digest import Digest
+from asyncsync.limits import BlobLimiter
+from asyncsync.manifest import Platform
+from asyncsync.retry import RetryPolicy
+from asyncsync.transports.base import CopyStats
+
+MultiArch = Literal["system", "all", "index-only"]
+ManifestFormat = Literal["oci", "v2s2"]
+
+
+@dataclass(frozen=True)
+class CopyOptions:
+    """What to copy and how (skopeo copy's image options).
+
+    ``multi_arch`` applies when the source is an index: ``system`` copies the one instance for
+    ``platform`` (default: this host's) and tags it, ``all`` copies every instance and the index,
+    ``index-only`` copies the index alone. ``format`` converts image manifests (and indexes) to
+    OCI or Docker v2s2; ``preserve_digests`` forbids any change of manifest bytes.
+    ``remove_signatures`` is accepted for compatibility: no signatures are copied yet.
+    """
+
+    multi_arch: MultiArch = "system"
+    platform: Platform | None = None
+    format: ManifestFormat | None = None
+    preserve_digests: bool = False
+    remove_signatures: bool = False
+
+
+@dataclass
+class CopyEnvironment:
+    """What every copy of a run shares: the blob limiter, retry policy, coordinator and progress."""
+
+    blob_limiter: BlobLimiter
+    retry: RetryPolicy
+    coordinator: BlobCoordinator = field(default_factory=BlobCoordinator)
+    progress: CopyProgress = field(default_factory=NullProgress)
+
+
+@dataclass
+class CopyResult:
+    """``digest``/``media_type`` of the top-level manifest written at the destination."""
+
+    digest: Digest
+    media_type: str
+    stats: CopyStats

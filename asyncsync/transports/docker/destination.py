@@ -1,0 +1,204 @@
+"""Writing an image to a registry (``docker://`` as a copy destination).
+
+Per blob: ``try_reuse_blob`` (HEAD, then cross-repo mounts from the candidates), else
+``put_blob`` (a new upload, or the session a refused mount opened; monolithic unless chunked
+uploads are configured, the blob is above the chunking threshold, or the registry once answered
+413). Manifests go by digest for children and by the reference (tag or digest) last.
+"""
+
+from __future__ import annotations
+
+import logging
+import weakref
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass
+
+from asyncsync.digest import Digest
+from asyncsync.errors import AuthenticationError, PermissionDeniedError, RegistryError
+from asyncsync.manifest import Descriptor
+from asyncsync.registry.blobs import (
+    DEFAULT_CHUNK_SIZE,
+    UploadSession,
+    head_blob,
+    mount_blob,
+    pumped,
+    push_scopes,
+    start_upload,
+)
+from asyncsync.registry.client import RegistryClient
+from asyncsync.registry.manifests import put_manifest
+from asyncsync.transports.base import (
+    BlobLocation,
+    Capabilities,
+    ReuseKind,
+    ReuseResult,
+    TransportContext,
+)
+from asyncsync.transports.docker.reference import DockerReference
+
+log = logging.getLogger("asyncsync.copy")
+
+_CAPABILITIES = Capabilities(mounts=True)
+#: Mount sources tried per blob before uploading; each refused try costs a round trip.
+MAX_MOUNT_TRIES = 3
+
+
+@dataclass(slots=True)
+class _RegistryUploadState:
+    """What a run has learned about uploading to one registry (shared by its destinations)."""
+
+    chunked: bool = False
+
+
+# Keyed by client, which the run's RegistrySession keeps per (registry, options): run-wide.
+_UPLOAD_STATE: weakref.WeakKeyDictionary[RegistryClient, _RegistryUploadState] = weakref.WeakKeyDictionary()
+
+
+def _upload_state(client: RegistryClient) -> _RegistryUploadState:
+    state = _UPLOAD_STATE.get(client)
+    if state is None:
+        state = _UPLOAD_STATE[client] = _RegistryUploadState()
+    return state
+
+
+class DockerDestination:
+    """An image reference in a registry being written."""
+
+    def __init__(self, reference: DockerReference, ctx: TransportContext) -> None:
+        self._reference = reference
+        self._ctx = ctx
+        name = reference.name
+        self.registry = name.registry
+        self.repository = name.repository
+        self.client: RegistryClient = ctx.session.client(name.registry, ctx.options.registry)
+        #: Upload sessions opened by refused mounts, used by the next put_blob of that digest.
+        self._pending: dict[Digest, UploadSession] = {}
+
+    @property
+    def reference(self) -> DockerReference:
+        return self._reference
+
+    @property
+    def capabilities(self) -> Capabilities:
+        return _CAPABILITIES
+
+    async def try_reuse_blob(
+        self, blob: Descriptor, candidates: Sequence[BlobLocation] = ()
+    ) -> ReuseResult | None:
+        """HEAD the blob here; else mount it from up to three candidates on this registry.
+
+        A refusal (202, or an auth/not-found error from the mount) is ``None``, never raised;
+        the session a 202 opened is kept for :meth:`put_blob`.
+        """
+        size = await head_blob(self.client, self.repository, blob.digest, scopes=push_scopes(self.repository))
+        if size is not None:
+            return ReuseResult(ReuseKind.EXISTS, size if size >= 0 else blob.size)
+        tried = 0
+        for candidate in candidates:
+            if candidate.registry != self.registry or candidate.repository == self.repository:
+                continue
+            if tried >= MAX_MOUNT_TRIES:
+                break
+            tried += 1
+            try:
+                result = await mount_blob(self.client, self.repository, blob.digest, candidate.repository)
+            except RegistryError as exc:
+                if exc.temporary:
+                    raise
+                log.debug("mount of %s from %s refused: %s", blob.digest.short, candidate.repository, exc)
+                continue
+            if result.mounted:
+                return ReuseResult(ReuseKind.MOUNTED, blob.size, mounted_from=candidate.repository)
+            if result.session is not None:
+                previous = self._pending.pop(blob.digest, None)
+                if previous is not None:
+                    await previous.cancel()
+                self._pending[blob.digest] = result.session
+        return None
+
+    def _chunk_size(self, size: int) -> int | None:
+        """The chunk size to use for a blob of ``size`` bytes, or ``None`` for a monolithic PUT."""
+        options = self._ctx.options
+        if options.chunk_size:
+            return options.chunk_size
+        if options.chunked_threshold is not None and size > options.chunked_threshold:
+            return DEFAULT_CHUNK_SIZE
+        if _upload_state(self.client).chunked:
+            return DEFAULT_CHUNK_SIZE
+        return None
+
+    def _denied(self, exc: RegistryError) -> RegistryError:
+        """A permanent 401/403 on a write means these credentials may read but not push here."""
+        if isinstance(exc, AuthenticationError | PermissionDeniedError) and not exc.temporary:
+            return PermissionDeniedError(
+                exc.status,
+                exc.code,
+                f"denied: the credentials do not allow pushing to {self.registry}/{self.repository}",
+                what=exc.what,
+            )
+        return exc
+
+    async def put_blob(self, blob: Descriptor, chunks: AsyncIterator[bytes]) -> None:
+        """Upload ``blob`` from ``chunks``; on any failure the upload session is cancelled.
+
+        A 413 on a monolithic PUT switches this registry to chunked uploads for the rest of the
+        run and is raised as a temporary error, so the caller's retry restarts the blob. A
+        permanent authorization failure is reported as "denied".
+        """
+        try:
+            await self._put_blob(blob, chunks)
+        except RegistryError as exc:
+            denied = self._denied(exc)
+            if denied is exc:
+                raise
+            raise denied from exc
+
+    async def _put_blob(self, blob: Descriptor, chunks: AsyncIterator[bytes]) -> None:
+        async with pumped(chunks) as body:
+            session = self._pending.pop(blob.digest, None)
+            chunk_size = self._chunk_size(blob.size)
+            try:
+                if session is None:
+                    session = await start_upload(self.client, self.repository)
+                if chunk_size is None:
+                    await session.put_monolithic(blob.digest, blob.size, body)
+                else:
+                    await session.put_chunked(blob.digest, blob.size, body, chunk_size)
+            except RegistryError as exc:
+                if session is not None:
+                    await session.cancel()
+                if exc.status == 413 and chunk_size is None:
+                    _upload_state(self.client).chunked = True
+                    retry = RegistryError(
+                        413,
+                        exc.code,
+                        "registry refused the blob as too large; retrying with a chunked upload",
+                        what=exc.what,
+                        retry_after=0.0,
+                    )
+                    retry.temporary = True
+                    raise retry from None
+                raise
+            except BaseException:
+                if session is not None:
+                    await session.cancel()
+                raise
+
+    async def put_manifest(self, raw: bytes, media_type: str, instance: Digest | None = None) -> Digest:
+        reference = str(instance) if instance is not None else self._reference.name.reference
+        try:
+            return await put_manifest(self.client, self.repository, reference, raw, media_type)
+        except RegistryError as exc:
+            denied = self._denied(exc)
+            if denied is exc:
+                raise
+            raise denied from exc
+
+    async def commit(self) -> None:
+        """Registries make each manifest visible as it is written; nothing is left to do."""
+
+    async def close(self) -> None:
+        """Cancel upload sessions that refused mounts opened and no upload used."""
+        pending, self._pending = list(self._pending.values()), {}
+        for session in pending:
+            await session.cancel()

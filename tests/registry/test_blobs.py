@@ -1,0 +1,178 @@
+"""Blob requests: HEAD, ranged GET, mounts, monolithic and chunked uploads, cancel."""
+
+from __future__ import annotations
+
+import hashlib
+import socket
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+
+import pytest
+from aiohttp import web
+
+from asyncsync.digest import Digest, verified_chunks
+from asyncsync.errors import DigestMismatchError
+from asyncsync.registry.blobs import head_blob, mount_blob, open_blob, pumped, start_upload
+from asyncsync.registry.client import RegistryClient, RegistryOptions, RegistrySession
+from asyncsync.retry import RetryPolicy
+from tests.copy.support import registry_options
+from tests.helpers.images import blob_exists, make_layer, push_blob
+from tests.helpers.registry import RegistryServer
+
+pytestmark = pytest.mark.anyio
+
+
+async def _chunks(data: bytes, size: int = 10_000) -> AsyncIterator[bytes]:
+    for start in range(0, len(data), size):
+        yield data[start : start + size]
+
+
+@asynccontextmanager
+async def _client(server: RegistryServer | str) -> AsyncIterator[RegistryClient]:
+    async with RegistrySession(retry=RetryPolicy(attempts=2, base_delay=0.01)) as session:
+        if isinstance(server, str):
+            yield session.client(server, RegistryOptions(tls_verify=False))
+        else:
+            yield session.client(server.host, registry_options(server))
+
+
+async def test_head_blob_size_or_none(registry_basic: RegistryServer) -> None:
+    data = make_layer("head", 3000)
+    await push_blob(registry_basic, "blobs/head", data)
+    async with _client(registry_basic) as client:
+        assert await head_blob(client, "blobs/head", Digest.of(data)) == len(data)
+        assert await head_blob(client, "blobs/head", Digest.of(b"absent")) is None
+
+
+async def test_open_blob_with_offset_is_ranged(registry_anon: RegistryServer) -> None:
+    data = make_layer("range", 50_000)
+    await push_blob(registry_anon, "blobs/range", data)
+    async with _client(registry_anon) as client:
+        async with open_blob(client, "blobs/range", Digest.of(data), 1234) as stream:
+            body = b"".join([chunk async for chunk in stream.chunks])
+        assert stream.ranged and stream.offset == 1234
+        assert body == data[1234:]
+        async with open_blob(client, "blobs/range", Digest.of(data)) as stream:
+            body = b"".join([chunk async for chunk in stream.chunks])
+        assert not stream.ranged and body == data
+
+
+async def test_mount_201_and_refused_202_with_usable_session(registry_anon: RegistryServer) -> None:
+    data = make_layer("mount", 2000)
+    digest = Digest.of(data)
+    await push_blob(registry_anon, "blobs/mount-src", data)
+    async with _client(registry_anon) as client:
+        mounted = await mount_blob(client, "blobs/mount-dst", digest, "blobs/mount-src")
+        assert mounted.mounted and mounted.session is None
+        refused = await mount_blob(client, "blobs/mount-other", digest, "blobs/does-not-have-it")
+        assert not refused.mounted and refused.session is not None
+        # The refused mount's session carries an upload.
+        async with pumped(verified_chunks(_chunks(data), digest, len(data))) as body:
+            await refused.session.put_monolithic(digest, len(data), body)
+    assert await blob_exists(registry_anon, "blobs/mount-dst", str(digest))
+    assert await blob_exists(registry_anon, "blobs/mount-other", str(digest))
+    assert "_state" not in repr(refused.session)
+
+
+async def test_chunked_upload_sends_each_range_and_cancel_deletes(registry_anon: RegistryServer) -> None:
+    data = make_layer("chunks", 100_000)
+    digest = Digest.of(data)
+    registry_anon.reset_log()
+    async with _client(registry_anon) as client:
+        session = await start_upload(client, "blobs/chunked")
+        async with pumped(verified_chunks(_chunks(data, 7000), digest, len(data))) as body:
+            await session.put_chunked(digest, len(data), body, 40_000)
+        abandoned = await start_upload(client, "blobs/chunked")
+        await abandoned.cancel()
+    assert registry_anon.count("PATCH", r"/v2/blobs/chunked/blobs/uploads/.*", status=202) == 3
+    assert registry_anon.count("PUT", r"/v2/blobs/chunked/blobs/uploads/.*", status=201) == 1
+    assert registry_anon.count("DELETE", r"/v2/blobs/chunked/blobs/uploads/.*", status=204) == 1
+    assert await blob_exists(registry_anon, "blobs/chunked", str(digest))
+
+
+async def test_stream_error_is_reported_not_the_broken_request(registry_anon: RegistryServer) -> None:
+    data = make_layer("mismatch", 60_000)
+    wrong = Digest.of(b"something else")
+    async with _client(registry_anon) as client:
+        session = await start_upload(client, "blobs/mismatch")
+        with pytest.raises(DigestMismatchError):
+            async with pumped(verified_chunks(_chunks(data), wrong, len(data))) as body:
+                await session.put_monolithic(wrong, len(data), body)
+        await session.cancel()
+    assert not await blob_exists(registry_anon, "blobs/mismatch", str(wrong))
+
+
+@dataclass
+class _ScriptedUploads:
+    """A scripted upload endpoint: relative ``Location`` values with a changing ``_state``, a
+    minimum chunk length, and a check that every request goes to the latest Location. A real
+    distribution 2.8 never sends ``OCI-Chunk-Min-Length`` and always answers absolute URLs."""
+
+    min_chunk: int
+    state: int = 0
+    patches: list[tuple[str, int]] = field(default_factory=list)
+    received: bytearray = field(default_factory=bytearray)
+    final_digest: str | None = None
+    stale: int = 0
+
+    def _location(self) -> str:
+        self.state += 1
+        return f"/v2/up/blobs/uploads/abc?_state=s{self.state}"
+
+    def _current(self, request: web.Request) -> bool:
+        ok = request.query.get("_state") == f"s{self.state}"
+        self.stale += 0 if ok else 1
+        return ok
+
+    async def post(self, _request: web.Request) -> web.Response:
+        return web.Response(
+            status=202, headers={"Location": self._location(), "OCI-Chunk-Min-Length": str(self.min_chunk)}
+        )
+
+    async def patch(self, request: web.Request) -> web.Response:
+        if not self._current(request):
+            return web.Response(status=404)
+        body = await request.read()
+        self.patches.append((request.headers["Content-Range"], len(body)))
+        self.received.extend(body)
+        return web.Response(status=202, headers={"Location": self._location()})
+
+    async def put(self, request: web.Request) -> web.Response:
+        if not self._current(request):
+            return web.Response(status=404)
+        self.received.extend(await request.read())
+        self.final_digest = request.query.get("digest")
+        return web.Response(status=201)
+
+
+async def test_chunked_upload_follows_relative_locations_and_minimum_chunk() -> None:
+    script = _ScriptedUploads(min_chunk=50_000)
+    app = web.Application(client_max_size=1024 * 1024)
+
+    async def ping(_request: web.Request) -> web.Response:
+        return web.json_response({})
+
+    app.router.add_get("/v2/", ping)
+    app.router.add_post("/v2/up/blobs/uploads/", script.post)
+    app.router.add_patch("/v2/up/blobs/uploads/abc", script.patch)
+    app.router.add_put("/v2/up/blobs/uploads/abc", script.put)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    await web.SockSite(runner, sock).start()
+    data = bytes(range(256)) * 500  # 128000 bytes
+    digest = Digest("sha256", hashlib.sha256(data).hexdigest())
+    try:
+        async with _client(f"127.0.0.1:{sock.getsockname()[1]}") as client:
+            session = await start_upload(client, "up")
+            async with pumped(verified_chunks(_chunks(data), digest, len(data))) as body:
+                # Asked for 10 kB chunks; the registry's minimum of 50 kB wins.
+                await session.put_chunked(digest, len(data), body, 10_000)
+    finally:
+        await runner.cleanup()
+    assert script.patches == [("0-49999", 50_000), ("50000-99999", 50_000), ("100000-127999", 28_000)]
+    assert script.stale == 0
+    assert bytes(script.received) == data
+    assert script.final_digest == str(digest)
