@@ -1,0 +1,148 @@
+"""Copy or skip: destination checks for planned images, and the ``--dry-run`` rendering.
+
+:class:`DestinationCheck` decides for one :class:`~asyncsync.sync.plan.PlannedImage`, with HEAD
+requests only (never a manifest GET: registries such as Harbor count GETs as pulls):
+
+* ``skip-existing``: a destination tag that exists is left alone, whatever it points to; the
+  destination repository's tag list is fetched once per repository (single-flight) and
+  reused for every image of that repository;
+* otherwise, when the copy would keep the manifest bytes (see
+  :meth:`~asyncsync.sync.plan.PlannedImage.expected_destination_digest`), one HEAD of the
+  destination reference: an equal digest is skipped, anything else is copied;
+* when the result's digest cannot be known in advance (platform selection out of an index,
+  format conversion), the image is copied and the copy engine's own blob checks keep that cheap.
+
+The scheduler calls :meth:`DestinationCheck.decide` per image; ``--dry-run`` calls
+:func:`check_plan` (bounded, plan order) and prints :func:`render_plan`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Literal, Protocol
+
+import anyio
+
+from asyncsync.digest import Digest
+from asyncsync.errors import AsyncSyncError
+from asyncsync.sync.plan import DEFAULT_PLAN_CONCURRENCY, Plan, PlannedImage, bounded_map
+
+Action = Literal["copy", "skip", "error"]
+
+REASON_ABSENT = "destination absent"
+REASON_DIFFERS = "destination digest differs"
+REASON_EQUAL = "destination digest equal"
+REASON_EXISTS = "exists (--skip-existing)"
+REASON_UNKNOWN = "destination digest cannot be predicted (platform selection or format conversion)"
+REASON_UNCHECKED = "not checked"
+
+
+class DestinationChecker(Protocol):
+    """Read access to destination registries; absence is a return value."""
+
+    async def head(self, registry: str, repository: str, reference: str) -> Digest | None:
+        """The digest at a tag or digest (one HEAD), ``None`` when absent."""
+        ...
+
+    async def tags(self, registry: str, repository: str) -> list[str]:
+        """Every tag of the repository; an empty list when the repository does not exist."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    """What to do with one image and why; ``destination_digest`` when a HEAD told it."""
+
+    image: PlannedImage
+    action: Action
+    reason: str
+    destination_digest: Digest | None = None
+
+
+class DestinationCheck:
+    """Per-run copy/skip decisions. Tag lists are cached per destination repository."""
+
+    def __init__(self, checker: DestinationChecker) -> None:
+        self.checker = checker
+        self._tags: dict[tuple[str, str], frozenset[str] | AsyncSyncError] = {}
+        self._pending: dict[tuple[str, str], anyio.Event] = {}
+
+    async def existing_tags(self, registry: str, repository: str) -> frozenset[str]:
+        """The destination repository's tags, fetched at most once however many tasks ask."""
+        key = (registry, repository)
+        while key not in self._tags:
+            event = self._pending.get(key)
+            if event is None:
+                break
+            await event.wait()
+        if key not in self._tags:
+            event = self._pending[key] = anyio.Event()
+            try:
+                try:
+                    self._tags[key] = frozenset(await self.checker.tags(registry, repository))
+                except AsyncSyncError as exc:
+                    self._tags[key] = exc
+            finally:
+                # A cancelled fetch stores nothing: the next caller fetches again.
+                del self._pending[key]
+                event.set()
+        result = self._tags[key]
+        if isinstance(result, AsyncSyncError):
+            raise result
+        return result
+
+    async def decide(self, image: PlannedImage) -> Decision:
+        """Copy or skip ``image``; raises the checker's :class:`AsyncSyncError` on failure."""
+        dest = image.destination
+        if image.settings.skip_existing and dest.tag is not None:
+            if dest.tag in await self.existing_tags(dest.registry, dest.repository):
+                return Decision(image, "skip", REASON_EXISTS)
+            return Decision(image, "copy", REASON_ABSENT)
+        expected = image.expected_destination_digest()
+        if expected is None:
+            return Decision(image, "copy", REASON_UNKNOWN)
+        found = await self.checker.head(dest.registry, dest.repository, dest.reference)
+        if found is None:
+            return Decision(image, "copy", REASON_ABSENT)
+        if found == expected:
+            return Decision(image, "skip", REASON_EQUAL, found)
+        return Decision(image, "copy", REASON_DIFFERS, found)
+
+
+async def check_plan(
+    plan: Plan, checker: DestinationChecker, *, limit: int = DEFAULT_PLAN_CONCURRENCY
+) -> list[Decision]:
+    """A decision for every planned image, in plan order; a failed check is an ``error`` decision."""
+    check = DestinationCheck(checker)
+    indexes = list(range(len(plan.images)))
+
+    async def decide(index: int) -> Decision:
+        return await check.decide(plan.images[index])
+
+    results = await bounded_map(indexes, decide, limit)
+    decisions = []
+    for index in indexes:
+        result = results[index]
+        if isinstance(result, AsyncSyncError):
+            decisions.append(Decision(plan.images[index], "error", f"checking the destination: {result}"))
+        else:
+            decisions.append(result)
+    return decisions
+
+
+def render_plan(plan: Plan, decisions: Sequence[Decision] | None = None) -> list[str]:
+    """The ``--dry-run`` lines: one per image (``copy``/``skip``/``error``), then plan errors,
+    warnings and a summary. Without ``decisions`` every image shows as ``copy`` (not checked)."""
+    if decisions is None:
+        decisions = [Decision(image, "copy", REASON_UNCHECKED) for image in plan.images]
+    lines = [
+        f"{d.action:<5} {d.image.describe_source()} -> {d.image.destination}: {d.reason}" for d in decisions
+    ]
+    lines += [f"error {error}" for error in plan.errors]
+    lines += [f"note  {warning}" for warning in plan.warnings]
+    copies = sum(1 for d in decisions if d.action == "copy")
+    skips = sum(1 for d in decisions if d.action == "skip")
+    errors = sum(1 for d in decisions if d.action == "error") + len(plan.errors)
+    lines.append(f"plan: {copies} to copy, {skips} to skip, {errors} error(s)")
+    return lines

@@ -1,0 +1,384 @@
+"""Sync specs: YAML -> frozen, fully validated :class:`SyncSpec`, errors as ``file:line: message``.
+
+Two formats are read, told apart by a top-level ``version`` key (skopeo's format cannot have
+one: its top-level values are registry mappings, never numbers):
+
+**skopeo's sync YAML** (``asyncsync sync --src yaml --dest docker SPEC.yaml DEST``), accepted
+unchanged, with skopeo's destination naming (see :mod:`asyncsync.sync.spec_skopeo`).
+
+**The native format** (``asyncsync sync SPEC.yaml``; :mod:`asyncsync.sync.spec_native`)::
+
+    version: 1                      # required; the only version so far
+    defaults:                       # all optional
+      parallel: 8                   # images in flight
+      parallel-blobs: 16            # blobs in flight, run-wide
+      retry-times: 3                # retries after the first attempt
+      retry-delay: 2s               # fixed wait between retries (number = seconds; ms/s/m)
+      tls-verify: true              # default for every registry
+      max-concurrent-requests: 16   # per registry host
+      requests-per-second: 50       # per registry host
+      chunk-size: 16MiB             # upload chunk size (B, KiB, MiB, GiB, KB, MB, GB)
+      multi-arch: all               # all | system | index-only   (default all)
+      platforms: [linux/amd64]      # or "all"; a list implies multi-arch all
+      format: oci                   # oci | v2s2; default: keep the source's format
+      skip-existing: false          # treat destination tags as immutable
+    registries:                     # per host; keys as in defaults where they make sense
+      harbor-a.example:
+        credentials: {username: robot$sync, password-env: HARBOR_A_PASSWORD}
+        # or password: ..., or password-file: secrets/a.txt (relative to this file)
+        authfile: auth.json         # instead of credentials; no-creds: true for anonymous
+        tls-verify: true
+        cert-dir: certs/harbor-a
+        max-concurrent-requests: 8
+        requests-per-second: 20
+        chunk-size: 8MiB
+    sync:                           # entries, copied in this order
+      - from: harbor-a.example/proj/*     # a repository, a glob, or a list of them
+        to: harbor-b.example/newproj/     # prefix (ends in "/" or "/*") or one repository
+        tags:                             # optional; default every tag
+          include: '^v?\\d+\\.'           # regex (RE2, unanchored) or a list of tags
+          exclude: '-rc'                  # regex
+          semver: '>=1.2 <2'              # version range (skopeo's images-by-semver syntax)
+          latest: 5                       # the 5 highest versions left after the filters
+          digests: [sha256:...]           # also copy these manifests by digest
+        platforms: [linux/amd64, linux/arm64]
+        multi-arch: all
+        format: oci
+        skip-existing: true
+        tag-suffix: -mirror               # appended to destination tags
+
+Source globs: ``*`` matches within one path component, a final ``**`` matches one or more
+components (``proj/**`` = every repository under ``proj`` at any depth); globs need the
+registry's ``/v2/_catalog``. Destinations: with a prefix ``to``, a glob source keeps the path
+after its literal part (``proj/*`` -> ``newproj/<name>``), a plain repository keeps its last
+component; an exact ``to`` needs exactly one plain source repository.
+
+Every check that needs no network happens at load: unknown keys (with a suggestion), types,
+regexes, version ranges, names, conflicting options, missing secrets, and destinations
+written twice by explicit tags. Duplicates that only appear after tag listing are found by
+the plan (:mod:`asyncsync.sync.plan`), which names both spec lines.
+"""
+
+from __future__ import annotations
+
+import posixpath
+import re
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Literal
+
+from asyncsync.digest import Digest
+from asyncsync.errors import InvalidReferenceError, SpecError, UsageError
+from asyncsync.manifest import Platform
+from asyncsync.reference import ImageName, parse_reference, validate_tag
+from asyncsync.registry.client import RegistryOptions
+from asyncsync.registry.credentials import Credentials
+from asyncsync.sync.filters import TagFilter
+from asyncsync.sync.yaml_lines import YMap, YScalar, load_yaml
+
+MultiArch = Literal["system", "all", "index-only"]
+ManifestFormat = Literal["oci", "v2s2"]
+SpecKind = Literal["skopeo", "native", "command-line"]
+MULTI_ARCH_VALUES: tuple[MultiArch, ...] = ("all", "system", "index-only")
+FORMAT_VALUES: tuple[ManifestFormat, ...] = ("oci", "v2s2")
+
+
+@dataclass(frozen=True, slots=True)
+class Origin:
+    """Where something was declared: a spec file and 1-based line (0 = no line, e.g. the command line)."""
+
+    file: str
+    line: int
+
+    def error(self, message: str) -> SpecError:
+        return SpecError(self.file, self.line, message)
+
+    def __str__(self) -> str:
+        return f"{self.file}:{self.line}" if self.line else self.file
+
+
+@dataclass(frozen=True, slots=True)
+class CopySettings:
+    """How each image of an entry is copied.
+
+    ``platforms`` empty means no restriction; a non-empty tuple comes with ``multi_arch="all"``
+    and copies only those instances of a multi-arch image. ``format`` ``None`` keeps the source's.
+    """
+
+    multi_arch: MultiArch = "system"
+    platforms: tuple[Platform, ...] = ()
+    format: ManifestFormat | None = None
+    skip_existing: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class RegistryConfig:
+    """Per-host settings from a spec. ``None`` fields inherit (command line, then defaults)."""
+
+    host: str
+    origin: Origin
+    credentials: Credentials | None = None
+    no_creds: bool = False
+    authfile: str | None = None
+    tls_verify: bool | None = None
+    cert_dir: str | None = None
+    max_concurrent_requests: int | None = None
+    requests_per_second: float | None = None
+    chunk_size: int | None = None
+
+    def registry_options(self, base: RegistryOptions) -> RegistryOptions:
+        """``base`` (built from command-line flags) with this spec's settings laid over it."""
+        options = base
+        if self.credentials is not None:
+            options = replace(options, credentials=self.credentials, no_creds=False, authfile=None)
+        if self.no_creds:
+            options = replace(options, no_creds=True, credentials=None)
+        if self.authfile is not None:
+            options = replace(options, authfile=self.authfile)
+        if self.tls_verify is not None:
+            options = replace(options, tls_verify=self.tls_verify)
+        if self.cert_dir is not None:
+            options = replace(options, cert_dir=self.cert_dir)
+        return options
+
+
+@dataclass(frozen=True, slots=True)
+class RunDefaults:
+    """Run-wide settings of a native spec (``defaults:``); ``None`` = the command's default."""
+
+    parallel: int | None = None
+    parallel_blobs: int | None = None
+    retry_times: int | None = None
+    retry_delay: float | None = None
+    tls_verify: bool | None = None
+    max_concurrent_requests: int | None = None
+    requests_per_second: float | None = None
+    chunk_size: int | None = None
+    settings: CopySettings = field(default_factory=CopySettings)
+
+
+_GLOB_COMPONENT = re.compile(r"^[a-z0-9*]+(?:(?:[._]|__|-+)[a-z0-9*]+)*$|^\*+$")
+
+
+@dataclass(frozen=True, slots=True)
+class SourceSelector:
+    """One ``from`` value: a repository path, or a glob (``*`` in a component, final ``**``)."""
+
+    registry: str
+    pattern: str
+    line: int
+
+    @property
+    def is_glob(self) -> bool:
+        return "*" in self.pattern
+
+    @property
+    def literal_prefix(self) -> str:
+        """The components before the first wildcard (what a catalog listing is filtered by)."""
+        literal: list[str] = []
+        for component in self.pattern.split("/"):
+            if "*" in component:
+                break
+            literal.append(component)
+        return "/".join(literal)
+
+    def matches(self, repository: str) -> bool:
+        return _glob_regex(self.pattern).fullmatch(repository) is not None
+
+    def remainder(self, repository: str) -> str:
+        """What a prefix destination appends: the path after the literal prefix, or the last component."""
+        if not self.is_glob:
+            return repository.rsplit("/", 1)[-1]
+        prefix = self.literal_prefix
+        return repository[len(prefix) + 1 :] if prefix else repository
+
+    def __str__(self) -> str:
+        return f"{self.registry}/{self.pattern}"
+
+
+def _glob_regex(pattern: str) -> re.Pattern[str]:
+    parts = []
+    for component in pattern.split("/"):
+        if component == "**":
+            parts.append("[^/]+(?:/[^/]+)*")
+        else:
+            parts.append("[^/]*".join(re.escape(piece) for piece in component.split("*")))
+    return re.compile("/".join(parts))
+
+
+def validate_glob(pattern: str) -> str | None:
+    """A reason why ``pattern`` is not a usable repository glob, or ``None``."""
+    components = pattern.split("/")
+    for index, component in enumerate(components):
+        if component == "**":
+            if index != len(components) - 1:
+                return "'**' is only allowed as the last path component"
+        elif "**" in component:
+            return f"'**' must be a whole path component, not part of {component!r}"
+        elif not _GLOB_COMPONENT.match(component):
+            return f"invalid repository path component {component!r}"
+    return None
+
+
+@dataclass(frozen=True, slots=True)
+class Destination:
+    """Where an entry's images go.
+
+    * ``repository``: ``registry/path`` exactly;
+    * ``prefix``: ``registry/path/<remainder>`` (``path`` may be empty: the registry root);
+    * ``skopeo``: skopeo sync's rule: ``path.Join(DEST, suffix) + append-suffix`` where
+      ``suffix`` is the source's full ``registry/repo:tag`` with ``scoped``, else its last
+      component; ``path`` holds DEST exactly as given.
+    """
+
+    kind: Literal["repository", "prefix", "skopeo"]
+    registry: str
+    path: str
+    scoped: bool = False
+
+    def __str__(self) -> str:
+        if self.kind == "skopeo":
+            return self.path
+        if self.kind == "prefix":
+            return f"{self.registry}/{self.path}/" if self.path else f"{self.registry}/"
+        return f"{self.registry}/{self.path}"
+
+
+@dataclass(frozen=True, slots=True)
+class SyncEntry:
+    """One unit of a spec: sources, destination rule, tag filter and copy settings."""
+
+    origin: Origin
+    sources: tuple[SourceSelector, ...]
+    destination: Destination
+    tags: TagFilter
+    settings: CopySettings
+    tag_suffix: str = ""
+
+    def destination_for(
+        self, selector: SourceSelector, repository: str, *, tag: str | None, digest: Digest | None
+    ) -> ImageName:
+        """The destination of ``selector.registry/repository`` at ``tag`` (or ``digest``).
+
+        Raises :class:`~asyncsync.errors.InvalidReferenceError` when the result is not a valid name.
+        """
+        dest = self.destination
+        if tag is None and digest is None:
+            raise InvalidReferenceError("a destination needs a tag or a digest")
+        if dest.kind == "skopeo":
+            suffix = f"{selector.registry}/{repository}" + (f":{tag}" if tag is not None else f"@{digest}")
+            if not dest.scoped:
+                suffix = posixpath.basename(suffix)
+            joined = posixpath.normpath(posixpath.join(dest.path, suffix)).lstrip("/")
+            name = parse_reference(joined + self.tag_suffix, default_tag=False)
+            if name.tag is None and name.digest is None:  # pragma: no cover - suffix always has one
+                raise InvalidReferenceError(f"invalid destination {joined!r}")
+            return name
+        if dest.kind == "prefix":
+            path = (
+                f"{dest.path}/{selector.remainder(repository)}"
+                if dest.path
+                else selector.remainder(repository)
+            )
+        else:
+            path = dest.path
+        base = parse_reference(f"{dest.registry}/{path}", default_tag=False)
+        if base.registry != dest.registry:
+            raise InvalidReferenceError(f"invalid destination repository {path!r} in {dest.registry}")
+        if tag is not None:
+            return base.with_tag(validate_tag(tag + self.tag_suffix, context=base.name))
+        assert digest is not None
+        return base.with_digest(digest)
+
+
+@dataclass(frozen=True, slots=True)
+class SyncSpec:
+    """A validated spec. ``entries`` are in file order; ``warnings`` are ``file:line: message`` lines."""
+
+    file: str
+    kind: SpecKind
+    entries: tuple[SyncEntry, ...]
+    registries: tuple[RegistryConfig, ...] = ()
+    defaults: RunDefaults = field(default_factory=RunDefaults)
+    warnings: tuple[str, ...] = ()
+
+    def registry(self, host: str) -> RegistryConfig | None:
+        for config in self.registries:
+            if config.host == host:
+                return config
+        return None
+
+    def registry_options(self, host: str, base: RegistryOptions) -> RegistryOptions:
+        """Options for ``host``: ``base`` with spec defaults, then the host's own settings, on top.
+
+        In a skopeo-format spec the registry settings describe *sources* (skopeo applies them to
+        the source side only): build destination options from the command line alone.
+        """
+        options = base
+        if self.defaults.tls_verify is not None:
+            options = replace(options, tls_verify=self.defaults.tls_verify)
+        config = self.registry(host)
+        return config.registry_options(options) if config is not None else options
+
+
+def check_explicit_destinations(entries: tuple[SyncEntry, ...]) -> None:
+    """Refuse two explicit references written to the same destination by different sources.
+
+    Only explicit tags/digests of plain repositories are known before listing; the plan
+    checks the rest. The same source copied twice with the same settings is not a conflict.
+    """
+    seen: dict[str, tuple[str, CopySettings, int]] = {}
+    for entry in entries:
+        for selector in entry.sources:
+            if selector.is_glob:
+                continue
+            refs: list[tuple[str | None, Digest | None, int]] = [
+                (t, None, line) for t, line in entry.tags.tags
+            ]
+            refs += [(None, d, line) for d, line in entry.tags.digests]
+            for tag, digest, line in refs:
+                origin = Origin(entry.origin.file, line)
+                try:
+                    target = entry.destination_for(selector, selector.pattern, tag=tag, digest=digest)
+                except InvalidReferenceError as exc:
+                    raise origin.error(f"invalid destination for {selector}: {exc}") from None
+                source = f"{selector}:{tag}" if tag is not None else f"{selector}@{digest}"
+                previous = seen.get(str(target))
+                if previous is None:
+                    seen[str(target)] = (source, entry.settings, line)
+                elif previous[:2] != (source, entry.settings):
+                    raise origin.error(
+                        f"destination {target} is also written by line {previous[2]} "
+                        f"(from {previous[0]}; here from {source})"
+                    )
+
+
+def load_spec(
+    path: str | Path,
+    *,
+    destination: str | None = None,
+    scoped: bool = False,
+    append_suffix: str = "",
+    settings: CopySettings | None = None,
+) -> SyncSpec:
+    """Load either format. A skopeo-format spec needs ``destination`` (the DEST argument) and
+    takes ``scoped``/``append_suffix``/``settings`` from the command line; a native spec names its
+    own destinations and must not get one."""
+    from asyncsync.sync import spec_native, spec_skopeo
+
+    tree, file = load_yaml(path)
+    if tree is None or (isinstance(tree, YScalar) and tree.is_null):
+        raise SpecError(file, 1, "the spec is empty")
+    if isinstance(tree, YMap) and "version" in tree:
+        if destination is not None:
+            raise UsageError(
+                f"{file}: a native asyncsync spec names its destinations; drop the DEST argument"
+            )
+        return spec_native.parse_native(tree, file, base_dir=Path(path).parent)
+    if destination is None:
+        raise UsageError(
+            f"{file}: a skopeo-format spec needs a DEST argument (or add 'version: 1' for native)"
+        )
+    return spec_skopeo.parse_skopeo(
+        tree, file, destination=destination, scoped=scoped, append_suffix=append_suffix, settings=settings
+    )

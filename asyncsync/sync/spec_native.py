@@ -1,0 +1,486 @@
+"""The native asyncsync spec (``version: 1``); the format is documented in :mod:`asyncsync.sync.spec`.
+
+Secrets stay out of the file: ``password-env`` names an environment variable and
+``password-file`` a file (relative paths are relative to the spec's directory; one trailing
+newline is dropped). Both are read at load time so a missing secret is a ``file:line`` error
+before any network call; the values live only in :class:`~asyncsync.registry.credentials.Credentials`,
+whose ``repr`` hides them.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import replace
+from pathlib import Path
+
+from asyncsync.digest import Digest
+from asyncsync.errors import InvalidReferenceError, SpecError
+from asyncsync.manifest import Platform
+from asyncsync.reference import DEFAULT_DOMAIN, parse_repository, validate_tag
+from asyncsync.registry.credentials import Credentials
+from asyncsync.sync.filters import TagFilter, TagRegex, TagRegexError, compile_tag_regex
+from asyncsync.sync.semver_range import VersionError, VersionRange
+from asyncsync.sync.spec import (
+    FORMAT_VALUES,
+    MULTI_ARCH_VALUES,
+    CopySettings,
+    Destination,
+    Origin,
+    RegistryConfig,
+    RunDefaults,
+    SourceSelector,
+    SyncEntry,
+    SyncSpec,
+    check_explicit_destinations,
+    validate_glob,
+)
+from asyncsync.sync.yaml_lines import Doc, YMap, YNode, YScalar, YSeq
+
+SUPPORTED_VERSIONS = (1,)
+TOP_KEYS = ("version", "defaults", "registries", "sync")
+SETTING_KEYS = ("platforms", "multi-arch", "format", "skip-existing")
+LIMIT_KEYS = ("tls-verify", "max-concurrent-requests", "requests-per-second", "chunk-size")
+DEFAULT_KEYS = ("parallel", "parallel-blobs", "retry-times", "retry-delay", *LIMIT_KEYS, *SETTING_KEYS)
+REGISTRY_KEYS = ("credentials", "authfile", "no-creds", "cert-dir", *LIMIT_KEYS)
+CREDENTIAL_KEYS = ("username", "password", "password-env", "password-file")
+ENTRY_KEYS = ("from", "to", "tags", "tag-suffix", *SETTING_KEYS)
+TAG_KEYS = ("include", "exclude", "semver", "latest", "digests")
+
+_DURATION = re.compile(r"^\s*([0-9]+(?:\.[0-9]+)?)\s*(ms|s|m)?\s*$")
+_SIZE = re.compile(r"^\s*([0-9]+)\s*(B|KiB|MiB|GiB|KB|MB|GB)?\s*$")
+_SIZE_UNITS = {
+    None: 1,
+    "B": 1,
+    "KiB": 1 << 10,
+    "MiB": 1 << 20,
+    "GiB": 1 << 30,
+    "KB": 10**3,
+    "MB": 10**6,
+    "GB": 10**9,
+}
+_PLATFORM = re.compile(r"^([a-z0-9_]+)/([a-z0-9_]+)(?:/([a-z0-9_]+))?$")
+_TAG_SUFFIX = re.compile(r"^[\w.-]{1,127}$", re.ASCII)
+MAX_CHUNK_SIZE = 1 << 30
+
+
+class _NativeParser:
+    def __init__(self, file: str, base_dir: Path) -> None:
+        self.doc = Doc(file)
+        self.file = file
+        self.base_dir = base_dir
+
+    # -- scalars -------------------------------------------------------------------------------
+
+    def duration(self, node: YNode, what: str) -> float:
+        if (
+            isinstance(node, YScalar)
+            and isinstance(node.value, int | float)
+            and not isinstance(node.value, bool)
+        ):
+            return self.doc.number(node, what, positive=False)
+        text = self.doc.string(node, what)
+        match = _DURATION.match(text)
+        if match is None:
+            raise self.doc.error(
+                node.line, f"{what} must be a duration such as 2s, 500ms or 1m, not {text!r}"
+            )
+        scale = {"ms": 0.001, "m": 60.0}.get(match.group(2) or "s", 1.0)
+        return float(match.group(1)) * scale
+
+    def size(self, node: YNode, what: str) -> int:
+        if isinstance(node, YScalar) and isinstance(node.value, int) and not isinstance(node.value, bool):
+            value = self.doc.integer(node, what, minimum=1)
+        else:
+            text = self.doc.string(node, what)
+            match = _SIZE.match(text)
+            if match is None:
+                raise self.doc.error(
+                    node.line, f"{what} must be a size such as 16MiB or 1048576, not {text!r}"
+                )
+            value = int(match.group(1)) * _SIZE_UNITS[match.group(2)]
+        if not 1024 <= value <= MAX_CHUNK_SIZE:
+            raise self.doc.error(node.line, f"{what} must be between 1KiB and 1GiB")
+        return value
+
+    def path(self, node: YNode, what: str) -> Path:
+        path = Path(os.path.expanduser(self.doc.string(node, what)))
+        return path if path.is_absolute() else self.base_dir / path
+
+    # -- settings ------------------------------------------------------------------------------
+
+    def settings(self, block: YMap, base: CopySettings, where: str) -> CopySettings:
+        doc = self.doc
+        settings = base
+        multi = block.get("multi-arch")
+        if multi is not None:
+            value = doc.string(multi.value, f"'multi-arch' of {where}")
+            if value not in MULTI_ARCH_VALUES:
+                raise doc.error(
+                    multi.value.line, f"'multi-arch' of {where} must be one of {', '.join(MULTI_ARCH_VALUES)}"
+                )
+            chosen = value
+            settings = replace(
+                settings, multi_arch=chosen, platforms=() if chosen != "all" else settings.platforms
+            )
+        platforms = block.get("platforms")
+        if platforms is not None:
+            if isinstance(platforms.value, YScalar) and platforms.value.text == "all":
+                settings = replace(settings, platforms=(), multi_arch="all")
+            else:
+                parsed = tuple(
+                    self.platform(text, line, where)
+                    for text, line in doc.strings(platforms.value, f"'platforms' of {where}")
+                )
+                if not parsed:
+                    raise doc.error(
+                        platforms.value.line, f"'platforms' of {where} must not be empty (use 'all')"
+                    )
+                if multi is not None and settings.multi_arch != "all":
+                    raise doc.error(multi.value.line, f"a 'platforms' list needs multi-arch 'all' in {where}")
+                settings = replace(settings, platforms=parsed, multi_arch="all")
+        fmt = block.get("format")
+        if fmt is not None:
+            value = doc.string(fmt.value, f"'format' of {where}")
+            if value not in FORMAT_VALUES:
+                raise doc.error(
+                    fmt.value.line, f"'format' of {where} must be one of {', '.join(FORMAT_VALUES)}"
+                )
+            chosen_format = value
+            settings = replace(settings, format=chosen_format)
+        skip = block.get("skip-existing")
+        if skip is not None:
+            settings = replace(settings, skip_existing=doc.boolean(skip.value, f"'skip-existing' of {where}"))
+        return settings
+
+    def platform(self, text: str, line: int, where: str) -> Platform:
+        match = _PLATFORM.match(text)
+        if match is None:
+            raise self.doc.error(line, f"invalid platform {text!r} in {where} (expected os/arch[/variant])")
+        return Platform(os=match.group(1), architecture=match.group(2), variant=match.group(3))
+
+    def defaults(self, node: YNode) -> RunDefaults:
+        doc = self.doc
+        where = "'defaults'"
+        block = doc.mapping(node, where, DEFAULT_KEYS)
+        ints: dict[str, int] = {}
+        for key, minimum in (
+            ("parallel", 1),
+            ("parallel-blobs", 1),
+            ("retry-times", 0),
+            ("max-concurrent-requests", 1),
+        ):
+            if (item := block.get(key)) is not None:
+                ints[key] = doc.integer(item.value, f"{key!r} of {where}", minimum=minimum)
+        delay = rate = chunk = tls = None
+        if (item := block.get("retry-delay")) is not None:
+            delay = self.duration(item.value, f"'retry-delay' of {where}")
+        if (item := block.get("requests-per-second")) is not None:
+            rate = doc.number(item.value, f"'requests-per-second' of {where}")
+        if (item := block.get("chunk-size")) is not None:
+            chunk = self.size(item.value, f"'chunk-size' of {where}")
+        if (item := block.get("tls-verify")) is not None:
+            tls = doc.boolean(item.value, f"'tls-verify' of {where}")
+        return RunDefaults(
+            parallel=ints.get("parallel"),
+            parallel_blobs=ints.get("parallel-blobs"),
+            retry_times=ints.get("retry-times"),
+            retry_delay=delay,
+            tls_verify=tls,
+            max_concurrent_requests=ints.get("max-concurrent-requests"),
+            requests_per_second=rate,
+            chunk_size=chunk,
+            settings=self.settings(block, CopySettings(multi_arch="all"), where),
+        )
+
+    # -- registries ----------------------------------------------------------------------------
+
+    def registry(self, host: str, line: int, node: YNode) -> RegistryConfig:
+        doc = self.doc
+        where = f"registry {host!r}"
+        try:
+            parsed = parse_repository(f"{host}/placeholder").registry
+        except InvalidReferenceError as exc:
+            raise doc.error(line, f"invalid registry host {host!r}: {exc}") from None
+        if parsed != host and not (host == "index.docker.io" and parsed == DEFAULT_DOMAIN):
+            raise doc.error(
+                line, f"{host!r} is not a registry host name (expected e.g. registry.example.com)"
+            )
+        block = doc.mapping(node, where, REGISTRY_KEYS)
+        config = RegistryConfig(host=parsed, origin=Origin(self.file, line))
+        if (item := block.get("credentials")) is not None:
+            config = replace(config, credentials=self.credentials(item.value, where))
+        if (item := block.get("no-creds")) is not None and doc.boolean(item.value, f"'no-creds' of {where}"):
+            if config.credentials is not None:
+                raise doc.error(item.key_line, f"'no-creds' and 'credentials' conflict in {where}")
+            config = replace(config, no_creds=True)
+        if (item := block.get("authfile")) is not None:
+            if config.credentials is not None or config.no_creds:
+                raise doc.error(
+                    item.key_line, f"'authfile' conflicts with 'credentials'/'no-creds' in {where}"
+                )
+            authfile = self.path(item.value, f"'authfile' of {where}")
+            if not authfile.is_file():
+                raise doc.error(item.value.line, f"authfile {str(authfile)!r} of {where} does not exist")
+            config = replace(config, authfile=str(authfile))
+        if (item := block.get("cert-dir")) is not None:
+            cert_dir = self.path(item.value, f"'cert-dir' of {where}")
+            if not cert_dir.is_dir():
+                raise doc.error(item.value.line, f"cert-dir {str(cert_dir)!r} of {where} is not a directory")
+            config = replace(config, cert_dir=str(cert_dir))
+        if (item := block.get("tls-verify")) is not None:
+            config = replace(config, tls_verify=doc.boolean(item.value, f"'tls-verify' of {where}"))
+        if (item := block.get("max-concurrent-requests")) is not None:
+            limit = doc.integer(item.value, f"'max-concurrent-requests' of {where}", minimum=1)
+            config = replace(config, max_concurrent_requests=limit)
+        if (item := block.get("requests-per-second")) is not None:
+            rate = doc.number(item.value, f"'requests-per-second' of {where}")
+            config = replace(config, requests_per_second=rate)
+        if (item := block.get("chunk-size")) is not None:
+            config = replace(config, chunk_size=self.size(item.value, f"'chunk-size' of {where}"))
+        return config
+
+    def credentials(self, node: YNode, where: str) -> Credentials:
+        doc = self.doc
+        what = f"'credentials' of {where}"
+        block = doc.mapping(node, what, CREDENTIAL_KEYS)
+        user = block.get("username")
+        if user is None:
+            raise doc.error(block.line, f"{what} need a 'username'")
+        username = doc.string(user.value, f"'username' of {where}")
+        sources = [e for e in block if e.key != "username"]
+        if len(sources) != 1:
+            line = sources[1].key_line if len(sources) > 1 else block.line
+            raise doc.error(line, f"{what} need exactly one of 'password', 'password-env', 'password-file'")
+        source = sources[0]
+        if source.key == "password":
+            password = doc.string(source.value, f"'password' of {where}")
+        elif source.key == "password-env":
+            name = doc.string(source.value, f"'password-env' of {where}")
+            env = os.environ.get(name)
+            if not env:
+                raise doc.error(
+                    source.value.line, f"environment variable {name} (password of {where}) is not set"
+                )
+            password = env
+        else:
+            path = self.path(source.value, f"'password-file' of {where}")
+            try:
+                password = path.read_text(encoding="utf-8").removesuffix("\n").removesuffix("\r")
+            except (OSError, UnicodeDecodeError) as exc:
+                reason = exc.strerror if isinstance(exc, OSError) else "not UTF-8 text"
+                raise doc.error(
+                    source.value.line, f"cannot read password file {str(path)!r}: {reason}"
+                ) from None
+            if not password:
+                raise doc.error(source.value.line, f"password file {str(path)!r} is empty")
+        return Credentials(username=username, password=password)
+
+    # -- entries -------------------------------------------------------------------------------
+
+    def source(self, text: str, line: int, where: str) -> SourceSelector:
+        last = text.rsplit("/", 1)[-1]
+        if "@" in text or (":" in last and "/" in text) or (":" in text and "/" not in text):
+            raise self.doc.error(
+                line, f"'from' of {where} names repositories; put tags under 'tags' ({text!r})"
+            )
+        first, sep, rest = text.partition("/")
+        is_host = sep and ("." in first or ":" in first or first == "localhost")
+        host, path = (first, rest) if is_host else (DEFAULT_DOMAIN, text)
+        if "*" in path:
+            reason = validate_glob(path)
+            if reason is not None:
+                raise self.doc.error(line, f"invalid source glob {text!r} in {where}: {reason}")
+            try:
+                host = parse_repository(f"{host}/placeholder").registry
+            except InvalidReferenceError as exc:
+                raise self.doc.error(line, f"invalid source {text!r} in {where}: {exc}") from None
+            return SourceSelector(host, path, line)
+        try:
+            name = parse_repository(text)
+        except InvalidReferenceError as exc:
+            raise self.doc.error(line, f"invalid source {text!r} in {where}: {exc}") from None
+        return SourceSelector(name.registry, name.repository, line)
+
+    def destination(
+        self, text: str, line: int, where: str, sources: tuple[SourceSelector, ...]
+    ) -> Destination:
+        is_prefix = text.endswith(("/", "/*"))
+        stripped = text.removesuffix("*").rstrip("/")
+        if "*" in stripped or "@" in text:
+            raise self.doc.error(
+                line, f"'to' of {where} must be a repository or a prefix ending in '/', not {text!r}"
+            )
+        first, _, rest = stripped.partition("/")
+        is_host = "." in first or ":" in first or first == "localhost"
+        if is_prefix:
+            # A prefix is kept literally (no "library/" for Docker Hub); only its syntax is checked.
+            host, path = (first, rest) if is_host else (DEFAULT_DOMAIN, stripped)
+            try:
+                registry = parse_repository(
+                    f"{host}/{path}/placeholder" if path else f"{host}/placeholder"
+                ).registry
+            except InvalidReferenceError as exc:
+                raise self.doc.error(line, f"invalid destination {text!r} in {where}: {exc}") from None
+            return Destination(kind="prefix", registry=registry, path=path)
+        try:
+            name = parse_repository(stripped)
+        except InvalidReferenceError as exc:
+            raise self.doc.error(line, f"invalid destination {text!r} in {where}: {exc}") from None
+        if len(sources) != 1 or sources[0].is_glob:
+            raise self.doc.error(
+                line,
+                f"'to' of {where} names one repository but 'from' can match several; "
+                "end it with '/' to put each repository under it",
+            )
+        return Destination(kind="repository", registry=name.registry, path=name.repository)
+
+    def tags(self, node: YNode, where: str) -> TagFilter:
+        doc = self.doc
+        what = f"'tags' of {where}"
+        if isinstance(node, YScalar) and node.is_null:
+            return TagFilter()
+        if isinstance(node, YSeq):
+            return self.explicit(node, what, TagFilter())
+        block = doc.mapping(node, f"{what} (a list of tags or a mapping)", TAG_KEYS)
+        result = TagFilter()
+        include = block.get("include")
+        if include is not None and isinstance(include.value, YSeq):
+            result = self.explicit(include.value, f"'include' of {where}", result)
+            for key in ("exclude", "semver", "latest"):
+                if (clash := block.get(key)) is not None:
+                    raise doc.error(
+                        clash.key_line, f"{key!r} cannot be combined with a list of tags in {what}"
+                    )
+        elif include is not None:
+            result = replace(result, include=self.regex(include.value, f"'include' of {where}"))
+        if (item := block.get("exclude")) is not None:
+            result = replace(result, exclude=self.regex(item.value, f"'exclude' of {where}"))
+        if (item := block.get("semver")) is not None:
+            text = doc.string(item.value, f"'semver' of {where}")
+            try:
+                result = replace(result, semver=VersionRange.parse(text))
+            except VersionError as exc:
+                raise doc.error(item.value.line, f"invalid semver range {text!r} in {what}: {exc}") from None
+        if (item := block.get("latest")) is not None:
+            result = replace(result, latest=doc.integer(item.value, f"'latest' of {where}", minimum=1))
+        if (item := block.get("digests")) is not None:
+            digests = list(result.digests)
+            for text, line in doc.strings(item.value, f"'digests' of {where}"):
+                try:
+                    digests.append((Digest.parse(text), line))
+                except InvalidReferenceError as exc:
+                    raise doc.error(line, f"{exc} in {what}") from None
+            result = replace(result, digests=tuple(digests))
+        return result
+
+    def explicit(self, node: YSeq, what: str, base: TagFilter) -> TagFilter:
+        tags, digests = list(base.tags), list(base.digests)
+        for text, line in self.doc.strings(node, what):
+            try:
+                if ":" in text:
+                    digests.append((Digest.parse(text), line))
+                else:
+                    tags.append((validate_tag(text), line))
+            except InvalidReferenceError as exc:
+                raise self.doc.error(line, f"{exc} in {what}") from None
+        if not tags and not digests:
+            raise self.doc.error(node.line, f"{what} is an empty list (leave 'tags' out to copy every tag)")
+        return replace(base, tags=tuple(tags), digests=tuple(digests))
+
+    def regex(self, node: YNode, what: str) -> TagRegex:
+        text = self.doc.string(node, what)
+        try:
+            return compile_tag_regex(text)
+        except TagRegexError as exc:
+            raise self.doc.error(node.line, f"invalid regex {text!r} in {what}: {exc}") from None
+
+    def entry(self, node: YNode, index: int, defaults: CopySettings) -> SyncEntry:
+        doc = self.doc
+        where = f"sync entry {index}"
+        block = doc.mapping(node, where, ENTRY_KEYS)
+        from_node = block.value("from")
+        to_node = block.value("to")
+        if from_node is None or to_node is None:
+            missing = "from" if from_node is None else "to"
+            raise doc.error(block.line, f"{where} needs a {missing!r} key")
+        if isinstance(from_node, YSeq):
+            items = doc.strings(from_node, f"'from' of {where}")
+            if not items:
+                raise doc.error(from_node.line, f"'from' of {where} is an empty list")
+        else:
+            items = [(doc.string(from_node, f"'from' of {where}"), from_node.line)]
+        sources = tuple(self.source(text, line, where) for text, line in items)
+        destination = self.destination(doc.string(to_node, f"'to' of {where}"), to_node.line, where, sources)
+        tags_node = block.value("tags")
+        tags = self.tags(tags_node, where) if tags_node is not None else TagFilter()
+        suffix = ""
+        if (item := block.get("tag-suffix")) is not None:
+            suffix = doc.string(item.value, f"'tag-suffix' of {where}")
+            if not _TAG_SUFFIX.match(suffix):
+                raise doc.error(
+                    item.value.line,
+                    f"'tag-suffix' of {where} may only contain letters, digits, '_', '.', '-'",
+                )
+            if tags.digests:
+                raise doc.error(item.key_line, f"'tag-suffix' cannot apply to the digests of {where}")
+        entry = SyncEntry(
+            origin=Origin(self.file, block.line),
+            sources=sources,
+            destination=destination,
+            tags=tags,
+            settings=self.settings(block, defaults, where),
+            tag_suffix=suffix,
+        )
+        for selector in sources:
+            if selector.is_glob:
+                continue
+            try:
+                entry.destination_for(selector, selector.pattern, tag="latest", digest=None)
+            except InvalidReferenceError as exc:
+                raise doc.error(
+                    to_node.line, f"invalid destination for {selector} in {where}: {exc}"
+                ) from None
+        return entry
+
+
+def parse_native(tree: YNode, file: str, *, base_dir: Path) -> SyncSpec:
+    """Validate a composed native spec (the caller saw its top-level ``version`` key)."""
+    parser = _NativeParser(file, base_dir)
+    doc = parser.doc
+    top = doc.mapping(tree, "the spec", TOP_KEYS)
+    version = top.get("version")
+    assert version is not None
+    number = doc.integer(version.value, "'version'", minimum=1)
+    if number not in SUPPORTED_VERSIONS:
+        raise doc.error(
+            version.value.line, f"unsupported spec version {number} (this asyncsync reads version 1)"
+        )
+    defaults_node = top.value("defaults")
+    if defaults_node is not None:
+        defaults = parser.defaults(defaults_node)
+    else:
+        defaults = RunDefaults(settings=CopySettings(multi_arch="all"))
+    registries: list[RegistryConfig] = []
+    if (item := top.get("registries")) is not None:
+        seen: dict[str, int] = {}
+        for entry in doc.mapping(item.value, "'registries'"):
+            config = parser.registry(entry.key, entry.key_line, entry.value)
+            if config.host in seen:
+                raise doc.error(
+                    entry.key_line,
+                    f"registry {config.host!r} is configured twice (first at line {seen[config.host]})",
+                )
+            seen[config.host] = entry.key_line
+            registries.append(config)
+    sync = top.get("sync")
+    if sync is None:
+        raise SpecError(file, top.line, "the spec has no 'sync' entries")
+    items = doc.sequence(sync.value, "'sync'").items
+    if not items:
+        raise doc.error(sync.value.line, "'sync' lists no entries")
+    entries = tuple(parser.entry(node, index, defaults.settings) for index, node in enumerate(items, 1))
+    check_explicit_destinations(entries)
+    return SyncSpec(
+        file=file, kind="native", entries=entries, registries=tuple(registries), defaults=defaults
+    )

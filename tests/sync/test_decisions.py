@@ -1,0 +1,136 @@
+"""Copy/skip decisions (HEAD only, one tag list per repository for --skip-existing) and --dry-run lines."""
+
+from __future__ import annotations
+
+from collections import Counter
+from typing import Any
+
+import anyio
+import pytest
+
+from asyncsync.digest import Digest
+from asyncsync.errors import TransportError
+from asyncsync.manifest import DOCKER_LIST, DOCKER_V2S2
+from asyncsync.reference import ImageName
+from asyncsync.sync.decisions import (
+    REASON_ABSENT,
+    REASON_DIFFERS,
+    REASON_EQUAL,
+    REASON_EXISTS,
+    REASON_UNKNOWN,
+    DestinationCheck,
+    check_plan,
+    render_plan,
+)
+from asyncsync.sync.plan import Plan, PlanError, PlannedImage
+from asyncsync.sync.spec import CopySettings, Origin
+
+pytestmark = pytest.mark.anyio
+
+ORIGIN = Origin("sync.yaml", 4)
+
+
+def digest(text: str) -> Digest:
+    return Digest.of(text.encode())
+
+
+def image(
+    tag: str, *, dest_tag: str | None = None, media_type: str = DOCKER_V2S2, **settings: Any
+) -> PlannedImage:
+    source = ImageName("a.example", "proj/app", tag, digest(f"src:{tag}"))
+    destination = ImageName("b.example", "new/app", dest_tag or tag)
+    return PlannedImage(source, destination, media_type, ORIGIN, CopySettings(**settings))
+
+
+class FakeChecker:
+    def __init__(self, heads: dict[str, Digest], tags: dict[str, list[str]]) -> None:
+        self.heads = heads
+        self.tag_lists = tags
+        self.calls: Counter[str] = Counter()
+        self.fail_heads = False
+
+    async def head(self, registry: str, repository: str, reference: str) -> Digest | None:
+        self.calls["head"] += 1
+        await anyio.sleep(0.001)
+        if self.fail_heads:
+            raise TransportError("connection refused")
+        return self.heads.get(f"{registry}/{repository}:{reference}")
+
+    async def tags(self, registry: str, repository: str) -> list[str]:
+        self.calls["tags"] += 1
+        await anyio.sleep(0.01)  # slow, so concurrent deciders overlap
+        return self.tag_lists.get(f"{registry}/{repository}", [])
+
+
+async def test_equal_digest_is_skipped_others_copied() -> None:
+    checker = FakeChecker(
+        {"b.example/new/app:same": digest("src:same"), "b.example/new/app:changed": digest("old")}, {}
+    )
+    plan = Plan(images=(image("same"), image("changed"), image("new")))
+    decisions = await check_plan(plan, checker)
+    assert [(d.action, d.reason) for d in decisions] == [
+        ("skip", REASON_EQUAL),
+        ("copy", REASON_DIFFERS),
+        ("copy", REASON_ABSENT),
+    ]
+    assert decisions[1].destination_digest == digest("old")
+    assert checker.calls == Counter({"head": 3})
+
+
+async def test_skip_existing_reads_each_destination_tag_list_once() -> None:
+    existing = [f"t{i}" for i in range(0, 20, 2)]
+    checker = FakeChecker({}, {"b.example/new/app": existing})
+    images = tuple(image(f"t{i}", skip_existing=True) for i in range(20))
+    decisions = await check_plan(Plan(images=images), checker, limit=8)
+    assert [d.action for d in decisions] == ["skip", "copy"] * 10
+    assert decisions[0].reason == REASON_EXISTS and decisions[1].reason == REASON_ABSENT
+    assert checker.calls == Counter({"tags": 1})
+
+
+async def test_index_copied_for_one_platform_cannot_be_compared() -> None:
+    checker = FakeChecker({}, {})
+    decision = await DestinationCheck(checker).decide(
+        image("multi", media_type=DOCKER_LIST, multi_arch="system")
+    )
+    assert (decision.action, decision.reason) == ("copy", REASON_UNKNOWN)
+    assert checker.calls == Counter()
+
+
+async def test_digest_references_are_checked_by_digest() -> None:
+    pinned = digest("pinned")
+    source = ImageName("a.example", "proj/app", None, pinned)
+    planned = PlannedImage(
+        source, ImageName("b.example", "new/app", None, pinned), DOCKER_V2S2, ORIGIN, CopySettings()
+    )
+    checker = FakeChecker({f"b.example/new/app:{pinned}": pinned}, {})
+    decision = await DestinationCheck(checker).decide(planned)
+    assert (decision.action, decision.reason) == ("skip", REASON_EQUAL)
+
+
+async def test_failed_checks_become_error_decisions() -> None:
+    checker = FakeChecker({}, {})
+    checker.fail_heads = True
+    (decision,) = await check_plan(Plan(images=(image("x"),)), checker)
+    assert decision.action == "error" and decision.reason == "checking the destination: connection refused"
+
+
+async def test_render_plan_lines() -> None:
+    checker = FakeChecker({"b.example/new/app:same": digest("src:same")}, {})
+    plan = Plan(
+        images=(image("same"), image("new")),
+        errors=(PlanError(Origin("sync.yaml", 9), "a.example/x:1 not found"),),
+        warnings=(PlanError(Origin("sync.yaml", 12), "a.example/y has no tags"),),
+    )
+    lines = render_plan(plan, await check_plan(plan, checker))
+    same, new = digest("src:same").short, digest("src:new").short
+    assert lines == [
+        f"skip  a.example/proj/app:same (sha256:{same}) -> b.example/new/app:same: destination digest equal",
+        f"copy  a.example/proj/app:new (sha256:{new}) -> b.example/new/app:new: destination absent",
+        "error sync.yaml:9: a.example/x:1 not found",
+        "note  sync.yaml:12: a.example/y has no tags",
+        "plan: 1 to copy, 1 to skip, 1 error(s)",
+    ]
+    unchecked = render_plan(Plan(images=(image("new"),)))
+    assert (
+        unchecked[0].endswith(": not checked") and unchecked[-1] == "plan: 1 to copy, 0 to skip, 0 error(s)"
+    )
