@@ -211,3 +211,19 @@ async def test_token_refused_mid_upload_restarts_with_a_fresh_token(registry_tok
         r for r in registry_token.token_service.requests if "repository:expiring/dst:pull,push" in r.scopes
     ]
     assert len(push_tokens) >= 2
+
+
+async def test_head_500_is_retried(registry_anon: RegistryServer, proxy_anon: FaultProxy) -> None:
+    """distribution 2.8 answers some blob HEADs with 500 under concurrent pushes; a copy survives it."""
+    image = make_image("head-500", layers=1)
+    await push_image(registry_anon, "head500/src", "v1", image)
+    proxy_anon.add_rule(Fault.error(500), method="HEAD", path=r"/v2/head500/dst/blobs/.*", times=2)
+    async with copy_run() as run:
+        result = await run.copy(
+            ref(registry_anon, "head500/src:v1"),
+            registry_options(registry_anon),
+            ref(proxy_anon.address, "head500/dst:v1"),
+            PLAIN,
+        )
+    assert str(result.digest) == image.digest
+    assert proxy_anon.injected()["http 500"] == 2

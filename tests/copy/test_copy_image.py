@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import orjson
 import pytest
 
@@ -9,7 +11,8 @@ from asyncsync.copy import BlobCoordinator, CopyOptions
 from asyncsync.digest import Digest
 from asyncsync.errors import UsageError
 from asyncsync.manifest import OCI_INDEX, OCI_MANIFEST, Platform
-from tests.copy.support import copy_run, ref, registry_options
+from asyncsync.registry.client import RegistryOptions
+from tests.copy.support import ScriptedSource, copy_run, ref, registry_options, serve_scripted
 from tests.helpers import skopeo
 from tests.helpers.images import (
     blob_exists,
@@ -300,3 +303,52 @@ async def test_index_only_writes_just_the_index(registry_anon: RegistryServer) -
     assert str(result.digest) == index.digest
     assert registry_anon.count("PUT", r"/v2/multi/io-dst/manifests/.*") == 1
     assert registry_anon.count(None, r"/v2/multi/io-dst/blobs/.*") == 0
+
+
+async def test_copy_to_a_tls_registry(registry_anon: RegistryServer, registry_tls: RegistryServer) -> None:
+    image = make_image("to-tls", layers=1)
+    await push_image(registry_anon, "tls/src", "v1", image)
+    async with copy_run() as run:
+        result = await run.copy(
+            ref(registry_anon, "tls/src:v1"),
+            registry_options(registry_anon),
+            ref(registry_tls, "tls/dst:v1"),
+            registry_options(registry_tls),
+        )
+    assert str(result.digest) == image.digest
+    assert skopeo.inspect(registry_tls, "tls/dst:v1")["Digest"] == image.digest
+
+
+async def test_foreign_layers_are_not_copied(make_registry: Any) -> None:
+    """A layer with ``urls`` and the foreign media type is left out (skopeo does the same); the
+    manifest still references it. Served by the scripted source, which never gets asked for it.
+    distribution 2.8 refuses layer URLs unless ``validation.manifests.urls.allow`` permits them."""
+    registry_anon = make_registry(
+        "anon", extra_config={"validation": {"manifests": {"urls": {"allow": ["^https?://"]}}}}
+    )
+    image = make_image("foreign", layers=1)
+    foreign_digest = "sha256:" + "f" * 64
+    document = orjson.loads(image.manifest)
+    document["layers"].insert(
+        0,
+        {
+            "mediaType": "application/vnd.docker.image.rootfs.foreign.diff.tar.gzip",
+            "size": 1234,
+            "digest": foreign_digest,
+            "urls": ["https://example.invalid/layer.tar.gz"],
+        },
+    )
+    raw = orjson.dumps(document)
+    source = ScriptedSource({"v1": (image.media_type, raw)}, image.blobs())
+    async with serve_scripted(source), copy_run() as run:
+        result = await run.copy(
+            ref(source.host, "foreign/src:v1"),
+            RegistryOptions(tls_verify=False),
+            ref(registry_anon, "foreign/dst:v1"),
+            registry_options(registry_anon),
+        )
+    assert str(result.digest) == str(Digest.of(raw))
+    assert foreign_digest not in [digest for digest, _ in source.gets]
+    assert result.stats.blobs_copied == 2
+    assert any("foreign layer" in note for note in result.stats.notes)
+    assert skopeo.inspect_raw(registry_anon, "foreign/dst:v1") == raw

@@ -14,7 +14,7 @@ from asyncsync.registry.tags import list_tags
 from asyncsync.transports.base import BlobLocation, Capabilities, TransportContext
 from asyncsync.transports.docker.reference import DockerReference
 
-_CAPABILITIES = Capabilities(ranged_reads=True, mounts=True)
+_CAPABILITIES = Capabilities(ranged_reads=True)
 
 
 async def _skip(chunks: AsyncGenerator[bytes, None], count: int) -> AsyncGenerator[bytes, None]:
