@@ -440,7 +440,7 @@ class FaultProxy:
         primary: tuple[Rule, random.Random] | None,
         additive: list[tuple[Rule, random.Random]],
     ) -> bool:
-        response = await read_head(up_reader)
+        response = await _unless_client_leaves(read_head(up_reader), client_reader)
         while response is not None and response.status == 100:
             response = await read_head(up_reader)
         if response is None:
@@ -514,6 +514,22 @@ class FaultProxy:
 async def _replay(pieces: Iterable[bytes]) -> AsyncIterator[bytes]:
     for piece in pieces:
         yield piece
+
+
+async def _unless_client_leaves(answer: Awaitable[Head | None], client: asyncio.StreamReader) -> Head | None:
+    """Await the upstream's answer, but give up (as nginx does) when the client disconnects first: a
+    request the client abandoned (cancelled) no longer counts as in flight."""
+    waiting = asyncio.ensure_future(answer)
+    leaving = asyncio.ensure_future(client.read(1))
+    try:
+        done, _ = await asyncio.wait({waiting, leaving}, return_when=asyncio.FIRST_COMPLETED)
+        if waiting in done:
+            return waiting.result()
+        raise ConnectionResetError("the client left before the upstream answered")
+    finally:
+        for task in (waiting, leaving):
+            task.cancel()
+        await asyncio.gather(waiting, leaving, return_exceptions=True)
 
 
 async def _until_eof(reader: asyncio.StreamReader) -> None:
