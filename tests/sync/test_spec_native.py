@@ -327,7 +327,7 @@ def test_missing_from_or_to(tmp_path: Path) -> None:
         (
             "sync:\n  - from: a.example/x\n    to: b.example/\n    tags:\n      include: '(a'\n",
             6,
-            "invalid regex '(a' in 'include' of sync entry 1: missing ), unterminated subpattern",
+            "invalid regex '(a' in 'include' of sync entry 1: missing ): (a",
         ),
         (
             "sync:\n  - from: a.example/x\n    to: b.example/\n    tags:\n      semver: '^one'\n",
