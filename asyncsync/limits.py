@@ -65,24 +65,33 @@ class HostLimiters:
     in sorted order so two tasks holding source+destination slots cannot deadlock.
     """
 
-    def __init__(self, default_limit: int = DEFAULT_REQUESTS_PER_HOST) -> None:
+    def __init__(
+        self, default_limit: int = DEFAULT_REQUESTS_PER_HOST, default_rate: float | None = None
+    ) -> None:
         self.default_limit = default_limit
+        self.default_rate = default_rate
         self._slots: dict[str, _HostSlot] = {}
         self._config: dict[str, tuple[int, float | None]] = {}
 
     def configure(self, host: str, limit: int | None = None, rate: float | None = None) -> None:
-        current_limit, current_rate = self._config.get(host, (self.default_limit, None))
-        new_limit, new_rate = limit or current_limit, rate if rate is not None else current_rate
+        current_limit, current_rate = self._config.get(host, (self.default_limit, self.default_rate))
+        # At least 2: a blob copied within one registry holds two slots of that host at once.
+        new_limit = max(2, limit or current_limit)
+        new_rate = rate if rate is not None else current_rate
         self._config[host] = (new_limit, new_rate)
         slot = self._slots.get(host)
         if slot is not None:
             slot.limiter.total_tokens = new_limit
             slot.pacer = _RatePacer(new_rate) if new_rate else None
 
+    def configured_limits(self) -> list[int]:
+        """The default limit and every configured per-host limit."""
+        return [self.default_limit, *(limit for limit, _ in self._config.values())]
+
     def _slot(self, host: str) -> _HostSlot:
         slot = self._slots.get(host)
         if slot is None:
-            limit, rate = self._config.get(host, (self.default_limit, None))
+            limit, rate = self._config.get(host, (self.default_limit, self.default_rate))
             slot = self._slots[host] = _HostSlot(host, limit, rate)
         return slot
 

@@ -15,6 +15,8 @@ from collections.abc import Callable, Coroutine
 from functools import partial
 from typing import Any
 
+import orjson
+
 from asyncsync.copy.blobs import BlobCopier, run_concurrently
 from asyncsync.copy.convert import IMAGE_TYPE_FOR, convert_index, index_type_for
 from asyncsync.copy.image import copy_image_manifest, fetch_child, require_image
@@ -30,6 +32,7 @@ from asyncsync.manifest import (
     choose_platform,
     host_platform,
     manifest_digest,
+    parse_manifest,
 )
 
 #: Indexes nested deeper than this are refused (a loop or a hostile source).
@@ -103,11 +106,52 @@ async def _copy_index_only(
     return index.raw, index.media_type, written
 
 
+def _matches(platform: Platform | None, wanted: tuple[Platform, ...]) -> bool:
+    if platform is None:
+        return False
+    return any(
+        platform.os == w.os
+        and platform.architecture == w.architecture
+        and (not w.variant or platform.variant == w.variant)
+        for w in wanted
+    )
+
+
+def select_platforms(index: ImageIndex, wanted: tuple[Platform, ...]) -> ImageIndex:
+    """``index`` with only the instances of the ``wanted`` platforms (bytes unchanged if all match).
+
+    Entries without a platform (attestations) are dropped with the rest. Raises
+    :class:`ManifestError` when no instance matches.
+    """
+    keep = [_matches(d.platform, wanted) for d in index.manifests]
+    if all(keep):
+        return index
+    if not any(keep):
+        wanted_text = ", ".join(str(w) for w in wanted)
+        raise ManifestError(
+            f"no image for platforms {wanted_text} in index {index.digest} (it has: {_platforms(index)})"
+        )
+    data = orjson.loads(index.raw)
+    entries = data.get("manifests")
+    if not isinstance(entries, list) or len(entries) != len(keep):
+        raise ManifestError("index has no 'manifests' list")
+    data["manifests"] = [entry for entry, kept in zip(entries, keep, strict=True) if kept]
+    raw = orjson.dumps(data)
+    selected = parse_manifest(raw, index.media_type)
+    assert isinstance(selected, ImageIndex)
+    return selected
+
+
 async def _copy_all(
     copier: BlobCopier, index: ImageIndex, options: CopyOptions, *, instance: bool, depth: int
 ) -> tuple[bytes, str, Digest]:
     if not copier.destination.capabilities.multi_image:
         raise UsageError("the destination cannot store more than one image: use --multi-arch system")
+    if options.platforms:
+        selected = select_platforms(index, options.platforms)
+        if selected is not index and options.preserve_digests:
+            raise UsageError("cannot preserve digests: selecting platforms rewrites the index")
+        index = selected
     target = _index_target(index, copier, options)
     replaced: dict[Digest, tuple[Digest, int, str]] = {}
     total = len(index.manifests)

@@ -26,10 +26,13 @@ class CopyOptions:
     ``index-only`` copies the index alone. ``format`` converts image manifests (and indexes) to
     OCI or Docker v2s2; ``preserve_digests`` forbids any change of manifest bytes.
     ``remove_signatures`` is accepted for compatibility: no signatures are copied yet.
+    ``platforms`` (with ``all``) keeps only the instances of those platforms: the index is
+    rewritten without the others, so its digest changes (a sync spec's ``platforms:``).
     """
 
     multi_arch: MultiArch = "system"
     platform: Platform | None = None
+    platforms: tuple[Platform, ...] = ()
     format: ManifestFormat | None = None
     preserve_digests: bool = False
     remove_signatures: bool = False

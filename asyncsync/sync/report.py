@@ -13,7 +13,7 @@ import tempfile
 import time
 from collections import Counter
 from dataclasses import asdict, dataclass, field
-from enum import Enum
+from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +22,7 @@ import orjson
 from asyncsync.limits import HostStatistics
 
 
-class Outcome(str, Enum):
+class Outcome(StrEnum):
     COPIED = "copied"
     SKIPPED = "skipped"
     FAILED = "failed"
@@ -125,7 +125,8 @@ class SyncReport:
         counts = self.counts
         lines = [
             f"Synced {len(self.results)} images in {self.wall_seconds:.1f}s: "
-            f"{counts[Outcome.COPIED]} copied, {counts[Outcome.SKIPPED]} skipped, {counts[Outcome.FAILED]} failed",
+            f"{counts[Outcome.COPIED]} copied, {counts[Outcome.SKIPPED]} skipped, "
+            f"{counts[Outcome.FAILED]} failed",
             f"Uploaded {human_bytes(self.bytes_uploaded)}; saved {human_bytes(self.bytes_reused)} "
             "by reusing blobs already at the destination (existing or mounted)",
         ]

@@ -1,0 +1,296 @@
+"""``asyncsync sync``: skopeo's sync (``--src yaml|docker --dest docker``) and the native spec."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated, Literal, cast
+
+import orjson
+import typer
+
+from asyncsync.cli._run import EXIT_FAILURE, run
+from asyncsync.cli.app import app
+from asyncsync.cli.common import (
+    RegistryFlags,
+    SkopeoCommand,
+    authfile_option,
+    cert_dir_option,
+    creds_option,
+    no_creds_option,
+    registry_token_option,
+    retry_delay_option,
+    retry_policy,
+    retry_times_option,
+    tls_verify_option,
+)
+from asyncsync.cli.copy_command import parse_size, platform_from_flags
+from asyncsync.cli.sync_view import JsonSyncView, PlainSyncView, RichSyncView
+from asyncsync.errors import UsageError
+from asyncsync.sync.engine import SyncSettings, SyncView, default_mount_index_dir, dry_run, run_sync
+from asyncsync.sync.report import SyncReport
+from asyncsync.sync.spec import CopySettings, SyncSpec, load_spec
+from asyncsync.sync.spec_skopeo import docker_source_spec
+
+_SYNC_PANEL = "Sync"
+
+
+def _settings_from_flags(
+    all_images: bool,
+    fmt: str | None,
+    skip_existing: bool,
+    platform_os: str | None,
+    arch: str | None,
+    variant: str | None,
+) -> CopySettings:
+    if fmt is not None and fmt not in ("oci", "v2s2"):
+        raise UsageError(f"--format: unknown manifest type {fmt!r} (oci or v2s2)")
+    platform = platform_from_flags(platform_os, arch, variant)
+    return CopySettings(
+        multi_arch="all" if all_images else "system",
+        platforms=(platform,) if platform is not None and not all_images else (),
+        format=cast(Literal["oci", "v2s2"] | None, fmt),
+        skip_existing=skip_existing,
+    )
+
+
+def _load(
+    source: str,
+    destination: str | None,
+    src: str | None,
+    dest: str | None,
+    scoped: bool,
+    append_suffix: str,
+    settings: CopySettings,
+) -> SyncSpec:
+    if src is None:
+        if dest is not None:
+            raise UsageError("--dest needs --src (or give a native spec alone: asyncsync sync SPEC.yaml)")
+        return load_spec(source, destination=destination)
+    if dest != "docker":
+        raise UsageError(f"--dest {dest or '(missing)'}: only 'docker' destinations are supported by sync")
+    if destination is None:
+        raise UsageError("missing DESTINATION argument (a registry host, optionally with a path prefix)")
+    if src == "yaml":
+        if not Path(source).is_file():
+            raise UsageError(f"{source}: no such spec file")
+        return load_spec(
+            source, destination=destination, scoped=scoped, append_suffix=append_suffix, settings=settings
+        )
+    if src == "docker":
+        return docker_source_spec(
+            source, destination, scoped=scoped, append_suffix=append_suffix, settings=settings
+        )
+    raise UsageError(f"--src {src}: unsupported source type (yaml or docker)")
+
+
+def _view(log_format: str, quiet: bool) -> SyncView:
+    if log_format == "json":
+        return JsonSyncView()
+    if log_format != "text":
+        raise UsageError(f"--log-format: unknown format {log_format!r} (text or json)")
+    if sys.stderr.isatty() and not quiet:
+        return RichSyncView()
+    return PlainSyncView(quiet=quiet)
+
+
+@app.command("sync", cls=SkopeoCommand)
+def sync_command(
+    source: Annotated[str, typer.Argument(metavar="SOURCE", help="Spec file (yaml/native) or repository.")],
+    destination: Annotated[
+        str | None, typer.Argument(metavar="DESTINATION", help="Registry (and path prefix) to sync into.")
+    ] = None,
+    src: Annotated[str | None, typer.Option("--src", "-s", help="Source type: yaml or docker.")] = None,
+    dest: Annotated[str | None, typer.Option("--dest", "-d", help="Destination type: docker.")] = None,
+    scoped: Annotated[
+        bool, typer.Option("--scoped", help="Keep the full source name under DESTINATION.")
+    ] = False,
+    append_suffix: Annotated[
+        str, typer.Option("--append-suffix", help="Append this suffix to destination tags.")
+    ] = "",
+    all_images: Annotated[
+        bool, typer.Option("--all", "-a", help="Copy every image of multi-arch images, and the index.")
+    ] = False,
+    fmt: Annotated[
+        str | None, typer.Option("--format", "-f", metavar="oci|v2s2", help="Convert manifests.")
+    ] = None,
+    preserve_digests: Annotated[
+        bool, typer.Option("--preserve-digests", help="Fail rather than change a digest.")
+    ] = False,
+    remove_signatures: Annotated[
+        bool, typer.Option("--remove-signatures", help="Accepted; no signatures are copied yet.")
+    ] = False,
+    override_os: Annotated[str | None, typer.Option("--override-os", metavar="OS")] = None,
+    override_arch: Annotated[str | None, typer.Option("--override-arch", metavar="ARCH")] = None,
+    override_variant: Annotated[str | None, typer.Option("--override-variant", metavar="VARIANT")] = None,
+    dry_run_flag: Annotated[
+        bool,
+        typer.Option(
+            "--dry-run",
+            help="Print what would be copied or skipped, and why; write nothing.",
+            rich_help_panel=_SYNC_PANEL,
+        ),
+    ] = False,
+    skip_existing: Annotated[
+        bool,
+        typer.Option(
+            "--skip-existing",
+            help="Treat destination tags as immutable: skip tags that exist.",
+            rich_help_panel=_SYNC_PANEL,
+        ),
+    ] = False,
+    parallel: Annotated[
+        int | None,
+        typer.Option(
+            "--parallel", "-j", min=1, help="Images in flight (default 8).", rich_help_panel=_SYNC_PANEL
+        ),
+    ] = None,
+    image_parallel_copies: Annotated[
+        int | None,
+        typer.Option(
+            "--image-parallel-copies",
+            min=1,
+            help="Blobs in flight, run-wide (default 16).",
+            rich_help_panel=_SYNC_PANEL,
+        ),
+    ] = None,
+    max_requests_per_host: Annotated[
+        int | None,
+        typer.Option(
+            "--max-requests-per-host",
+            min=2,
+            help="Concurrent requests per registry.",
+            rich_help_panel=_SYNC_PANEL,
+        ),
+    ] = None,
+    fail_fast: Annotated[
+        bool,
+        typer.Option(
+            "--fail-fast", help="Stop taking work after the first failed image.", rich_help_panel=_SYNC_PANEL
+        ),
+    ] = False,
+    keep_going: Annotated[
+        bool,
+        typer.Option(
+            "--keep-going",
+            help="Continue after a failed image (the default; skopeo spelling).",
+            rich_help_panel=_SYNC_PANEL,
+        ),
+    ] = False,
+    report: Annotated[
+        Path | None,
+        typer.Option(
+            "--report",
+            metavar="FILE.json",
+            help="Write the final report as JSON.",
+            rich_help_panel=_SYNC_PANEL,
+        ),
+    ] = None,
+    log_format: Annotated[
+        str,
+        typer.Option(
+            "--log-format", metavar="text|json", help="Progress output format.", rich_help_panel=_SYNC_PANEL
+        ),
+    ] = "text",
+    quiet: Annotated[
+        bool, typer.Option("--quiet", "-q", help="Print only failures and the summary.")
+    ] = False,
+    no_mount_cache: Annotated[
+        bool,
+        typer.Option(
+            "--no-mount-cache",
+            help="Do not read or write the persisted mount-source index.",
+            rich_help_panel=_SYNC_PANEL,
+        ),
+    ] = False,
+    chunk_size: Annotated[
+        str | None, typer.Option("--chunk-size", metavar="SIZE", help="Upload blobs in chunks of SIZE.")
+    ] = None,
+    authfile: Annotated[str | None, authfile_option()] = None,
+    src_authfile: Annotated[str | None, authfile_option("src-")] = None,
+    dest_authfile: Annotated[str | None, authfile_option("dest-")] = None,
+    src_creds: Annotated[str | None, creds_option("src-")] = None,
+    dest_creds: Annotated[str | None, creds_option("dest-")] = None,
+    src_tls_verify: Annotated[bool, tls_verify_option("src-")] = True,
+    dest_tls_verify: Annotated[bool, tls_verify_option("dest-")] = True,
+    src_cert_dir: Annotated[str | None, cert_dir_option("src-")] = None,
+    dest_cert_dir: Annotated[str | None, cert_dir_option("dest-")] = None,
+    src_no_creds: Annotated[bool, no_creds_option("src-")] = False,
+    dest_no_creds: Annotated[bool, no_creds_option("dest-")] = False,
+    src_registry_token: Annotated[str | None, registry_token_option("src-")] = None,
+    dest_registry_token: Annotated[str | None, registry_token_option("dest-")] = None,
+    retry_times: Annotated[int | None, retry_times_option()] = None,
+    retry_delay: Annotated[str | None, retry_delay_option()] = None,
+) -> None:
+    """Synchronise images between registries: a skopeo sync YAML, a repository, or a native spec.
+
+    Examples: asyncsync sync --src yaml --dest docker sync.yml registry.example/mirror;
+    asyncsync sync --src docker --dest docker quay.io/org/app registry.example/mirror;
+    asyncsync sync migrate.yaml (native spec, see configs/).
+    """
+    del remove_signatures, keep_going  # accepted for skopeo compatibility; behaviour is the default
+
+    source_flags = RegistryFlags(
+        prefix="src-",
+        creds=src_creds,
+        authfile=src_authfile or authfile,
+        tls_verify=src_tls_verify,
+        cert_dir=src_cert_dir,
+        no_creds=src_no_creds,
+        registry_token=src_registry_token,
+    )
+    destination_flags = RegistryFlags(
+        prefix="dest-",
+        creds=dest_creds,
+        authfile=dest_authfile or authfile,
+        tls_verify=dest_tls_verify,
+        cert_dir=dest_cert_dir,
+        no_creds=dest_no_creds,
+        registry_token=dest_registry_token,
+    )
+
+    async def main() -> SyncReport | None:
+        if preserve_digests and fmt is not None:
+            raise UsageError(
+                "--preserve-digests and --format cannot be used together: conversion changes digests"
+            )
+        copy_settings = _settings_from_flags(
+            all_images, fmt, skip_existing, override_os, override_arch, override_variant
+        )
+        spec = _load(source, destination, src, dest, scoped, append_suffix, copy_settings)
+        for warning in spec.warnings:
+            typer.echo(f"warning: {warning}", err=True)
+        settings = SyncSettings(
+            source_options=source_flags.to_options(),
+            destination_options=destination_flags.to_options(),
+            parallel=parallel,
+            parallel_blobs=image_parallel_copies,
+            retry=retry_policy(retry_times, retry_delay) if retry_times is not None or retry_delay else None,
+            max_requests_per_host=max_requests_per_host,
+            chunk_size=parse_size(chunk_size, "--chunk-size") if chunk_size is not None else None,
+            fail_fast=fail_fast,
+            mount_index_dir=None if no_mount_cache else default_mount_index_dir(),
+        )
+        if dry_run_flag:
+            _, lines = await dry_run(spec, settings)
+            for line in lines:
+                typer.echo(line)
+            return None
+        view = _view(log_format, quiet)
+        if isinstance(view, RichSyncView):
+            with view:
+                return await run_sync(spec, settings, view)
+        return await run_sync(spec, settings, view)
+
+    result = run(main)
+    if result is None:
+        return
+    if report is not None:
+        result.write_json(report)
+    if log_format == "json":
+        typer.echo(orjson.dumps({"event": "summary", **orjson.loads(result.to_json())["summary"]}).decode())
+    else:
+        for line in result.summary_lines():
+            typer.echo(line)
+    if not result.ok:
+        raise typer.Exit(EXIT_FAILURE)

@@ -1,0 +1,161 @@
+"""How a running sync shows itself: a rich live view on a terminal, plain lines, or JSON lines.
+
+All three implement :class:`~asyncsync.sync.engine.SyncView`. Only names, digests, counts and
+one-line error messages are printed (errors are already redacted).
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from typing import IO
+
+import orjson
+from rich.console import Console, Group
+from rich.live import Live
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.table import Table
+
+from asyncsync.copy.progress import CopyProgress, NullProgress
+from asyncsync.manifest import Descriptor
+from asyncsync.sync.engine import SyncView
+from asyncsync.sync.plan import Plan, PlannedImage
+from asyncsync.sync.report import ImageResult, Outcome, human_bytes
+from asyncsync.sync.scheduler import PoolStatistics
+
+
+class _ByteCounter(NullProgress):
+    """Per-image progress sink that adds streamed bytes to the run's total."""
+
+    def __init__(self, view: RichSyncView, key: str) -> None:
+        self.view = view
+        self.key = key
+
+    def blob_advanced(self, blob: Descriptor, count: int) -> None:
+        self.view.bytes_moved += count
+        self.view.active[self.key] = self.view.active.get(self.key, 0) + count
+
+
+class PlainSyncView(SyncView):
+    """One line per finished image (for logs and pipes); quiet prints only failures."""
+
+    def __init__(self, stream: IO[str] | None = None, *, quiet: bool = False) -> None:
+        self.stream = stream or sys.stdout
+        self.quiet = quiet
+        self.total = 0
+        self.done = 0
+
+    def _print(self, line: str) -> None:
+        print(line, file=self.stream, flush=True)
+
+    def planned(self, plan: Plan) -> None:
+        self.total = len(plan.images)
+        if not self.quiet:
+            self._print(f"Planned {self.total} images ({len(plan.errors)} plan errors)")
+        for error in plan.errors:
+            self._print(f"plan error: {error}")
+
+    def image_finished(self, image: PlannedImage, result: ImageResult) -> None:
+        self.done += 1
+        position = f"[{self.done}/{self.total}]"
+        if result.outcome is Outcome.FAILED:
+            self._print(f"{position} FAILED {result.source} -> {result.destination}: {result.reason}")
+        elif self.quiet:
+            return
+        elif result.outcome is Outcome.SKIPPED:
+            self._print(f"{position} skipped {result.destination}: {result.reason}")
+        else:
+            self._print(
+                f"{position} copied {result.source} -> {result.destination} ({result.digest[:19]}): "
+                f"{result.blobs_copied} uploaded, {result.blobs_mounted} mounted, "
+                f"{result.blobs_existing} existing, {human_bytes(result.bytes_uploaded)}"
+            )
+
+
+class JsonSyncView(SyncView):
+    """One JSON object per event (``--log-format json``)."""
+
+    def __init__(self, stream: IO[str] | None = None) -> None:
+        self.stream = stream or sys.stdout
+
+    def _emit(self, event: dict[str, object]) -> None:
+        event["time"] = round(time.time(), 3)
+        self.stream.write(orjson.dumps(event).decode() + "\n")
+        self.stream.flush()
+
+    def planned(self, plan: Plan) -> None:
+        self._emit(
+            {"event": "planned", "images": len(plan.images), "plan_errors": [str(e) for e in plan.errors]}
+        )
+
+    def image_finished(self, image: PlannedImage, result: ImageResult) -> None:
+        self._emit(
+            {
+                "event": "image",
+                "outcome": result.outcome.value,
+                "source": result.source,
+                "destination": result.destination,
+                "digest": result.digest,
+                "reason": result.reason,
+                "bytes_uploaded": result.bytes_uploaded,
+                "seconds": result.seconds,
+            }
+        )
+
+
+class RichSyncView(SyncView):
+    """A live view: overall progress (images, bytes, rate, ETA) and the images in flight."""
+
+    def __init__(self, console: Console | None = None) -> None:
+        self.console = console or Console(stderr=True)
+        self.progress = Progress(
+            TextColumn("[bold]images"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("{task.fields[bytes]}"),
+            TimeRemainingColumn(),
+            console=self.console,
+        )
+        self.task = self.progress.add_task("sync", total=None, bytes="")
+        self.active: dict[str, int] = {}
+        self.bytes_moved = 0
+        self.started = time.monotonic()
+        self.pool: PoolStatistics | None = None
+        self.live = Live(
+            self._render(), console=self.console, refresh_per_second=4, get_renderable=self._render
+        )
+
+    def __enter__(self) -> RichSyncView:
+        self.live.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.live.stop()
+
+    def _render(self) -> Group:
+        elapsed = max(time.monotonic() - self.started, 1e-6)
+        rate = self.bytes_moved / elapsed
+        self.progress.update(self.task, bytes=f"{human_bytes(self.bytes_moved)} at {human_bytes(rate)}/s")
+        table = Table.grid(padding=(0, 1))
+        for name, moved in list(self.active.items())[:12]:
+            table.add_row("  ", name, human_bytes(moved))
+        return Group(self.progress, table)
+
+    def planned(self, plan: Plan) -> None:
+        self.progress.update(self.task, total=len(plan.images))
+        for error in plan.errors:
+            self.console.print(f"[red]plan error:[/red] {error}")
+
+    def pool_started(self, stats: PoolStatistics) -> None:
+        self.pool = stats
+
+    def image_started(self, image: PlannedImage) -> CopyProgress:
+        key = str(image.destination)
+        self.active[key] = 0
+        return _ByteCounter(self, key)
+
+    def image_finished(self, image: PlannedImage, result: ImageResult) -> None:
+        self.active.pop(str(image.destination), None)
+        self.progress.advance(self.task)
+        if result.outcome is Outcome.FAILED:
+            self.console.print(f"[red]FAILED[/red] {result.source} -> {result.destination}: {result.reason}")

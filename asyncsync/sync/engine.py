@@ -1,0 +1,325 @@
+"""The sync run: plan the spec, then copy or skip every planned image through the bounded pool.
+
+:func:`run_sync` is the one entry point the CLI calls. It owns the run-wide objects, each
+created exactly once here: the :class:`~asyncsync.registry.client.RegistrySession` (with
+the per-host request limiters configured from the spec), the
+:class:`~asyncsync.limits.BlobLimiter`, the :class:`~asyncsync.copy.BlobCoordinator`
+(single-flight per destination blob and the mount-source index, loaded from and saved to the
+user cache directory), and the :class:`~asyncsync.sync.report.SyncReport`.
+
+Per image (in a pool worker): decide copy/skip with HEAD only (``decisions.DestinationCheck``),
+then ``copy_image`` by the digest the plan resolved, retried once more at image level for a
+temporary failure; every outcome becomes an :class:`ImageResult`, so one failed image never
+stops the others (unless ``fail_fast``).
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import time
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+import orjson
+
+from asyncsync.copy import BlobCoordinator, CopyEnvironment, CopyOptions, copy_image
+from asyncsync.copy.progress import CopyProgress, NullProgress
+from asyncsync.errors import AsyncSyncError
+from asyncsync.limits import DEFAULT_BLOBS_IN_FLIGHT, DEFAULT_REQUESTS_PER_HOST, BlobLimiter, HostLimiters
+from asyncsync.registry.client import RegistryOptions, RegistrySession
+from asyncsync.retry import RetryPolicy, with_retries
+from asyncsync.sync.decisions import Decision, DestinationCheck, check_plan, render_plan
+from asyncsync.sync.plan import Plan, PlannedImage, build_plan
+from asyncsync.sync.registry_lister import RegistryLister
+from asyncsync.sync.report import ImageResult, Outcome, SyncReport
+from asyncsync.sync.scheduler import DEFAULT_PARALLEL_IMAGES, PoolControl, PoolStatistics, run_pool
+from asyncsync.sync.spec import RegistryConfig, SyncSpec
+from asyncsync.transports.base import SideOptions, TransportContext
+from asyncsync.transports.docker.reference import DockerReference
+
+#: Whole-image attempts for a temporary failure (blob transfers retry inside each attempt).
+IMAGE_ATTEMPTS = 2
+MOUNT_INDEX_FILE = "mount-index.json"
+
+
+class SyncView:
+    """What the sync tells its observer; the CLI implements it (rich live view, plain, JSON)."""
+
+    def planned(self, plan: Plan) -> None:
+        """The plan is built (before any copy)."""
+
+    def pool_started(self, stats: PoolStatistics) -> None:
+        """The pool runs; ``stats`` is live."""
+
+    def image_started(self, image: PlannedImage) -> CopyProgress:
+        """An image starts; returns the progress sink for its blobs."""
+        return NullProgress()
+
+    def image_finished(self, image: PlannedImage, result: ImageResult) -> None:
+        """An image is done (copied, skipped or failed)."""
+
+
+@dataclass(frozen=True)
+class SyncSettings:
+    """Run-level settings from the command line, before spec defaults are laid over them.
+
+    ``source_options``/``destination_options`` come from ``--src-*``/``--dest-*`` flags; a spec's
+    ``registries`` entry for a host overrides them for that host. ``mount_index_dir`` is where the
+    mount-source index persists between runs (``None`` = not persisted).
+    """
+
+    source_options: RegistryOptions = field(default_factory=RegistryOptions)
+    destination_options: RegistryOptions = field(default_factory=RegistryOptions)
+    parallel: int | None = None
+    parallel_blobs: int | None = None
+    retry: RetryPolicy | None = None
+    max_requests_per_host: int | None = None
+    chunk_size: int | None = None
+    fail_fast: bool = False
+    mount_index_dir: Path | None = None
+
+
+def default_mount_index_dir() -> Path:
+    """The user cache directory (``$XDG_CACHE_HOME/asyncsync`` on Linux)."""
+    import platformdirs
+
+    return Path(platformdirs.user_cache_dir("asyncsync"))
+
+
+class _Run:
+    """The run-wide state of one sync (see the module docstring)."""
+
+    def __init__(self, spec: SyncSpec, settings: SyncSettings, session: RegistrySession) -> None:
+        self.spec = spec
+        self.settings = settings
+        self.session = session
+        defaults = spec.defaults
+        self.parallel = settings.parallel or defaults.parallel or DEFAULT_PARALLEL_IMAGES
+        self.retry = settings.retry or _retry_from_defaults(spec) or RetryPolicy()
+        blobs = settings.parallel_blobs or defaults.parallel_blobs or DEFAULT_BLOBS_IN_FLIGHT
+        # A streamed blob holds a slot on its source host while it waits for one on the
+        # destination host (possibly the same host). With fewer blobs in flight than the
+        # smallest per-host limit, some transfer can always take its second slot: no deadlock.
+        smallest_host_limit = min(session.limiters.configured_limits(), default=blobs + 1)
+        self.blob_limiter = BlobLimiter(max(1, min(blobs, smallest_host_limit - 1)))
+        self.coordinator = BlobCoordinator()
+        self.registries: dict[str, RegistryConfig] = {r.host: r for r in spec.registries}
+        self._contexts: dict[tuple[str, str], TransportContext] = {}
+
+    def options_for(self, host: str, side: str) -> RegistryOptions:
+        base = self.settings.source_options if side == "source" else self.settings.destination_options
+        if self.spec.defaults.tls_verify is not None:
+            base = replace(base, tls_verify=self.spec.defaults.tls_verify)
+        config = self.registries.get(host)
+        return config.registry_options(base) if config is not None else base
+
+    def context(self, host: str, side: str) -> TransportContext:
+        key = (host, side)
+        ctx = self._contexts.get(key)
+        if ctx is None:
+            config = self.registries.get(host)
+            chunk = (config.chunk_size if config else None) or self.settings.chunk_size
+            chunk = chunk or self.spec.defaults.chunk_size
+            ctx = self._contexts[key] = TransportContext(
+                session=self.session,
+                options=SideOptions(registry=self.options_for(host, side), chunk_size=chunk),
+                retry=self.retry,
+                blob_limiter=self.blob_limiter,
+            )
+        return ctx
+
+    async def copy_one(self, image: PlannedImage, progress: CopyProgress) -> ImageResult:
+        source_ref = DockerReference(image.source)
+        dest_ref = DockerReference(image.destination)
+        options = _copy_options(image)
+        env = CopyEnvironment(
+            blob_limiter=self.blob_limiter, retry=self.retry, coordinator=self.coordinator, progress=progress
+        )
+        attempts = 0
+
+        async def attempt() -> ImageResult:
+            nonlocal attempts
+            attempts += 1
+            source = await source_ref.new_source(self.context(image.source.registry, "source"))
+            try:
+                destination = await dest_ref.new_destination(self.context(image.destination.registry, "dest"))
+                try:
+                    started = time.monotonic()
+                    result = await copy_image(source, destination, options, env)
+                finally:
+                    await destination.close()
+            finally:
+                await source.close()
+            stats = result.stats
+            return ImageResult(
+                source=image.describe_source(),
+                destination=str(image.destination),
+                outcome=Outcome.COPIED,
+                digest=str(result.digest),
+                seconds=round(time.monotonic() - started, 3),
+                attempts=attempts,
+                bytes_uploaded=stats.bytes_uploaded,
+                bytes_reused=stats.bytes_reused,
+                blobs_copied=stats.blobs_copied,
+                blobs_mounted=stats.blobs_mounted,
+                blobs_existing=stats.blobs_existing,
+                origin=str(image.origin),
+            )
+
+        policy = replace(self.retry, attempts=IMAGE_ATTEMPTS) if self.retry.attempts > 1 else self.retry
+        return await with_retries(policy, attempt)
+
+
+def _retry_from_defaults(spec: SyncSpec) -> RetryPolicy | None:
+    defaults = spec.defaults
+    if defaults.retry_times is None and defaults.retry_delay is None:
+        return None
+    return RetryPolicy.from_flags(defaults.retry_times, defaults.retry_delay)
+
+
+def _copy_options(image: PlannedImage) -> CopyOptions:
+    settings = image.settings
+    return CopyOptions(
+        multi_arch=settings.multi_arch,
+        platforms=settings.platforms,
+        format=settings.format,
+    )
+
+
+def _failed(image: PlannedImage, reason: str, attempts: int = 1) -> ImageResult:
+    return ImageResult(
+        source=image.describe_source(),
+        destination=str(image.destination),
+        outcome=Outcome.FAILED,
+        reason=reason,
+        attempts=attempts,
+        origin=str(image.origin),
+    )
+
+
+def _skipped(image: PlannedImage, decision: Decision) -> ImageResult:
+    return ImageResult(
+        source=image.describe_source(),
+        destination=str(image.destination),
+        outcome=Outcome.SKIPPED,
+        reason=decision.reason,
+        digest=str(decision.destination_digest or ""),
+        origin=str(image.origin),
+    )
+
+
+def _configure_hosts(limiters: HostLimiters, spec: SyncSpec) -> None:
+    defaults = spec.defaults
+    for config in spec.registries:
+        limiters.configure(
+            config.host,
+            config.max_concurrent_requests or defaults.max_concurrent_requests,
+            config.requests_per_second or defaults.requests_per_second,
+        )
+    if defaults.requests_per_second:
+        limiters.default_rate = defaults.requests_per_second
+
+
+async def plan_sync(spec: SyncSpec, settings: SyncSettings, session: RegistrySession) -> Plan:
+    """Expand the spec against the source registries (tag lists, filters, one HEAD per tag)."""
+    run = _Run(spec, settings, session)
+    lister = RegistryLister(session, lambda host: run.options_for(host, "source"))
+    return await build_plan(spec, lister)
+
+
+async def dry_run(spec: SyncSpec, settings: SyncSettings) -> tuple[Plan, list[str]]:
+    """The plan and its ``--dry-run`` lines (destination checked with HEAD/tag lists, no writes)."""
+    async with _session(spec, settings) as session:
+        run = _Run(spec, settings, session)
+        plan = await build_plan(spec, RegistryLister(session, lambda host: run.options_for(host, "source")))
+        checker = RegistryLister(session, lambda host: run.options_for(host, "dest"))
+        decisions = await check_plan(plan, checker)
+        return plan, render_plan(plan, decisions)
+
+
+def _session(spec: SyncSpec, settings: SyncSettings) -> RegistrySession:
+    limit = (
+        settings.max_requests_per_host or spec.defaults.max_concurrent_requests or DEFAULT_REQUESTS_PER_HOST
+    )
+    limiters = HostLimiters(default_limit=limit)
+    _configure_hosts(limiters, spec)
+    retry = settings.retry or _retry_from_defaults(spec) or RetryPolicy()
+    return RegistrySession(limiters=limiters, retry=retry)
+
+
+async def run_sync(
+    spec: SyncSpec,
+    settings: SyncSettings,
+    view: SyncView | None = None,
+    *,
+    handle_signals: bool = True,
+    control: PoolControl | None = None,
+) -> SyncReport:
+    """Plan and run the sync; returns the report (check ``report.ok``). Never raises for one image."""
+    view = view or SyncView()
+    report = SyncReport()
+    async with _session(spec, settings) as session:
+        run = _Run(spec, settings, session)
+        _load_mount_index(run.coordinator, settings.mount_index_dir)
+        plan = await build_plan(spec, RegistryLister(session, lambda host: run.options_for(host, "source")))
+        report.plan_errors = [str(e) for e in plan.errors]
+        view.planned(plan)
+        check = DestinationCheck(RegistryLister(session, lambda host: run.options_for(host, "dest")))
+        control = control or PoolControl()
+
+        async def work(image: PlannedImage) -> ImageResult:
+            progress = view.image_started(image)
+            try:
+                decision = await check.decide(image)
+            except AsyncSyncError as exc:
+                return _failed(image, f"checking the destination: {exc}")
+            if decision.action == "skip":
+                return _skipped(image, decision)
+            try:
+                return await run.copy_one(image, progress)
+            except AsyncSyncError as exc:
+                return _failed(image, str(exc))
+
+        def on_result(image: PlannedImage, result: ImageResult) -> None:
+            report.add(result)
+            view.image_finished(image, result)
+            if result.outcome is Outcome.FAILED and settings.fail_fast:
+                control.stop(f"--fail-fast: {result.destination} failed")
+
+        await run_pool(
+            plan.images,
+            work,
+            parallel=run.parallel,
+            on_result=on_result,
+            control=control,
+            handle_signals=handle_signals,
+            on_stats=view.pool_started,
+        )
+        report.stopped_reason = control.reason
+        report.finish(session.limiters.statistics())
+        _save_mount_index(run.coordinator, settings.mount_index_dir)
+    return report
+
+
+def _load_mount_index(coordinator: BlobCoordinator, directory: Path | None) -> None:
+    if directory is None:
+        return
+    try:
+        data = orjson.loads((directory / MOUNT_INDEX_FILE).read_bytes())
+    except (OSError, orjson.JSONDecodeError):
+        return  # a missing or damaged cache only costs mounts, never correctness
+    coordinator.load(data)
+
+
+def _save_mount_index(coordinator: BlobCoordinator, directory: Path | None) -> None:
+    if directory is None:
+        return
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=".mount-index-", dir=directory)
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(orjson.dumps(coordinator.export()))
+        os.replace(tmp, directory / MOUNT_INDEX_FILE)
+    except OSError:
+        return  # the cache is an optimisation; failing to save it must not fail the sync
