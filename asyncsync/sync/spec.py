@@ -206,6 +206,25 @@ def _glob_regex(pattern: str) -> re.Pattern[str]:
     return re.compile("/".join(parts))
 
 
+def is_host_component(component: str) -> bool:
+    """Whether the first component of a name is a registry host (docker's rule: ".", ":" or localhost)."""
+    return "." in component or ":" in component or component == "localhost"
+
+
+def registry_host(text: str) -> str:
+    """``text`` validated as a registry host and normalised (``index.docker.io`` -> ``docker.io``).
+
+    Raises :class:`~asyncsync.errors.InvalidReferenceError` naming ``text``.
+    """
+    try:
+        name = parse_reference(f"{text}/x", default_tag=False)
+    except InvalidReferenceError:
+        name = None
+    if name is None or not is_host_component(text) or name.repository not in ("x", "library/x"):
+        raise InvalidReferenceError(f"invalid registry host {text!r}")
+    return name.registry
+
+
 def validate_glob(pattern: str) -> str | None:
     """A reason why ``pattern`` is not a usable repository glob, or ``None``."""
     components = pattern.split("/")

@@ -33,6 +33,8 @@ from asyncsync.sync.spec import (
     SyncEntry,
     SyncSpec,
     check_explicit_destinations,
+    is_host_component,
+    registry_host,
     validate_glob,
 )
 from asyncsync.sync.yaml_lines import Doc, YMap, YNode, YScalar, YSeq
@@ -199,13 +201,9 @@ class _NativeParser:
         doc = self.doc
         where = f"registry {host!r}"
         try:
-            parsed = parse_repository(f"{host}/placeholder").registry
+            parsed = registry_host(host)
         except InvalidReferenceError as exc:
-            raise doc.error(line, f"invalid registry host {host!r}: {exc}") from None
-        if parsed != host and not (host == "index.docker.io" and parsed == DEFAULT_DOMAIN):
-            raise doc.error(
-                line, f"{host!r} is not a registry host name (expected e.g. registry.example.com)"
-            )
+            raise doc.error(line, f"{exc} (expected e.g. registry.example.com)") from None
         block = doc.mapping(node, where, REGISTRY_KEYS)
         config = RegistryConfig(host=parsed, origin=Origin(self.file, line))
         if (item := block.get("credentials")) is not None:
@@ -285,14 +283,14 @@ class _NativeParser:
                 line, f"'from' of {where} names repositories; put tags under 'tags' ({text!r})"
             )
         first, sep, rest = text.partition("/")
-        is_host = sep and ("." in first or ":" in first or first == "localhost")
+        is_host = bool(sep) and is_host_component(first)
         host, path = (first, rest) if is_host else (DEFAULT_DOMAIN, text)
         if "*" in path:
             reason = validate_glob(path)
             if reason is not None:
                 raise self.doc.error(line, f"invalid source glob {text!r} in {where}: {reason}")
             try:
-                host = parse_repository(f"{host}/placeholder").registry
+                host = registry_host(host)
             except InvalidReferenceError as exc:
                 raise self.doc.error(line, f"invalid source {text!r} in {where}: {exc}") from None
             return SourceSelector(host, path, line)
@@ -312,14 +310,12 @@ class _NativeParser:
                 line, f"'to' of {where} must be a repository or a prefix ending in '/', not {text!r}"
             )
         first, _, rest = stripped.partition("/")
-        is_host = "." in first or ":" in first or first == "localhost"
+        is_host = is_host_component(first)
         if is_prefix:
             # A prefix is kept literally (no "library/" for Docker Hub); only its syntax is checked.
             host, path = (first, rest) if is_host else (DEFAULT_DOMAIN, stripped)
             try:
-                registry = parse_repository(
-                    f"{host}/{path}/placeholder" if path else f"{host}/placeholder"
-                ).registry
+                registry = parse_repository(f"{host}/{path}").registry if path else registry_host(host)
             except InvalidReferenceError as exc:
                 raise self.doc.error(line, f"invalid destination {text!r} in {where}: {exc}") from None
             return Destination(kind="prefix", registry=registry, path=path)

@@ -33,7 +33,7 @@ import os
 
 from asyncsync.digest import Digest
 from asyncsync.errors import AsyncSyncError, InvalidReferenceError, SpecError
-from asyncsync.reference import ImageName, parse_reference, parse_repository, validate_tag
+from asyncsync.reference import DEFAULT_DOMAIN, ImageName, parse_reference, parse_repository, validate_tag
 from asyncsync.registry.credentials import Credentials
 from asyncsync.sync.filters import TagFilter, TagRegexError, compile_tag_regex
 from asyncsync.sync.semver_range import VersionError, VersionRange
@@ -46,6 +46,8 @@ from asyncsync.sync.spec import (
     SyncEntry,
     SyncSpec,
     check_explicit_destinations,
+    is_host_component,
+    registry_host,
 )
 from asyncsync.sync.yaml_lines import Doc, YMap, YNode, YScalar
 
@@ -125,7 +127,11 @@ class _SkopeoParser:
         if isinstance(node, YScalar) and node.is_null:
             node = YMap((), node.line)
         config = doc.mapping(node, where, REGISTRY_KEYS)
-        host = self.repository(key, "placeholder", key_line).registry
+        first = key.partition("/")[0]
+        try:
+            host = registry_host(first) if is_host_component(first) else DEFAULT_DOMAIN
+        except InvalidReferenceError as exc:
+            raise doc.error(key_line, str(exc)) from None
         before = len(self.entries)
         for name in ("images", "images-by-tag-regex", "images-by-semver"):
             entry = config.get(name)

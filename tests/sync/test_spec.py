@@ -146,3 +146,8 @@ def test_python_scalar_tags_are_refused(tmp_path: Path) -> None:
         write(tmp_path, "a.example:\n  cert-dir: !!python/name:os.system\n"), destination="b.example"
     )
     assert err.line == 2 and "could not determine a constructor" in str(err)
+
+
+def test_oversized_file(tmp_path: Path) -> None:
+    path = write(tmp_path, b"#" * (16 * 1024 * 1024 + 1))
+    assert str(load_error(path)) == f"{path}:1: spec file is larger than 16 MiB"

@@ -274,8 +274,8 @@ def test_missing_from_or_to(tmp_path: Path) -> None:
         (
             "sync:\n  - from: a.example/x\n    to: b.example/Y/\n",
             4,
-            "invalid destination 'b.example/Y/' in sync entry 1: invalid repository name 'Y/placeholder' in "
-            "'b.example/Y/placeholder': must be lowercase",
+            "invalid destination 'b.example/Y/' in sync entry 1: invalid repository name 'Y' in "
+            "'b.example/Y': must be lowercase",
         ),
         (
             "sync:\n  - from: a.example/x\n    to: b.example/\n    platforms: [linux]\n",
@@ -354,6 +354,24 @@ def test_missing_from_or_to(tmp_path: Path) -> None:
             6,
             "invalid tag '-no' in 'include' of sync entry 1",
         ),
+        ("sync:\n  - from: []\n    to: b.example/\n", 3, "'from' of sync entry 1 is an empty list"),
+        (
+            "sync:\n  - from: a.example/x\n    to: b.example/*/x\n",
+            4,
+            "'to' of sync entry 1 must be a repository or a prefix ending in '/', not 'b.example/*/x'",
+        ),
+        (
+            "sync:\n  - from: a.example/Bad\n    to: b.example/\n",
+            3,
+            "invalid source 'a.example/Bad' in sync entry 1: invalid repository name 'Bad' in "
+            "'a.example/Bad': must be lowercase",
+        ),
+        (
+            "sync:\n  - from: a.example/x\n    to: b.example/\n    platforms: []\n",
+            5,
+            "'platforms' of sync entry 1 must not be empty (use 'all')",
+        ),
+        ("sync:\n  - a.example/x\n", 3, "sync entry 1 must be a mapping, not a string"),
     ],
 )
 def test_entry_errors(tmp_path: Path, body: str, line: int, message: str) -> None:
@@ -453,9 +471,19 @@ def test_registry_errors(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Non
         (
             "registries:\n  myregistry:\n    tls-verify: true\n",
             3,
-            "'myregistry' is not a registry host name (expected e.g. registry.example.com)",
+            "invalid registry host 'myregistry' (expected e.g. registry.example.com)",
         ),
         ("registries:\n  a.example: {}\n  a.example: {}\n", 4, "duplicate key 'a.example' (first at line 3)"),
+        (
+            "registries:\n  docker.io: {}\n  index.docker.io: {}\n",
+            4,
+            "registry 'docker.io' is configured twice (first at line 3)",
+        ),
+        (
+            "registries:\n  a..example: {}\n",
+            3,
+            "invalid registry host 'a..example' (expected e.g. registry.example.com)",
+        ),
     ]
     for body, line, message in cases:
         assert_error(spec_error(tmp_path, body + "sync: []\n"), line, message)

@@ -330,3 +330,13 @@ def test_document_must_be_a_mapping_of_registries(tmp_path: Path) -> None:
     assert str(err) == f"{err.file}:1: the spec (a mapping of registry names) must be a mapping, not a list"
     err = spec_error(tmp_path, "{}\n")
     assert str(err) == f"{err.file}:1: the spec lists no registries"
+
+
+def test_credentials_must_be_a_mapping(tmp_path: Path) -> None:
+    err = spec_error(tmp_path, "quay.io:\n  images: {a: []}\n  credentials: john\n")
+    assert str(err) == f"{err.file}:3: 'credentials' of registry 'quay.io' must be a mapping, not a string"
+
+
+def test_invalid_registry_key(tmp_path: Path) -> None:
+    err = spec_error(tmp_path, "quay.io:\n  images: {a: []}\nbad..host:\n  images: {a: []}\n")
+    assert str(err) == f"{err.file}:3: invalid registry host 'bad..host'"

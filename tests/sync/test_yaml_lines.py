@@ -104,3 +104,9 @@ def test_did_you_mean() -> None:
     assert did_you_mean("form", ["from", "format", "to"]) == " (did you mean 'from'?)"
     assert did_you_mean("tls-verfy", ["tls-verify", "cert-dir"]) == " (did you mean 'tls-verify'?)"
     assert did_you_mean("zzz", ["from", "to"]) == ""
+
+
+def test_merge_of_a_non_mapping_is_refused() -> None:
+    with pytest.raises(SpecError) as info:
+        parse_yaml("a:\n  <<: 1\n  b: 2\n", "f.yaml")
+    assert str(info.value).startswith("f.yaml:2: invalid merge key: expected a mapping or list of mappings")
