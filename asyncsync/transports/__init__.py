@@ -44,9 +44,19 @@ def parse_image_name(text: str) -> ImageReference:
 
 
 def _register_builtin() -> None:
+    from asyncsync.transports.directory.reference import parse_dir_reference
     from asyncsync.transports.docker.reference import parse_docker_reference
+    from asyncsync.transports.docker_archive.reference import parse_docker_archive_reference
+    from asyncsync.transports.docker_daemon.reference import parse_daemon_reference
+    from asyncsync.transports.oci_archive.reference import parse_oci_archive_reference
+    from asyncsync.transports.oci_layout.reference import parse_oci_reference
 
     register("docker", parse_docker_reference)
+    register("oci", parse_oci_reference)
+    register("oci-archive", parse_oci_archive_reference)
+    register("dir", parse_dir_reference)
+    register("docker-archive", parse_docker_archive_reference)
+    register("docker-daemon", parse_daemon_reference)
 
 
 _register_builtin()

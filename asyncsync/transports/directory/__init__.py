@@ -1,0 +1,1 @@
+"""The ``dir:`` transport: skopeo's directory format, one image per directory."""

@@ -1,0 +1,1 @@
+"""The ``docker-archive:`` transport: the ``docker save`` / ``docker load`` tar format."""

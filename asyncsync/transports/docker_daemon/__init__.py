@@ -1,0 +1,1 @@
+"""The ``docker-daemon:`` transport: images in a Docker engine, through its Engine API."""

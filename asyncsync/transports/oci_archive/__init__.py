@@ -1,0 +1,1 @@
+"""The ``oci-archive:`` transport: a tar file of an OCI image layout."""

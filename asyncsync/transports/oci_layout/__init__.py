@@ -1,0 +1,1 @@
+"""The ``oci:`` transport: an OCI image layout directory holding one or more named images."""
