@@ -115,10 +115,13 @@ class TLSError(TransportError):
         super().__init__(message, temporary=False)
 
 
-# MANIFEST_BLOB_UNKNOWN is temporary because distribution 2.8 answers it for a blob that was
-# just linked by a concurrent push to the same repository (seen on our test bed); a retry
-# after a short backoff succeeds, and a blob that is really missing fails after the budget.
-_TEMPORARY_CODES = frozenset({"TOOMANYREQUESTS", "UNAVAILABLE", "MANIFEST_BLOB_UNKNOWN"})
+# MANIFEST_BLOB_UNKNOWN and DIGEST_INVALID are temporary because distribution 2.8 answers
+# them to a manifest PUT while a concurrent upload or mount rewrites the link file of one of
+# its blobs in the same repository (the file is briefly empty: "invalid checksum digest
+# format"; seen on our test bed and in the benchmark). A retry after a short backoff
+# succeeds; content we send is verified locally first, so a real mismatch cannot loop: it
+# fails after the retry budget.
+_TEMPORARY_CODES = frozenset({"TOOMANYREQUESTS", "UNAVAILABLE", "MANIFEST_BLOB_UNKNOWN", "DIGEST_INVALID"})
 
 
 class RegistryError(AsyncSyncError):
