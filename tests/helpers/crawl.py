@@ -15,6 +15,7 @@ Non-distributable ("foreign") layers are not required to exist. A tag with no pr
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 from dataclasses import dataclass, field
@@ -24,7 +25,7 @@ import aiohttp
 
 from tests.helpers.registry import RegistryServer
 
-__all__ = ["CrawlResult", "crawl"]
+__all__ = ["CrawlResult", "crawl", "present_blobs"]
 
 ACCEPT = ", ".join(
     [
@@ -82,6 +83,17 @@ class _Crawler:
         ) as response:
             return response.status, dict(response.headers), await response.read()
 
+    async def tag(self, repo: str, tag: str) -> tuple[int, dict[str, str], bytes]:
+        """GET a listed tag. A 404 is asked again for a while: distribution lists a tag as soon as its
+        directory exists, a moment before the link a GET reads (a PUT still finishing after the client
+        that sent it was killed). A tag still absent after that is a problem."""
+        for attempt in range(8):
+            answer = await self.get(repo, f"/v2/{repo}/manifests/{tag}", ACCEPT)
+            if answer[0] != 404 or attempt == 7:
+                return answer
+            await asyncio.sleep(0.1)
+        raise AssertionError("unreachable")
+
     async def tags(self, repo: str) -> list[str]:
         status, _, body = await self.get(repo, f"/v2/{repo}/tags/list?n=100000")
         if status == 404:
@@ -96,17 +108,26 @@ class _Crawler:
             return None
         key = (repo, digest)
         if key not in self.blobs:
+            status, length = await self.head_blob(repo, digest)
+            if status != 200:
+                self.blobs[key] = f"blob {digest} answers HTTP {status}"
+            elif length is not None and int(length) != int(descriptor.get("size", -1)):
+                self.blobs[key] = f"blob {digest} has size {length}, not {descriptor.get('size')}"
+            else:
+                self.blobs[key] = None
+        return self.blobs[key]
+
+    async def head_blob(self, repo: str, digest: str) -> tuple[int, str | None]:
+        """Status and Content-Length of a blob HEAD. A 5xx is asked again: distribution 2.8 answers
+        500 to some HEADs while other uploads run, which says nothing about the blob."""
+        for attempt in range(5):
             async with self.session.head(
                 f"{self.server.url}/v2/{repo}/blobs/{digest}", headers=self._headers(repo), ssl=self.ssl
             ) as response:
-                length = response.headers.get("Content-Length")
-                if response.status != 200:
-                    self.blobs[key] = f"blob {digest} answers HTTP {response.status}"
-                elif length is not None and int(length) != int(descriptor.get("size", -1)):
-                    self.blobs[key] = f"blob {digest} has size {length}, not {descriptor.get('size')}"
-                else:
-                    self.blobs[key] = None
-        return self.blobs[key]
+                if response.status < 500 or attempt == 4:
+                    return response.status, response.headers.get("Content-Length")
+            await asyncio.sleep(0.05 * (attempt + 1))
+        raise AssertionError("unreachable")
 
     async def manifest(self, repo: str, raw: bytes, problems: list[str], depth: int = 0) -> None:
         try:
@@ -132,6 +153,15 @@ class _Crawler:
                 problems.append(problem)
 
 
+async def present_blobs(server: RegistryServer, wanted: list[tuple[str, str]]) -> set[str]:
+    """``repo@digest`` of each ``(repo, digest)`` in ``wanted`` whose HEAD answers 200."""
+    async with aiohttp.ClientSession() as session:
+        crawler = _Crawler(server, session)
+        return {
+            f"{repo}@{digest}" for repo, digest in wanted if (await crawler.head_blob(repo, digest))[0] == 200
+        }
+
+
 async def crawl(server: RegistryServer, repositories: list[str]) -> CrawlResult:
     """Check every tag of ``repositories`` on ``server`` down to its blobs (see the module docstring)."""
     result = CrawlResult()
@@ -141,7 +171,7 @@ async def crawl(server: RegistryServer, repositories: list[str]) -> CrawlResult:
             for tag in await crawler.tags(repo):
                 key = f"{repo}:{tag}"
                 problems: list[str] = []
-                status, headers, raw = await crawler.get(repo, f"/v2/{repo}/manifests/{tag}", ACCEPT)
+                status, headers, raw = await crawler.tag(repo, tag)
                 if status != 200:
                     problems.append(f"tag answers HTTP {status}")
                 else:
