@@ -42,7 +42,14 @@ def global_options(
 
 
 #: Command modules; each adds its commands to ``app`` when imported.
-COMMAND_MODULES: tuple[str, ...] = ("copy_command",)
+COMMAND_MODULES: tuple[str, ...] = (
+    "inspect_command",
+    "tags_command",
+    "delete_command",
+    "auth_commands",
+    "digest_command",
+    "copy_command",
+)
 
 
 def _register_commands() -> None:

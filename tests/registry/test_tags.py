@@ -1,0 +1,124 @@
+"""Tag listing: Link pagination against a real registry, and malformed answers from a scripted one."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+
+import pytest
+from aiohttp import web
+
+from asyncsync.errors import NotFoundError, RegistryError
+from asyncsync.registry.client import RegistryOptions, RegistrySession
+from asyncsync.registry.tags import list_tags, next_link
+from tests.helpers.client_options import options_for
+from tests.helpers.fake_registry import Canned, FakeRegistry
+from tests.helpers.images import make_image, push_image_sync
+from tests.helpers.registry import RegistryServer
+
+JSON = {"Content-Type": "application/json"}
+
+
+def test_next_link() -> None:
+    assert next_link('</v2/r/tags/list?n=2&last=b>; rel="next"') == "/v2/r/tags/list?n=2&last=b"
+    assert next_link("<https://h/v2/x?last=a>; rel=next") == "https://h/v2/x?last=a"
+    assert next_link('</v2/x>; rel="prev"') is None
+    assert next_link(None) is None
+
+
+@pytest.mark.anyio
+async def test_real_registry_lists_every_tag(any_registry: RegistryServer) -> None:
+    repo = f"tags/all-{any_registry.flavour}"
+    image = make_image(f"all-{any_registry.flavour}", layers=1, layer_size=128)
+    tags = ["a", "b", "c", "d", "e"]
+    for tag in tags:
+        push_image_sync(any_registry, repo, tag, image)
+    async with RegistrySession() as session:
+        client = session.client(any_registry.host, options_for(any_registry))
+        listed = await list_tags(client, repo, page_size=2)
+    # distribution 2.8 ignores ?n= on tags/list (only _catalog paginates) and does not sort.
+    assert sorted(listed) == tags
+
+
+def _paginating(tags: list[str]) -> Callable[[web.Request], Canned]:
+    """A tags/list handler that pages like distribution 3: ``n`` per page, ``last`` cursor, relative Link."""
+
+    def handler(request: web.Request) -> Canned:
+        size = int(request.query.get("n", "100"))
+        last = request.query.get("last", "")
+        rest = [t for t in tags if t > last]
+        page, more = rest[:size], rest[size:]
+        headers = dict(JSON)
+        if more:
+            headers["Link"] = f'</v2/r/tags/list?n={size}&last={page[-1]}>; rel="next"'
+        return Canned(200, json.dumps({"name": "r", "tags": page}).encode(), headers)
+
+    return handler
+
+
+@pytest.mark.anyio
+async def test_pagination_follows_every_link() -> None:
+    tags = [f"t{i:02d}" for i in range(7)]
+    with FakeRegistry() as fake:
+        fake.route("GET", "/v2/r/tags/list", _paginating(tags))
+        async with RegistrySession() as session:
+            client = session.client(fake.host, RegistryOptions(tls_verify=False))
+            assert await list_tags(client, "r", page_size=3) == tags
+            assert await list_tags(client, "r") == tags
+        pages = [r.path for r in fake.requests if r.path.startswith("/v2/r/")]
+    assert pages == [
+        "/v2/r/tags/list?n=3",
+        "/v2/r/tags/list?n=3&last=t02",
+        "/v2/r/tags/list?n=3&last=t05",
+        "/v2/r/tags/list",
+    ]
+
+
+@pytest.mark.anyio
+async def test_unknown_repository_is_not_found(registry_anon: RegistryServer) -> None:
+    async with RegistrySession() as session:
+        client = session.client(registry_anon.host, RegistryOptions(tls_verify=False))
+        with pytest.raises(NotFoundError) as info:
+            await list_tags(client, "tags/never-pushed")
+    assert info.value.code == "NAME_UNKNOWN"
+
+
+@pytest.mark.anyio
+async def test_absolute_links_and_null_tags() -> None:
+    with FakeRegistry() as fake:
+        fake.route(
+            "GET",
+            "/v2/r/tags/list",
+            lambda request: (
+                Canned(
+                    200,
+                    b'{"name":"r","tags":["x"]}',
+                    {**JSON, "Link": f'<{fake.url}/v2/r/page2>; rel="next"'},
+                )
+                if "last" not in request.query
+                else Canned(500)
+            ),
+        )
+        fake.route("GET", "/v2/r/page2", Canned(200, b'{"name":"r","tags":null}', JSON))
+        async with RegistrySession() as session:
+            client = session.client(fake.host, RegistryOptions(tls_verify=False))
+            assert await list_tags(client, "r") == ["x"]
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        (b"<html>oops</html>", "registry answered invalid JSON"),
+        (b"[1,2]", "unexpected document"),
+        (json.dumps({"tags": "latest"}).encode(), "non-list 'tags'"),
+    ],
+)
+async def test_garbage_answers_are_errors(body: bytes, message: str) -> None:
+    with FakeRegistry() as fake:
+        fake.route("GET", "/v2/r/tags/list", Canned(200, body, JSON))
+        async with RegistrySession() as session:
+            client = session.client(fake.host, RegistryOptions(tls_verify=False))
+            with pytest.raises(RegistryError, match=message) as info:
+                await list_tags(client, "r")
+    assert "listing tags of" in str(info.value)
