@@ -138,6 +138,11 @@ class BlobCopier:
             progress.note(message)
             return
         progress.blob_started(blob, kind)
+        here = self._here
+        if here is not None and self.env.coordinator.confirmed(here.registry, here.repository, blob.digest):
+            # This run already put or found it in this very repository: no request needed.
+            self._reused(blob, kind, ReuseResult(ReuseKind.EXISTS, blob.size))
+            return
         reuse = await self._reuse(blob, self.candidates(blob))
         if reuse is not None:
             self._reused(blob, kind, reuse)

@@ -35,6 +35,9 @@ class BlobCoordinator:
         self.max_locations = max_locations
         # registry -> digest text -> repositories, most recent last
         self._locations: dict[str, dict[str, list[str]]] = {}
+        # (registry, repository, digest) seen present by this run (not loaded from a cache):
+        # such a blob needs no HEAD before it is used again in the same repository.
+        self._confirmed: set[tuple[str, str, Digest]] = set()
         self._flights: dict[tuple[str, Digest], anyio.Event] = {}
         self._results: dict[tuple[str, Digest], Any] = {}
 
@@ -43,13 +46,23 @@ class BlobCoordinator:
         repos = self._locations.get(registry, {}).get(str(digest), [])
         return [BlobLocation(registry, repo) for repo in reversed(repos)]
 
-    def record(self, registry: str, repository: str, digest: Digest) -> None:
-        """Remember that ``registry/repository`` holds ``digest``."""
+    def record(self, registry: str, repository: str, digest: Digest, *, confirmed: bool = True) -> None:
+        """Remember that ``registry/repository`` holds ``digest``.
+
+        ``confirmed`` (the default) means this run saw it there (uploaded, mounted or found);
+        entries loaded from a persisted index are only mount candidates, never confirmed.
+        """
+        if confirmed:
+            self._confirmed.add((registry, repository, digest))
         repos = self._locations.setdefault(registry, {}).setdefault(str(digest), [])
         if repository in repos:
             repos.remove(repository)
         repos.append(repository)
         del repos[: -self.max_locations]
+
+    def confirmed(self, registry: str, repository: str, digest: Digest) -> bool:
+        """Whether this run saw ``digest`` present in ``registry/repository``."""
+        return (registry, repository, digest) in self._confirmed
 
     async def once(self, registry: str, digest: Digest, upload: Callable[[], Awaitable[T]]) -> T:
         """Run ``upload`` unless this run already did for ``(registry, digest)``; share its result.
@@ -98,4 +111,4 @@ class BlobCoordinator:
                     continue
                 for repo in repos:
                     if isinstance(repo, str) and repo:
-                        self.record(registry, repo, digest)
+                        self.record(registry, repo, digest, confirmed=False)
