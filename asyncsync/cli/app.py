@@ -49,6 +49,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "auth_commands",
     "digest_command",
     "copy_command",
+    "sync_command",
 )
 
 
