@@ -84,7 +84,7 @@ class EngineClient:
 
     async def save(self, name: str, path: str) -> int:
         """Write ``docker save NAME`` to ``path`` (atomically); returns its size."""
-        url = f"{self._base}/images/{quote(name, safe='')}/get"
+        url = f"{self._base}/images/{quote(name, safe='/:@')}/get"
         try:
             async with self._session.get(url) as response:
                 if response.status != 200:

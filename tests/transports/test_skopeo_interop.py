@@ -1,0 +1,174 @@
+"""Local transports against real skopeo 1.9, through ``python -m asyncsync`` as a user runs it.
+
+Both directions for every local transport: skopeo writes from a registry and asyncsync reads and
+pushes back with the same digests; asyncsync writes and ``skopeo inspect`` / ``skopeo copy`` read it.
+``docker-archive:`` keeps no manifest, so there the config digest and the layers' diff ids are
+compared; a ``docker-archive:`` written by asyncsync lists the same members as skopeo's.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import secrets
+import subprocess
+import sys
+import tarfile
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.helpers.images import (
+    GeneratedImage,
+    get_manifest_sync,
+    make_image,
+    make_multiarch,
+    push_image_sync,
+    push_index_sync,
+)
+from tests.helpers.registry import RegistryServer
+from tests.helpers.skopeo import skopeo
+
+ROOT = Path(__file__).resolve().parents[2]
+PLAIN = ["--src-tls-verify=false", "--dest-tls-verify=false"]
+
+
+def asyncsync(*args: str) -> str:
+    """Run ``python -m asyncsync ARGS`` and return stdout; fails the test with stderr otherwise."""
+    done = subprocess.run(
+        [sys.executable, "-m", "asyncsync", *args],
+        capture_output=True,
+        text=True,
+        env=dict(os.environ, PYTHONPATH=str(ROOT)),
+        timeout=60,
+        stdin=subprocess.DEVNULL,
+        check=False,
+    )
+    assert done.returncode == 0, f"asyncsync {' '.join(args)}: {done.stderr}"
+    return done.stdout
+
+
+def _sha(data: bytes) -> str:
+    return "sha256:" + hashlib.sha256(data).hexdigest()
+
+
+def _raw(reference: str) -> bytes:
+    return skopeo("inspect", "--raw", reference).encode()
+
+
+def _registry_manifest(server: RegistryServer, repo: str, ref: str) -> dict[str, Any]:
+    document: dict[str, Any] = json.loads(get_manifest_sync(server, repo, ref)[1])
+    return document
+
+
+def _layer_digests(document: dict[str, Any]) -> list[str]:
+    return [layer["digest"] for layer in document["layers"]]
+
+
+@pytest.fixture
+def seeded(registry_anon: RegistryServer, rng_seed: int) -> tuple[str, GeneratedImage, str]:
+    """A Docker image and a multi-arch index in a fresh repository; returns (repo, image, index digest)."""
+    repo = f"interop-{secrets.token_hex(4)}/app"
+    image = make_image(f"{rng_seed}/image")
+    push_image_sync(registry_anon, repo, "v1", image)
+    index = make_multiarch(f"{rng_seed}/index")
+    push_index_sync(registry_anon, repo, "multi", index)
+    return repo, image, index.digest
+
+
+def test_skopeo_writes_asyncsync_reads_and_pushes_the_same_digests(
+    registry_anon: RegistryServer, seeded: tuple[str, GeneratedImage, str], tmp_path: Path
+) -> None:
+    repo, image, index_digest = seeded
+    host = registry_anon.host
+    source = f"docker://{host}/{repo}"
+    targets = {
+        "oci": f"oci:{tmp_path}/oci:v1",
+        "dir": f"dir:{tmp_path}/dir",
+        "oci-archive": f"oci-archive:{tmp_path}/oci.tar:v1",
+        "docker-archive": f"docker-archive:{tmp_path}/docker.tar:{repo}:v1",
+    }
+    for name, target in targets.items():
+        skopeo("copy", "--src-tls-verify=false", f"{source}:v1", target)
+        back = f"{repo}-back-{name}"
+        asyncsync("copy", "-q", *PLAIN, target, f"docker://{host}/{back}:v1")
+        pushed = get_manifest_sync(registry_anon, back, "v1")[1]
+        if name == "docker-archive":
+            # The archive keeps config and uncompressed layers; the manifest is generated.
+            document = json.loads(pushed)
+            assert document["config"]["digest"] == image.config_digest
+            assert _layer_digests(document) == image.diff_ids
+            listed = json.loads(skopeo("inspect", target))["Layers"]
+            assert listed == image.diff_ids
+            continue
+        # skopeo's own bytes are pushed unchanged (for oci: its Docker->OCI conversion).
+        assert _sha(pushed) == _sha(_raw(target)), name
+        inspected = json.loads(asyncsync("inspect", target))
+        assert inspected["Digest"] == json.loads(skopeo("inspect", target))["Digest"], name
+    assert _sha(get_manifest_sync(registry_anon, f"{repo}-back-dir", "v1")[1]) == image.digest
+    # A multi-arch image with every instance, through oci: and dir:.
+    for name, target in (("oci", f"oci:{tmp_path}/multi-oci:m"), ("dir", f"dir:{tmp_path}/multi-dir")):
+        skopeo("copy", "--all", "--src-tls-verify=false", f"{source}:multi", target)
+        back = f"{repo}-multi-{name}"
+        asyncsync("copy", "-q", "--all", *PLAIN, target, f"docker://{host}/{back}:m")
+        pushed = get_manifest_sync(registry_anon, back, "m")[1]
+        assert _sha(pushed) == _sha(_raw(target))
+        for child in json.loads(pushed)["manifests"]:
+            assert _sha(get_manifest_sync(registry_anon, back, child["digest"])[1]) == child["digest"]
+    assert _sha(_raw(f"dir:{tmp_path}/multi-dir")) == index_digest
+
+
+def test_asyncsync_writes_skopeo_reads(
+    registry_anon: RegistryServer, seeded: tuple[str, GeneratedImage, str], tmp_path: Path
+) -> None:
+    repo, image, index_digest = seeded
+    host = registry_anon.host
+    source = f"docker://{host}/{repo}"
+    targets = {
+        "oci": f"oci:{tmp_path}/oci:v1",
+        "dir": f"dir:{tmp_path}/dir",
+        "oci-archive": f"oci-archive:{tmp_path}/oci.tar:v1",
+        "docker-archive": f"docker-archive:{tmp_path}/docker.tar:{repo}:v1",
+    }
+    for name, target in targets.items():
+        digestfile = tmp_path / f"{name}.digest"
+        asyncsync("copy", "-q", *PLAIN, "--digestfile", str(digestfile), f"{source}:v1", target)
+        inspected = json.loads(skopeo("inspect", target))
+        assert inspected["Os"] == image.os and inspected["Architecture"] == image.architecture
+        back = f"{repo}-skopeo-{name}"
+        skopeo("copy", "--dest-tls-verify=false", target, f"docker://{host}/{back}:v1")
+        pushed = get_manifest_sync(registry_anon, back, "v1")[1]
+        if name == "docker-archive":
+            assert inspected["Layers"] == image.diff_ids
+            assert json.loads(pushed)["config"]["digest"] == image.config_digest
+            continue
+        written = digestfile.read_text().strip()
+        assert inspected["Digest"] == written == _sha(_raw(target)), name
+        assert _sha(pushed) == written, name
+    assert _sha(_raw(targets["dir"])) == image.digest  # dir: keeps the registry's bytes
+    # The docker-archive lists exactly what skopeo's own docker-archive of the image lists.
+    skopeo(
+        "copy", "--src-tls-verify=false", f"{source}:v1", f"docker-archive:{tmp_path}/skopeo.tar:{repo}:v1"
+    )
+    with tarfile.open(tmp_path / "docker.tar") as ours, tarfile.open(tmp_path / "skopeo.tar") as theirs:
+        assert [(m.name, m.size, m.type, m.linkname) for m in ours] == [
+            (m.name, m.size, m.type, m.linkname) for m in theirs
+        ]
+        for member in ("manifest.json", "repositories"):
+            ours_file, theirs_file = ours.extractfile(member), theirs.extractfile(member)
+            assert ours_file is not None and theirs_file is not None
+            assert ours_file.read() == theirs_file.read()
+    # A whole multi-arch image into one layout, read back by skopeo instance by instance.
+    asyncsync("copy", "-q", "--all", *PLAIN, f"{source}:multi", f"oci:{tmp_path}/multi:m")
+    top = json.loads(_raw(f"oci:{tmp_path}/multi:m"))
+    for child in top["manifests"]:
+        platform = child["platform"]
+        chosen = json.loads(
+            skopeo("inspect", f"--override-arch={platform['architecture']}", f"oci:{tmp_path}/multi:m")
+        )
+        assert chosen["Architecture"] == platform["architecture"]  # skopeo found the instance's config
+    skopeo("copy", "--all", f"oci:{tmp_path}/multi:m", f"dir:{tmp_path}/from-skopeo")
+    assert _sha(_raw(f"dir:{tmp_path}/from-skopeo")) == _sha(_raw(f"oci:{tmp_path}/multi:m"))
+    assert index_digest != _sha(_raw(f"oci:{tmp_path}/multi:m"))  # converted to OCI, as skopeo does
