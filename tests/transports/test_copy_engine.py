@@ -126,7 +126,7 @@ async def test_dest_decompress_of_a_multi_arch_image_keeps_the_index_consistent(
         gz = await read_back(await parse_image_name(f"dir:{tmp_path}/gz").new_source(run.context()))
         await run.copy(f"dir:{tmp_path}/gz", f"docker://{registry_anon.host}/{repo}-back:m", all_images)
     assert gz.diff_ids == [image.diff_ids for image in index.images]
-    assert gz.digest != plain.digest != index.digest
+    assert len({str(gz.digest), str(plain.digest), index.digest}) == 3  # each rewrite changes the digest
     pushed = json.loads(get_manifest_sync(registry_anon, f"{repo}-back", "m")[1])
     assert [m["digest"] for m in pushed["manifests"]] == [str(c) for c in gz.children]
 
