@@ -23,6 +23,7 @@ import os
 import signal
 import sys
 import tempfile
+import traceback
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from multiprocessing.process import BaseProcess
@@ -68,6 +69,10 @@ def _child(argv: list[str], env: dict[str, str], cwd: str, out: str, err: str) -
         code = 0
     except SystemExit as exc:
         code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+    except BaseException:
+        # What the interpreter does with an uncaught exception (``--debug`` re-raises errors).
+        traceback.print_exc()
+        code = 1
     finally:
         sys.stdout.flush()
         sys.stderr.flush()
