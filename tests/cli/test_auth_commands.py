@@ -43,6 +43,9 @@ def test_login_writes_credentials_that_work_for_us_and_skopeo(
     )
     assert result.returncode == 0, result.stderr
     assert result.out == "Login Succeeded!\n"
+    if server.token_service is not None:
+        # Verified through the token service, with the user's credentials.
+        assert server.username in [r.user for r in server.token_service.requests]
     path = _auth_path()
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
     entry = json.loads(path.read_text())["auths"][server.host]

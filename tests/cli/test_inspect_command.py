@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from tests.helpers.asyncsync_cli import invoke, run_cli
+from tests.helpers.fake_registry import Canned, FakeRegistry
 from tests.helpers.images import make_image, make_multiarch, push_image_sync, push_index_sync
 from tests.helpers.registry import RegistryServer
 from tests.helpers.skopeo import skopeo
@@ -171,3 +172,18 @@ def test_local_layouts_equal_skopeo(
             assert document == json.loads(theirs)
         else:
             assert ours.out == theirs
+
+
+def test_refused_tag_list_is_skipped_with_a_warning() -> None:
+    """Some registries refuse the tag list but serve manifests; skopeo warns and goes on, so do we."""
+    image = make_image("inspect-no-list", layers=1)
+    with FakeRegistry() as fake:
+        fake.route(
+            "GET", "/v2/r/manifests/v1", Canned(200, image.manifest, {"Content-Type": image.media_type})
+        )
+        fake.route("GET", f"/v2/r/blobs/{image.config_digest}", Canned(200, image.config))
+        fake.route("GET", "/v2/r/tags/list", Canned(403, b'{"errors":[{"code":"DENIED","message":"no"}]}'))
+        result = invoke("inspect", "--tls-verify=false", f"docker://{fake.host}/r:v1")
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.out)["RepoTags"] == []
+    assert result.stderr == "warning: registry disallows tag list retrieval; skipping\n"

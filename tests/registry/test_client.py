@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import base64
 import json
+import os
 import urllib.request
+from pathlib import Path
 from typing import Any
 
 import anyio
@@ -207,3 +209,29 @@ async def test_clients_are_shared_per_registry_and_options(registry_anon: Regist
         options = RegistryOptions(tls_verify=False)
         assert session.client(registry_anon.host, options) is session.client(registry_anon.host, options)
         assert session.client(registry_anon.host, options) is not session.client(registry_anon.host)
+
+
+@pytest.mark.anyio
+async def test_credential_helper_credentials_reach_the_registry(
+    registry_basic: RegistryServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """End to end: auth file -> credHelpers -> docker-credential-<name> (server on stdin) -> Basic auth."""
+    repo = "client/helper"
+    digest = _push(registry_basic, repo)
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    helper = bin_dir / "docker-credential-fixture"
+    helper.write_text(
+        "#!/usr/bin/env python3\nimport json, sys\n"
+        f"assert sys.argv[1:] == ['get'] and sys.stdin.read() == {registry_basic.host!r}\n"
+        f"print(json.dumps({{'Username': {registry_basic.username!r}, "
+        f"'Secret': {registry_basic.password!r}}}))\n"
+    )
+    helper.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bin_dir}:{os.environ['PATH']}")
+    authfile = tmp_path / "auth.json"
+    authfile.write_text(json.dumps({"credHelpers": {registry_basic.host: "fixture"}}))
+    async with RegistrySession() as session:
+        options = RegistryOptions(tls_verify=False, authfile=str(authfile))
+        fetched = await get_manifest(session.client(registry_basic.host, options), repo, "v1")
+    assert str(fetched.digest) == digest
