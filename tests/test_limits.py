@@ -59,8 +59,9 @@ async def test_configured_limit_and_rate() -> None:
     async with anyio.create_task_group() as tg:
         for _ in range(6):
             tg.start_soon(request)
-    gaps = [b - a for a, b in zip(sorted(started), sorted(started)[1:], strict=False)]
-    assert min(gaps) >= 0.015  # 50/s -> 20 ms apart, allowing timer slack
+    # 50/s -> starts at least 20 ms apart on average; wake-ups under load jitter single gaps,
+    # so check the span of all six starts (at least 5 intervals, allowing timer slack).
+    assert max(started) - min(started) >= 5 * 0.02 * 0.9
     assert limiters.statistics()[0].limit == 2
 
 

@@ -157,8 +157,12 @@ class BlobCopier:
 
         where = await self.env.coordinator.once(self.flight_key, blob.digest, upload)
         if not ran:
-            # Another task uploaded it (to this repository, or another one to mount from).
-            reuse = await self._reuse(blob, [where] if where is not None else [])
+            # Another task uploaded it: to this repository (then it is here now), or to another
+            # one to mount from. It was absent here a moment ago, so no second HEAD.
+            if where is not None and where == here:
+                self._reused(blob, kind, ReuseResult(ReuseKind.EXISTS, blob.size))
+                return
+            reuse = await self._reuse(blob, [where] if where is not None else [], known_absent=True)
             if reuse is not None:
                 self._reused(blob, kind, reuse)
                 return
@@ -167,9 +171,11 @@ class BlobCopier:
         self.stats.bytes_uploaded += blob.size
         progress.blob_finished(blob, kind, "done")
 
-    async def _reuse(self, blob: Descriptor, candidates: Sequence[BlobLocation]) -> ReuseResult | None:
+    async def _reuse(
+        self, blob: Descriptor, candidates: Sequence[BlobLocation], *, known_absent: bool = False
+    ) -> ReuseResult | None:
         async with self.env.blob_limiter.hold():
-            return await self.destination.try_reuse_blob(blob, candidates)
+            return await self.destination.try_reuse_blob(blob, candidates, known_absent=known_absent)
 
     def _reused(self, blob: Descriptor, kind: BlobKind, reuse: ReuseResult) -> None:
         self._record(blob)

@@ -112,7 +112,10 @@ class _Run:
         if self.spec.defaults.tls_verify is not None:
             base = replace(base, tls_verify=self.spec.defaults.tls_verify)
         config = self.registries.get(host)
-        return config.registry_options(base) if config is not None else base
+        if config is None or (side == "dest" and self.spec.kind != "native"):
+            # skopeo's YAML describes source registries only; its settings never reach a destination.
+            return base
+        return config.registry_options(base)
 
     def context(self, host: str, side: str) -> TransportContext:
         key = (host, side)

@@ -170,9 +170,13 @@ class ImageDestination(Protocol):
     def capabilities(self) -> Capabilities: ...
 
     async def try_reuse_blob(
-        self, blob: Descriptor, candidates: Sequence[BlobLocation] = ()
+        self, blob: Descriptor, candidates: Sequence[BlobLocation] = (), *, known_absent: bool = False
     ) -> ReuseResult | None:
-        """Check presence, then try mounting from ``candidates``; ``None`` if neither worked."""
+        """Check presence, then try mounting from ``candidates``; ``None`` if neither worked.
+
+        ``known_absent``: the caller saw the blob absent here moments ago, so the presence
+        check may be skipped (a registry saves a HEAD; local stores may ignore it).
+        """
         ...
 
     async def put_blob(self, blob: Descriptor, chunks: AsyncIterator[bytes]) -> None:

@@ -119,7 +119,7 @@ class _Decompressor:
                 rest = engine.unused_data + rest
         else:
             piece = engine.decompress(data, PIECE)
-            rest = b""
+            rest = engine.unused_data if engine.eof else b""
         if engine.eof:
             self._engine = self._new()
             self._open = False

@@ -15,8 +15,9 @@ Contracts:
 * :class:`FileTree` is what a layout reader needs from its storage; :class:`DirectoryTree`
   implements it on a directory (``asyncsync.transports.tar_archive.TarTree`` on a tar file).
 
-Every failure is a :class:`~asyncsync.errors.LocalStorageError` with a one-line message naming
-the file.
+A store that is missing, unreadable or unsafe raises :class:`~asyncsync.errors.LocalStorageError`
+with a one-line message naming the file; a stored manifest whose bytes do not match its digest
+raises :class:`~asyncsync.errors.DigestMismatchError` (:func:`read_manifest_file`).
 """
 
 from __future__ import annotations
@@ -78,12 +79,6 @@ def safe_path(root: str, name: str, what: str = "") -> str:
     if not _within(real, real_root):
         raise LocalStorageError(f"{what}: refusing {name!r}: it resolves to {real}, outside {real_root}")
     return path
-
-
-def blob_name(digest: Digest | str) -> str:
-    """The hex file name of a blob (``dir:`` style); the digest is validated first."""
-    parsed = digest if isinstance(digest, Digest) else Digest.parse(digest)
-    return parsed.hex
 
 
 def fsync_directory(directory: str) -> None:

@@ -118,7 +118,7 @@ class DirDestination:
         return (self._compress or self._decompress) and is_layer(blob.media_type)
 
     async def try_reuse_blob(
-        self, blob: Descriptor, candidates: Sequence[BlobLocation] = ()
+        self, blob: Descriptor, candidates: Sequence[BlobLocation] = (), *, known_absent: bool = False
     ) -> ReuseResult | None:
         stored = self._blobs.get(blob.digest)
         if stored is not None:

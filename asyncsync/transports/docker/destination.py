@@ -83,16 +83,19 @@ class DockerDestination:
         return _CAPABILITIES
 
     async def try_reuse_blob(
-        self, blob: Descriptor, candidates: Sequence[BlobLocation] = ()
+        self, blob: Descriptor, candidates: Sequence[BlobLocation] = (), *, known_absent: bool = False
     ) -> ReuseResult | None:
         """HEAD the blob here; else mount it from up to three candidates on this registry.
 
         A refusal (202, or an auth/not-found error from the mount) is ``None``, never raised;
         the session a 202 opened is kept for :meth:`put_blob`.
         """
-        size = await head_blob(self.client, self.repository, blob.digest, scopes=push_scopes(self.repository))
-        if size is not None:
-            return ReuseResult(ReuseKind.EXISTS, size if size >= 0 else blob.size)
+        if not known_absent:
+            size = await head_blob(
+                self.client, self.repository, blob.digest, scopes=push_scopes(self.repository)
+            )
+            if size is not None:
+                return ReuseResult(ReuseKind.EXISTS, size if size >= 0 else blob.size)
         tried = 0
         for candidate in candidates:
             if candidate.registry != self.registry or candidate.repository == self.repository:

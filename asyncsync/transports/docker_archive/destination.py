@@ -101,7 +101,7 @@ class ArchiveDestination:
         return CAPABILITIES
 
     async def try_reuse_blob(
-        self, blob: Descriptor, candidates: Sequence[BlobLocation] = ()
+        self, blob: Descriptor, candidates: Sequence[BlobLocation] = (), *, known_absent: bool = False
     ) -> ReuseResult | None:
         staged = self._blobs.get(blob.digest)
         return ReuseResult(ReuseKind.EXISTS, blob.size) if staged is not None else None

@@ -64,9 +64,9 @@ class ArchiveDestination:
         return self._layout.capabilities
 
     async def try_reuse_blob(
-        self, blob: Descriptor, candidates: Sequence[BlobLocation] = ()
+        self, blob: Descriptor, candidates: Sequence[BlobLocation] = (), *, known_absent: bool = False
     ) -> ReuseResult | None:
-        return await self._layout.try_reuse_blob(blob, candidates)
+        return await self._layout.try_reuse_blob(blob, candidates, known_absent=known_absent)
 
     async def put_blob(self, blob: Descriptor, chunks: AsyncIterator[bytes]) -> None:
         await self._layout.put_blob(blob, chunks)

@@ -102,7 +102,7 @@ class LayoutDestination:
         return path
 
     async def try_reuse_blob(
-        self, blob: Descriptor, candidates: Sequence[BlobLocation] = ()
+        self, blob: Descriptor, candidates: Sequence[BlobLocation] = (), *, known_absent: bool = False
     ) -> ReuseResult | None:
         """A blob file of the right size already in the layout is reused (as containers/image does)."""
         try:
@@ -114,14 +114,14 @@ class LayoutDestination:
         return ReuseResult(ReuseKind.EXISTS, stat.st_size)
 
     async def put_blob(self, blob: Descriptor, chunks: AsyncIterator[bytes]) -> None:
-        self._blob_directory(blob.digest)
+        await anyio.to_thread.run_sync(self._blob_directory, blob.digest)
         await write_chunks_atomic(self._blob_path(blob.digest), chunks)
 
     async def put_manifest(self, raw: bytes, media_type: str, instance: Digest | None = None) -> Digest:
         digest = Digest.of(raw)
         if instance is not None and instance != digest:
             raise DigestMismatchError(f"{self._where}: manifest for {instance} has digest {digest}")
-        self._blob_directory(digest)
+        await anyio.to_thread.run_sync(self._blob_directory, digest)
         await write_bytes_atomic(self._blob_path(digest), raw)
         if instance is None:
             entry: dict[str, Any] = {"mediaType": media_type, "digest": str(digest), "size": len(raw)}
