@@ -44,6 +44,8 @@ def _run(transform: Callable[[bytes | None], object], data: bytes, step: int = 4
         (bz2.compress, "bzip2"),
         (lzma.compress, "xz"),
         (lambda d: gzip.compress(d[:1000]) + gzip.compress(d[1000:]), "gzip"),
+        (lambda d: bz2.compress(d[:1000]) + bz2.compress(d[1000:]), "bzip2"),
+        (lambda d: lzma.compress(d[:1000]) + lzma.compress(d[1000:]), "xz"),
     ],
 )
 def test_decompress_restores_the_data_in_bounded_pieces(
