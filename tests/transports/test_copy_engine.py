@@ -217,8 +217,6 @@ def test_cli_copy_inspect_delete_and_one_line_errors(
     )
     for args, code in (
         (["inspect", f"oci:{tmp_path}/evil"], 1),
-        (["inspect", f"oci:{tmp_path}/missing"], 1),
-        (["copy", f"dir:{tmp_path}/missing", f"oci:{tmp_path}/x:v1"], 1),
         (["copy", f"docker-archive:{tmp_path}/none.tar:@x", f"dir:{tmp_path}/y"], 2),
         (["delete", f"dir:{tmp_path}/evil"], 2),
     ):

@@ -105,8 +105,9 @@ def test_skopeo_writes_asyncsync_reads_and_pushes_the_same_digests(
             continue
         # skopeo's own bytes are pushed unchanged (for oci: its Docker->OCI conversion).
         assert _sha(pushed) == _sha(_raw(target)), name
-        inspected = json.loads(asyncsync("inspect", target))
-        assert inspected["Digest"] == json.loads(skopeo("inspect", target))["Digest"], name
+        if name == "oci-archive":  # (inspect of oci: and dir: is covered by tests/cli)
+            inspected = json.loads(asyncsync("inspect", target))
+            assert inspected["Digest"] == json.loads(skopeo("inspect", target))["Digest"], name
     assert _sha(get_manifest_sync(registry_anon, f"{repo}-back-dir", "v1")[1]) == image.digest
     # A multi-arch image with every instance, through oci: and dir:.
     for name, target in (("oci", f"oci:{tmp_path}/multi-oci:m"), ("dir", f"dir:{tmp_path}/multi-dir")):
