@@ -25,11 +25,12 @@ import orjson
 
 from asyncsync.copy import BlobCoordinator, CopyEnvironment, CopyOptions, copy_image
 from asyncsync.copy.progress import CopyProgress, NullProgress
-from asyncsync.errors import AsyncSyncError
+from asyncsync.errors import AsyncSyncError, ImmutableTagError
 from asyncsync.limits import DEFAULT_BLOBS_IN_FLIGHT, DEFAULT_REQUESTS_PER_HOST, BlobLimiter, HostLimiters
 from asyncsync.registry.client import RegistryOptions, RegistrySession
 from asyncsync.retry import RetryPolicy, with_retries
 from asyncsync.sync.decisions import Decision, DestinationCheck, check_plan, render_plan
+from asyncsync.sync.hooks import RunContext, SyncHooks
 from asyncsync.sync.plan import Plan, PlannedImage, build_plan
 from asyncsync.sync.registry_lister import RegistryLister
 from asyncsync.sync.report import ImageResult, Outcome, SyncReport
@@ -41,6 +42,8 @@ from asyncsync.transports.docker.reference import DockerReference
 #: Whole-image attempts for a temporary failure (blob transfers retry inside each attempt).
 IMAGE_ATTEMPTS = 2
 MOUNT_INDEX_FILE = "mount-index.json"
+#: The skip reason of an image whose destination tag the registry keeps immutable (HTTP 412).
+REASON_IMMUTABLE = "immutable: the destination tag is immutable (HTTP 412)"
 
 
 class SyncView:
@@ -201,6 +204,17 @@ def _failed(image: PlannedImage, reason: str, attempts: int = 1) -> ImageResult:
     )
 
 
+def _immutable(image: PlannedImage) -> ImageResult:
+    # Harbor answers 412 to overwriting an immutable tag: a policy, not a failure to retry.
+    return ImageResult(
+        source=image.describe_source(),
+        destination=str(image.destination),
+        outcome=Outcome.SKIPPED,
+        reason=REASON_IMMUTABLE,
+        origin=str(image.origin),
+    )
+
+
 def _skipped(image: PlannedImage, decision: Decision) -> ImageResult:
     return ImageResult(
         source=image.describe_source(),
@@ -231,14 +245,21 @@ async def plan_sync(spec: SyncSpec, settings: SyncSettings, session: RegistrySes
     return await build_plan(spec, lister)
 
 
-async def dry_run(spec: SyncSpec, settings: SyncSettings) -> tuple[Plan, list[str]]:
+async def dry_run(
+    spec: SyncSpec, settings: SyncSettings, hooks: SyncHooks | None = None
+) -> tuple[Plan, list[str]]:
     """The plan and its ``--dry-run`` lines (destination checked with HEAD/tag lists, no writes)."""
+    hooks = hooks or SyncHooks()
     async with _session(spec, settings) as session:
         run = _Run(spec, settings, session)
-        plan = await build_plan(spec, RegistryLister(session, lambda host: run.options_for(host, "source")))
+        ctx = RunContext(spec, session, run.options_for)
+        lister = hooks.source_lister(
+            RegistryLister(session, lambda host: run.options_for(host, "source")), ctx
+        )
+        plan = hooks.plan(await build_plan(spec, lister))
         checker = RegistryLister(session, lambda host: run.options_for(host, "dest"))
         decisions = await check_plan(plan, checker)
-        return plan, render_plan(plan, decisions)
+        return plan, render_plan(plan, decisions) + await hooks.preview(plan, ctx)
 
 
 def _session(spec: SyncSpec, settings: SyncSettings) -> RegistrySession:
@@ -258,14 +279,24 @@ async def run_sync(
     *,
     handle_signals: bool = True,
     control: PoolControl | None = None,
+    hooks: SyncHooks | None = None,
 ) -> SyncReport:
-    """Plan and run the sync; returns the report (check ``report.ok``). Never raises for one image."""
+    """Plan and run the sync; returns the report (check ``report.ok``). Never raises for one image.
+
+    ``hooks`` (:mod:`asyncsync.sync.hooks`) extend the run: sharding, prune, Harbor support.
+    """
     view = view or SyncView()
+    hooks = hooks or SyncHooks()
     report = SyncReport()
     async with _session(spec, settings) as session:
         run = _Run(spec, settings, session)
         _load_mount_index(run.coordinator, settings.mount_index_dir)
-        plan = await build_plan(spec, RegistryLister(session, lambda host: run.options_for(host, "source")))
+        ctx = RunContext(spec, session, run.options_for)
+        lister = hooks.source_lister(
+            RegistryLister(session, lambda host: run.options_for(host, "source")), ctx
+        )
+        plan = await hooks.before_copy(hooks.plan(await build_plan(spec, lister)), ctx)
+        hooks.configure(run.coordinator, ctx)
         report.plan_errors = [str(e) for e in plan.errors]
         view.planned(plan)
         check = DestinationCheck(RegistryLister(session, lambda host: run.options_for(host, "dest")))
@@ -281,11 +312,14 @@ async def run_sync(
                 return _skipped(image, decision)
             try:
                 return await run.copy_one(image, progress)
+            except ImmutableTagError:
+                return _immutable(image)
             except AsyncSyncError as exc:
                 return _failed(image, str(exc))
 
         def on_result(image: PlannedImage, result: ImageResult) -> None:
             report.add(result)
+            hooks.image_finished(image, result)
             view.image_finished(image, result)
             if result.outcome is Outcome.FAILED and settings.fail_fast:
                 control.stop(f"--fail-fast: {result.destination} failed")
@@ -300,6 +334,7 @@ async def run_sync(
             on_stats=view.pool_started,
         )
         report.stopped_reason = control.reason
+        await hooks.after_copy(plan, report, ctx)
         report.finish(session.limiters.statistics())
         _save_mount_index(run.coordinator, settings.mount_index_dir)
     return report

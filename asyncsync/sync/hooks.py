@@ -1,0 +1,138 @@
+"""Extension points of a sync run: sharding, prune, Harbor support and the mirror plug in here.
+
+:func:`~asyncsync.sync.engine.run_sync` and :func:`~asyncsync.sync.engine.dry_run` take one
+:class:`SyncHooks` (default: none) and call it at fixed points, in this order:
+
+1. :meth:`SyncHooks.source_lister` wraps the :class:`~asyncsync.sync.plan.SourceLister` the plan
+   uses (Harbor API discovery, recording what was listed for prune, skipping HEADs of other shards);
+2. :meth:`SyncHooks.plan` filters the built plan (sharding); pure, no network;
+3. dry run: :meth:`SyncHooks.preview` returns extra ``--dry-run`` lines (what prune would delete,
+   which Harbor projects would be created);
+4. real run: :meth:`SyncHooks.before_copy` may do network work and return a narrower plan
+   (Harbor projects created; images of projects that could not be created leave the plan with a
+   plan error naming the project), and :meth:`SyncHooks.configure` sees the run's
+   :class:`~asyncsync.copy.BlobCoordinator` (Harbor mount-source lookup);
+5. every image's result goes to :meth:`SyncHooks.image_finished`;
+6. :meth:`SyncHooks.after_copy` runs after the pool, with the report (prune deletes here).
+
+A hook never raises for an expected failure: it records it, shows it in :meth:`summary_lines`
+and :meth:`report_data`, and clears :attr:`ok`. Hooks are combined with :class:`HookChain`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from asyncsync.copy.coordinator import BlobCoordinator
+from asyncsync.registry.client import RegistryClient, RegistryOptions, RegistrySession
+from asyncsync.sync.plan import Plan, PlannedImage, SourceLister
+from asyncsync.sync.report import ImageResult, SyncReport
+from asyncsync.sync.spec import SyncSpec
+
+Side = Literal["source", "dest"]
+
+
+@dataclass(frozen=True)
+class RunContext:
+    """What hooks may use of a run: the spec, the session and the per-host, per-side options."""
+
+    spec: SyncSpec
+    session: RegistrySession
+    options_for: Callable[[str, Side], RegistryOptions]
+
+    def client(self, host: str, side: Side) -> RegistryClient:
+        """The run's client for ``host`` as the ``side`` sees it (credentials, TLS)."""
+        return self.session.client(host, self.options_for(host, side))
+
+
+class SyncHooks:
+    """No-op hooks; subclasses override what they need (see the module docstring for the order)."""
+
+    def source_lister(self, lister: SourceLister, ctx: RunContext) -> SourceLister:
+        return lister
+
+    def plan(self, plan: Plan) -> Plan:
+        return plan
+
+    async def preview(self, plan: Plan, ctx: RunContext) -> list[str]:
+        return []
+
+    async def before_copy(self, plan: Plan, ctx: RunContext) -> Plan:
+        return plan
+
+    def configure(self, coordinator: BlobCoordinator, ctx: RunContext) -> None:
+        """Called once per real run, before the first copy."""
+
+    def image_finished(self, image: PlannedImage, result: ImageResult) -> None:
+        """Called for every image result, in completion order."""
+
+    async def after_copy(self, plan: Plan, report: SyncReport, ctx: RunContext) -> None:
+        """Called after the pool finished (also when it was stopped: check ``report.stopped_reason``)."""
+
+    def summary_lines(self) -> list[str]:
+        """Lines for the final summary (after the report's own)."""
+        return []
+
+    def report_data(self) -> dict[str, Any]:
+        """Extra top-level keys for the JSON report."""
+        return {}
+
+    @property
+    def ok(self) -> bool:
+        """False when something the hook did failed (the command then exits non-zero)."""
+        return True
+
+
+class HookChain(SyncHooks):
+    """Several hooks applied in order: listers wrap inside-out, plans filter left to right."""
+
+    def __init__(self, hooks: Sequence[SyncHooks]) -> None:
+        self.hooks = tuple(hooks)
+
+    def source_lister(self, lister: SourceLister, ctx: RunContext) -> SourceLister:
+        for hook in self.hooks:
+            lister = hook.source_lister(lister, ctx)
+        return lister
+
+    def plan(self, plan: Plan) -> Plan:
+        for hook in self.hooks:
+            plan = hook.plan(plan)
+        return plan
+
+    async def preview(self, plan: Plan, ctx: RunContext) -> list[str]:
+        lines: list[str] = []
+        for hook in self.hooks:
+            lines += await hook.preview(plan, ctx)
+        return lines
+
+    async def before_copy(self, plan: Plan, ctx: RunContext) -> Plan:
+        for hook in self.hooks:
+            plan = await hook.before_copy(plan, ctx)
+        return plan
+
+    def configure(self, coordinator: BlobCoordinator, ctx: RunContext) -> None:
+        for hook in self.hooks:
+            hook.configure(coordinator, ctx)
+
+    def image_finished(self, image: PlannedImage, result: ImageResult) -> None:
+        for hook in self.hooks:
+            hook.image_finished(image, result)
+
+    async def after_copy(self, plan: Plan, report: SyncReport, ctx: RunContext) -> None:
+        for hook in self.hooks:
+            await hook.after_copy(plan, report, ctx)
+
+    def summary_lines(self) -> list[str]:
+        return [line for hook in self.hooks for line in hook.summary_lines()]
+
+    def report_data(self) -> dict[str, Any]:
+        data: dict[str, Any] = {}
+        for hook in self.hooks:
+            data.update(hook.report_data())
+        return data
+
+    @property
+    def ok(self) -> bool:
+        return all(hook.ok for hook in self.hooks)
