@@ -143,7 +143,12 @@ class BlobCopier:
             # This run already put or found it in this very repository: no request needed.
             self._reused(blob, kind, ReuseResult(ReuseKind.EXISTS, blob.size))
             return
-        reuse = await self._reuse(blob, self.candidates(blob))
+        candidates = self.candidates(blob)
+        reuse = await self._reuse(blob, candidates)
+        if reuse is None and not candidates and self.dest_registry is not None:
+            # No location known to this run: a registry-specific locator (Harbor) may know one.
+            found = await self.env.coordinator.discover(self.dest_registry, blob.digest)
+            reuse = await self._reuse(blob, found) if found else None
         if reuse is not None:
             self._reused(blob, kind, reuse)
             return

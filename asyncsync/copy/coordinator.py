@@ -9,20 +9,27 @@ Every copy of a run shares one :class:`BlobCoordinator`:
 * :meth:`BlobCoordinator.record` / :meth:`BlobCoordinator.known_locations` remember which
   repositories of a registry hold a blob, as cross-repo mount sources. The index can be
   exported and loaded (the sync command persists it in the user cache directory).
+* :meth:`BlobCoordinator.discover` asks a registry-specific locator (:meth:`set_locator`; the
+  Harbor API's blob query) for mount sources of a blob the run knows no location of.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
 import anyio
 
 from asyncsync.digest import Digest
-from asyncsync.errors import InvalidReferenceError
+from asyncsync.errors import AsyncSyncError, InvalidReferenceError
 from asyncsync.transports.base import BlobLocation
 
 T = TypeVar("T")
+
+#: ``locator(digest) -> repositories`` of one registry that hold the blob (may raise AsyncSyncError).
+BlobLocator = Callable[[Digest], Awaitable[list[str]]]
+log = logging.getLogger("asyncsync.copy")
 
 #: Repositories remembered per (registry, digest); the most recent are kept.
 MAX_LOCATIONS_PER_BLOB = 8
@@ -40,6 +47,43 @@ class BlobCoordinator:
         self._confirmed: set[tuple[str, str, Digest]] = set()
         self._flights: dict[tuple[str, Digest], anyio.Event] = {}
         self._results: dict[tuple[str, Digest], Any] = {}
+        self._locators: dict[str, BlobLocator] = {}
+        self._located: dict[tuple[str, Digest], list[BlobLocation] | anyio.Event] = {}
+
+    def set_locator(self, registry: str, locator: BlobLocator) -> None:
+        """Use ``locator`` to find mount sources on ``registry`` for blobs with no known location."""
+        self._locators[registry] = locator
+
+    async def discover(self, registry: str, digest: Digest) -> list[BlobLocation]:
+        """Mount candidates for ``digest`` on ``registry`` from its locator; ``[]`` without one.
+
+        The locator is asked at most once per blob and run (concurrent callers wait for that
+        answer); its repositories are recorded as candidates, not as confirmed locations. A
+        failing locator only costs the mount: it answers ``[]``, never raises.
+        """
+        locator = self._locators.get(registry)
+        if locator is None:
+            return []
+        key = (registry, digest)
+        while True:
+            known = self._located.get(key)
+            if isinstance(known, list):
+                return known
+            if known is None:
+                break
+            await known.wait()
+        event = self._located[key] = anyio.Event()
+        found: list[BlobLocation] = []
+        try:
+            for repository in await locator(digest):
+                self.record(registry, repository, digest, confirmed=False)
+                found.append(BlobLocation(registry, repository))
+        except AsyncSyncError as exc:
+            log.debug("no mount source lookup for %s on %s: %s", digest.short, registry, exc)
+        finally:
+            self._located[key] = found
+            event.set()
+        return found
 
     def known_locations(self, registry: str, digest: Digest) -> list[BlobLocation]:
         """Repositories of ``registry`` known to hold ``digest``, most recently seen first."""
