@@ -144,11 +144,14 @@ class BlobCopier:
             self._reused(blob, kind, ReuseResult(ReuseKind.EXISTS, blob.size))
             return
         candidates = self.candidates(blob)
-        reuse = await self._reuse(blob, candidates)
+        absent = here is not None and self.env.destinations.known_absent(
+            here.registry, here.repository, blob.digest
+        )
+        reuse = await self._reuse(blob, candidates, known_absent=absent)
         if reuse is None and not candidates and self.dest_registry is not None:
             # No location known to this run: a registry-specific locator (Harbor) may know one.
             found = await self.env.coordinator.discover(self.dest_registry, blob.digest)
-            reuse = await self._reuse(blob, found) if found else None
+            reuse = await self._reuse(blob, found, known_absent=True) if found else None
         if reuse is not None:
             self._reused(blob, kind, reuse)
             return
@@ -157,8 +160,11 @@ class BlobCopier:
         async def upload() -> BlobLocation | None:
             nonlocal ran
             ran = True
+            if here is not None:
+                # Journal before the upload can commit, so a kill at any point leaves a record.
+                self.env.destinations.uploaded(here.registry, here.repository, blob.digest)
             await self._transfer(blob)
-            return self._here
+            return here
 
         where = await self.env.coordinator.once(self.flight_key, blob.digest, upload)
         if not ran:
@@ -171,6 +177,8 @@ class BlobCopier:
             if reuse is not None:
                 self._reused(blob, kind, reuse)
                 return
+            if here is not None:
+                self.env.destinations.uploaded(here.registry, here.repository, blob.digest)
             await self._transfer(blob)
         self.stats.blobs_copied += 1
         self.stats.bytes_uploaded += blob.size

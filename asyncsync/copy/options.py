@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from asyncsync.copy.coordinator import BlobCoordinator
+from asyncsync.copy.destination_state import DestinationState
 from asyncsync.copy.progress import CopyProgress, NullProgress
 from asyncsync.digest import Digest
 from asyncsync.limits import BlobLimiter
@@ -40,12 +41,17 @@ class CopyOptions:
 
 @dataclass
 class CopyEnvironment:
-    """What every copy of a run shares: the blob limiter, retry policy, coordinator and progress."""
+    """What every copy of a run shares: the blob limiter, retry policy, coordinator and progress.
+
+    ``destinations`` knows which destination repositories were new to the run (see
+    :mod:`asyncsync.copy.destination_state`); the default knows nothing and changes nothing.
+    """
 
     blob_limiter: BlobLimiter
     retry: RetryPolicy
     coordinator: BlobCoordinator = field(default_factory=BlobCoordinator)
     progress: CopyProgress = field(default_factory=NullProgress)
+    destinations: DestinationState = field(default_factory=DestinationState)
 
 
 @dataclass

@@ -18,7 +18,7 @@ The scheduler calls :meth:`DestinationCheck.decide` per image; ``--dry-run`` cal
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Literal, Protocol
 
@@ -36,6 +36,7 @@ REASON_EQUAL = "destination digest equal"
 REASON_EXISTS = "exists (--skip-existing)"
 REASON_UNKNOWN = "destination digest cannot be predicted (platform selection or format conversion)"
 REASON_UNCHECKED = "not checked"
+REASON_NEW_REPOSITORY = "destination repository is new"
 
 
 class DestinationChecker(Protocol):
@@ -47,6 +48,10 @@ class DestinationChecker(Protocol):
 
     async def tags(self, registry: str, repository: str) -> list[str]:
         """Every tag of the repository; an empty list when the repository does not exist."""
+        ...
+
+    async def repository_exists(self, registry: str, repository: str) -> bool:
+        """Whether the repository exists (one tag-list request; ``NAME_UNKNOWN`` is ``False``)."""
         ...
 
 
@@ -63,8 +68,11 @@ class Decision:
 class DestinationCheck:
     """Per-run copy/skip decisions. Tag lists are cached per destination repository."""
 
-    def __init__(self, checker: DestinationChecker) -> None:
+    def __init__(self, checker: DestinationChecker, on_new: Callable[[str, str], None] | None = None) -> None:
         self.checker = checker
+        self.on_new = on_new
+        self._repo_is_new: dict[tuple[str, str], bool] = {}
+        self._repo_locks: dict[tuple[str, str], anyio.Lock] = {}
         self._tags: dict[tuple[str, str], frozenset[str] | AsyncSyncError] = {}
         self._pending: dict[tuple[str, str], anyio.Event] = {}
 
@@ -93,12 +101,38 @@ class DestinationCheck:
         return result
 
     async def decide(self, image: PlannedImage) -> Decision:
-        """Copy or skip ``image``; raises the checker's :class:`AsyncSyncError` on failure."""
+        """Copy or skip ``image``; raises the checker's :class:`AsyncSyncError` on failure.
+
+        The first image of each destination repository is decided alone (the others wait):
+        when its HEAD finds nothing, one tag-list request tells whether the repository exists
+        at all. A repository that does not is "new": every later image planned into it is
+        copied without a HEAD (the plan never writes one destination twice), and ``on_new``
+        hears of it so the copy engine can skip blob HEADs there too.
+        """
         dest = image.destination
         if image.settings.skip_existing and dest.tag is not None:
             if dest.tag in await self.existing_tags(dest.registry, dest.repository):
                 return Decision(image, "skip", REASON_EXISTS)
             return Decision(image, "copy", REASON_ABSENT)
+        key = (dest.registry, dest.repository)
+        if key not in self._repo_is_new:
+            lock = self._repo_locks.setdefault(key, anyio.Lock())
+            async with lock:
+                if key not in self._repo_is_new:
+                    decision = await self._by_head(image)
+                    is_new = decision.destination_digest is None and not await self.checker.repository_exists(
+                        *key
+                    )
+                    self._repo_is_new[key] = is_new
+                    if is_new and self.on_new is not None:
+                        self.on_new(*key)
+                    return decision
+        if self._repo_is_new[key]:
+            return Decision(image, "copy", REASON_NEW_REPOSITORY)
+        return await self._by_head(image)
+
+    async def _by_head(self, image: PlannedImage) -> Decision:
+        dest = image.destination
         expected = image.expected_destination_digest()
         if expected is None:
             return Decision(image, "copy", REASON_UNKNOWN)

@@ -24,6 +24,7 @@ from pathlib import Path
 import orjson
 
 from asyncsync.copy import BlobCoordinator, CopyEnvironment, CopyOptions, copy_image
+from asyncsync.copy.destination_state import DestinationState
 from asyncsync.copy.progress import CopyProgress, NullProgress
 from asyncsync.errors import AsyncSyncError, ImmutableTagError
 from asyncsync.limits import DEFAULT_BLOBS_IN_FLIGHT, DEFAULT_REQUESTS_PER_HOST, BlobLimiter, HostLimiters
@@ -107,6 +108,9 @@ class _Run:
         smallest_host_limit = min(session.limiters.configured_limits(), default=blobs + 1)
         self.blob_limiter = BlobLimiter(max(1, min(blobs, smallest_host_limit - 1)))
         self.coordinator = BlobCoordinator()
+        # The upload journal lives beside the mount index; without it (--no-mount-cache) no
+        # blob is ever assumed absent (see copy.destination_state).
+        self.destinations = DestinationState(settings.mount_index_dir)
         self.registries: dict[str, RegistryConfig] = {r.host: r for r in spec.registries}
         self._contexts: dict[tuple[str, str], TransportContext] = {}
 
@@ -140,7 +144,11 @@ class _Run:
         dest_ref = DockerReference(image.destination)
         options = _copy_options(image)
         env = CopyEnvironment(
-            blob_limiter=self.blob_limiter, retry=self.retry, coordinator=self.coordinator, progress=progress
+            blob_limiter=self.blob_limiter,
+            retry=self.retry,
+            coordinator=self.coordinator,
+            progress=progress,
+            destinations=self.destinations,
         )
         attempts = 0
 
@@ -299,7 +307,10 @@ async def run_sync(
         hooks.configure(run.coordinator, ctx)
         report.plan_errors = [str(e) for e in plan.errors]
         view.planned(plan)
-        check = DestinationCheck(RegistryLister(session, lambda host: run.options_for(host, "dest")))
+        check = DestinationCheck(
+            RegistryLister(session, lambda host: run.options_for(host, "dest")),
+            on_new=run.destinations.mark_fresh,
+        )
         control = control or PoolControl()
 
         async def work(image: PlannedImage) -> ImageResult:
@@ -337,6 +348,7 @@ async def run_sync(
         await hooks.after_copy(plan, report, ctx)
         report.finish(session.limiters.statistics())
         _save_mount_index(run.coordinator, settings.mount_index_dir)
+        run.destinations.close()
     return report
 
 

@@ -103,3 +103,10 @@ class RegistryLister:
             return await list_tags(self.client(registry), repository)
         except NotFoundError:
             return []
+
+    async def repository_exists(self, registry: str, repository: str) -> bool:
+        try:
+            await list_tags(self.client(registry), repository)
+        except NotFoundError:
+            return False
+        return True

@@ -17,6 +17,7 @@ from asyncsync.sync.decisions import (
     REASON_DIFFERS,
     REASON_EQUAL,
     REASON_EXISTS,
+    REASON_NEW_REPOSITORY,
     REASON_UNKNOWN,
     DestinationCheck,
     check_plan,
@@ -61,6 +62,11 @@ class FakeChecker:
         await anyio.sleep(0.01)  # slow, so concurrent deciders overlap
         return self.tag_lists.get(f"{registry}/{repository}", [])
 
+    async def repository_exists(self, registry: str, repository: str) -> bool:
+        self.calls["exists"] += 1
+        prefix = f"{registry}/{repository}"
+        return prefix in self.tag_lists or any(key.startswith(prefix + ":") for key in self.heads)
+
 
 async def test_equal_digest_is_skipped_others_copied() -> None:
     checker = FakeChecker(
@@ -74,7 +80,8 @@ async def test_equal_digest_is_skipped_others_copied() -> None:
         ("copy", REASON_ABSENT),
     ]
     assert decisions[1].destination_digest == digest("old")
-    assert checker.calls == Counter({"head": 3})
+    assert checker.calls["head"] == 3
+    assert checker.calls["exists"] <= 1  # only if "new" happened to be decided first
 
 
 async def test_skip_existing_reads_each_destination_tag_list_once() -> None:
@@ -93,7 +100,25 @@ async def test_index_copied_for_one_platform_cannot_be_compared() -> None:
         image("multi", media_type=DOCKER_LIST, multi_arch="system")
     )
     assert (decision.action, decision.reason) == ("copy", REASON_UNKNOWN)
-    assert checker.calls == Counter()
+    assert checker.calls == Counter({"exists": 1})  # no HEAD; one probe for a new repository
+
+
+async def test_new_repository_is_probed_once_and_its_images_copied_without_heads() -> None:
+    checker = FakeChecker({}, {})
+    new_repos: list[tuple[str, str]] = []
+    images = tuple(image(f"t{i}") for i in range(12))
+    check = DestinationCheck(checker, on_new=lambda registry, repo: new_repos.append((registry, repo)))
+    async with anyio.create_task_group() as tg:
+        results: list[str] = []
+
+        async def decide(planned: PlannedImage) -> None:
+            results.append((await check.decide(planned)).reason)
+
+        for planned in images:
+            tg.start_soon(decide, planned)
+    assert checker.calls == Counter({"head": 1, "exists": 1})
+    assert sorted(results) == sorted([REASON_ABSENT] + [REASON_NEW_REPOSITORY] * 11)
+    assert new_repos == [("b.example", "new/app")]
 
 
 async def test_digest_references_are_checked_by_digest() -> None:

@@ -244,3 +244,35 @@ def test_bad_spec_is_a_one_line_error_with_file_and_line(tmp_path: Path, bad: st
     assert f"{spec}:" in result.stderr
     assert "Traceback" not in result.all_output
     assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_fresh_destination_repositories_need_no_blob_heads_and_a_crash_journal_keeps_rerun_safe(
+    make_registry: RegistryFactory, tmp_path: Path
+) -> None:
+    source, dest = make_registry("anon"), make_registry("anon")
+    blobs: set[str] = set()
+    expected = _seed(source, 3, blobs)
+    spec = _skopeo_spec(tmp_path, source, expected)
+    args = ("sync", "--src", "yaml", "--dest", "docker", "--all", "--dest-tls-verify=false")
+
+    first = run_cli(*args, str(spec), dest.host)
+
+    assert first.returncode == 0, first.all_output
+    # Every destination repository was new: no blob was asked about, each was uploaded once.
+    assert dest.count("HEAD", r"/v2/.+/blobs/.+") == 0
+    assert _blob_uploads(dest) == len(blobs)
+    # Simulate a crash that left blobs but no tags: delete the tags' manifests' tag links.
+    tags_root = Path(dest.data_dir) / "docker/registry/v2/repositories/app0/_manifests/tags"
+    for tag_dir in list(tags_root.iterdir()):
+        for path in sorted(tag_dir.rglob("*"), reverse=True):
+            path.unlink() if path.is_file() else path.rmdir()
+        tag_dir.rmdir()
+    tags_root.rmdir()
+    dest.reset_log()
+
+    second = run_cli(*args, str(spec), dest.host)
+
+    assert second.returncode == 0, second.all_output
+    # The journal named the blobs the first run uploaded into app0: HEADed, found, not re-sent.
+    assert _blob_uploads(dest) == 0
+    assert dest.count("HEAD", r"/v2/app0/blobs/.+") > 0
