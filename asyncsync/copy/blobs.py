@@ -147,10 +147,12 @@ class BlobCopier:
         absent = here is not None and self.env.destinations.known_absent(
             here.registry, here.repository, blob.digest
         )
+        self._journal_mount(blob, candidates)
         reuse = await self._reuse(blob, candidates, known_absent=absent)
         if reuse is None and not candidates and self.dest_registry is not None:
             # No location known to this run: a registry-specific locator (Harbor) may know one.
             found = await self.env.coordinator.discover(self.dest_registry, blob.digest)
+            self._journal_mount(blob, found)
             reuse = await self._reuse(blob, found, known_absent=True) if found else None
         if reuse is not None:
             self._reused(blob, kind, reuse)
@@ -173,7 +175,9 @@ class BlobCopier:
             if where is not None and where == here:
                 self._reused(blob, kind, ReuseResult(ReuseKind.EXISTS, blob.size))
                 return
-            reuse = await self._reuse(blob, [where] if where is not None else [], known_absent=True)
+            sources = [where] if where is not None else []
+            self._journal_mount(blob, sources)
+            reuse = await self._reuse(blob, sources, known_absent=True)
             if reuse is not None:
                 self._reused(blob, kind, reuse)
                 return
@@ -183,6 +187,13 @@ class BlobCopier:
         self.stats.blobs_copied += 1
         self.stats.bytes_uploaded += blob.size
         progress.blob_finished(blob, kind, "done")
+
+    def _journal_mount(self, blob: Descriptor, candidates: Sequence[BlobLocation]) -> None:
+        """Journal ``blob`` here before a mount from ``candidates`` may place it (like an upload):
+        a run killed right after a mount committed must not leave a re-run thinking it absent."""
+        here = self._here
+        if candidates and here is not None:
+            self.env.destinations.uploaded(here.registry, here.repository, blob.digest)
 
     async def _reuse(
         self, blob: Descriptor, candidates: Sequence[BlobLocation], *, known_absent: bool = False
