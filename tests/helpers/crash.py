@@ -31,6 +31,7 @@ from tests.helpers.fault_scenarios import UPLOAD, Workload, push_workload
 from tests.helpers.images import make_image, make_layer, make_multiarch
 from tests.helpers.registry import RegistryServer
 
+MANIFEST = r"/v2/.+/manifests/.+"
 DIGEST_MANIFEST = r"/v2/.+/manifests/sha256:[0-9a-f]{64}"
 TAG_MANIFEST = r"/v2/.+/manifests/(?!sha256:)[^/]+"
 CHUNK = 16 * 1024
@@ -84,7 +85,9 @@ def kill_points(seed: int) -> list[KillPoint]:
     points = [
         KillPoint("blob upload: POST", "POST", UPLOAD, rng.randint(1, 6), "before"),
         KillPoint("blob upload: POST answered", "POST", UPLOAD, rng.randint(1, 6), "after"),
-        KillPoint("blob upload: HEAD", "HEAD", r"/v2/.+/blobs/.+", rng.randint(1, 7), "before"),
+        KillPoint(
+            "destination check: manifest HEAD", "HEAD", r"/v2/.+/manifests/.+", rng.randint(1, 3), "before"
+        ),
         KillPoint("blob upload: mount", "POST", UPLOAD, 1, "before", query="mount="),
         KillPoint("blob upload: PATCH", "PATCH", UPLOAD, rng.randint(1, 6), "before", chunked=True),
         KillPoint("blob upload: PATCH answered", "PATCH", UPLOAD, rng.randint(1, 6), "after", chunked=True),
@@ -152,6 +155,8 @@ async def run_kill_point(
     def kill(record: RecordedRequest) -> None:
         os.kill(holder[0].pid, signal.SIGKILL)
 
+    # One proxy (one destination name) for both runs: the re-run must see the same registry the
+    # killed run wrote to, as a user re-running the same command does.
     with FaultProxy(destination.host, seed=seed) as proxy:
         proxy.add_rule(
             Fault.on_request(kill, point.when),
@@ -165,21 +170,18 @@ async def run_kill_point(
         code = await anyio.to_thread.run_sync(holder[0].wait, 60)
         run.killed = code == -signal.SIGKILL
         run.output = holder[0].output
-    first = await crawl(destination, dest_repos)
-    run.corrupt_after_kill = first.problems
-    wanted = [
-        (dest, digest)
-        for dest, (_, image) in zip(dest_repos, images, strict=True)
-        for digest in image.blobs()
-    ]
-    present = await present_blobs(destination, wanted)
-    with FaultProxy(destination.host, seed=seed) as clean:
-        again = cli_process.start(
-            sync_args(spec, f"{clean.address}/{prefix}", chunked=point.chunked), directory=work / "rerun"
+        proxy.clear_rules()
+        first = await crawl(destination, dest_repos)
+        run.corrupt_after_kill = first.problems
+        pairs = zip(dest_repos, images, strict=True)
+        present = await present_blobs(
+            destination, [(d, digest) for d, (_, i) in pairs for digest in i.blobs()]
         )
+        proxy.reset()
+        again = cli_process.start(args, directory=work / "rerun")
         run.rerun_exit = await anyio.to_thread.run_sync(again.wait, 60)
         run.output += again.output
-        uploads = uploaded(clean.records())
+        uploads = uploaded(proxy.records())
     run.rerun_uploads = len(uploads)
     run.reuploaded = sorted(set(uploads) & present)
     final = await crawl(destination, dest_repos)

@@ -377,8 +377,8 @@ class FaultProxy:
         head = response_head(status, REASONS.get(status, "Error"), headers, body)
         # A HEAD answer announces the body's length but never carries it.
         writer.write(head.encode() + (b"" if record.method == "HEAD" else body))
-        await writer.drain()
         record.status = status
+        await writer.drain()
 
     async def _forward(
         self,
@@ -505,8 +505,9 @@ class FaultProxy:
             await writer.drain()
             offset += len(piece)
         writer.write(end_of_body(framing))
-        await writer.drain()
+        # The answer is complete once written: a client that read it all may close before the drain.
         record.status = response.status
+        await writer.drain()
         # The upstream's own "Connection: close" answers ours; only an EOF-framed body ends the client's.
         return not request.wants_close() and framing.kind != "eof"
 
