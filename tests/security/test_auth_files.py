@@ -19,6 +19,9 @@ from asyncsync.registry.credentials import (
     store_credentials,
     warn_if_exposed,
 )
+from tests.helpers import cli_process
+from tests.helpers.images import make_image, push_image_sync
+from tests.helpers.registry import RegistryServer
 
 CANARY = "canary-pass-7c1d"
 
@@ -111,3 +114,18 @@ def test_reading_a_private_auth_file_is_silent(tmp_path: Path, caplog: pytest.Lo
     with caplog.at_level(logging.DEBUG, logger="asyncsync"):
         assert lookup_credentials("reg.example", None, authfile=path) == Credentials("alice", CANARY)
     assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
+
+
+def test_the_cli_prints_the_warning_once(registry_basic: RegistryServer, tmp_path: Path) -> None:
+    push_image_sync(registry_basic, "authfile/exposed", "v1", make_image("authfile-exposed", layers=1))
+    authfile = registry_basic.write_auth_file(tmp_path / "auth.json")
+    authfile.chmod(0o644)
+    name = f"docker://{registry_basic.host}/authfile/exposed"
+    child = cli_process.run(["list-tags", "--tls-verify=false", "--authfile", str(authfile), name])
+    assert child.returncode == 0, child.output
+    warnings = [line for line in child.stderr.splitlines() if "accessible by other users" in line]
+    assert len(warnings) == 1 and str(authfile) in warnings[0] and "chmod 600" in warnings[0]
+    assert registry_basic.password is not None and registry_basic.password not in child.output
+    authfile.chmod(0o600)
+    quiet = cli_process.run(["list-tags", "--tls-verify=false", "--authfile", str(authfile), name])
+    assert quiet.returncode == 0 and quiet.stderr == "", quiet.stderr
