@@ -151,7 +151,7 @@ class BlobCopier:
         reuse = await self._reuse(blob, candidates, known_absent=absent)
         if reuse is None and not candidates and self.dest_registry is not None:
             # No location known to this run: a registry-specific locator (Harbor) may know one.
-            found = await self.env.coordinator.discover(self.dest_registry, blob.digest)
+            found = await self.env.coordinator.discover(self.dest_registry, blob.digest, blob.size)
             self._journal_mount(blob, found)
             reuse = await self._reuse(blob, found, known_absent=True) if found else None
         if reuse is not None:

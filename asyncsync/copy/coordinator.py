@@ -27,8 +27,9 @@ from asyncsync.transports.base import BlobLocation
 
 T = TypeVar("T")
 
-#: ``locator(digest) -> repositories`` of one registry that hold the blob (may raise AsyncSyncError).
-BlobLocator = Callable[[Digest], Awaitable[list[str]]]
+#: ``locator(digest, size) -> repositories`` of one registry holding the blob (may raise
+#: AsyncSyncError; may answer ``[]`` at once for blobs too small to be worth a lookup).
+BlobLocator = Callable[[Digest, int], Awaitable[list[str]]]
 log = logging.getLogger("asyncsync.copy")
 
 #: Repositories remembered per (registry, digest); the most recent are kept.
@@ -54,7 +55,7 @@ class BlobCoordinator:
         """Use ``locator`` to find mount sources on ``registry`` for blobs with no known location."""
         self._locators[registry] = locator
 
-    async def discover(self, registry: str, digest: Digest) -> list[BlobLocation]:
+    async def discover(self, registry: str, digest: Digest, size: int) -> list[BlobLocation]:
         """Mount candidates for ``digest`` on ``registry`` from its locator; ``[]`` without one.
 
         The locator is asked at most once per blob and run (concurrent callers wait for that
@@ -75,7 +76,7 @@ class BlobCoordinator:
         event = self._located[key] = anyio.Event()
         found: list[BlobLocation] = []
         try:
-            for repository in await locator(digest):
+            for repository in await locator(digest, size):
                 self.record(registry, repository, digest, confirmed=False)
                 found.append(BlobLocation(registry, repository))
         except AsyncSyncError as exc:

@@ -265,7 +265,9 @@ async def dry_run(
             RegistryLister(session, lambda host: run.options_for(host, "source")), ctx
         )
         plan = hooks.plan(await build_plan(spec, lister))
-        checker = RegistryLister(session, lambda host: run.options_for(host, "dest"))
+        checker = hooks.destination_checker(
+            RegistryLister(session, lambda host: run.options_for(host, "dest")), ctx
+        )
         decisions = await check_plan(plan, checker)
         return plan, render_plan(plan, decisions) + await hooks.preview(plan, ctx)
 
@@ -308,7 +310,9 @@ async def run_sync(
         report.plan_errors = [str(e) for e in plan.errors]
         view.planned(plan)
         check = DestinationCheck(
-            RegistryLister(session, lambda host: run.options_for(host, "dest")),
+            hooks.destination_checker(
+                RegistryLister(session, lambda host: run.options_for(host, "dest")), ctx
+            ),
             on_new=run.destinations.mark_fresh,
         )
         control = control or PoolControl()

@@ -6,6 +6,8 @@
 1. :meth:`SyncHooks.source_lister` wraps the :class:`~asyncsync.sync.plan.SourceLister` the plan
    uses (Harbor API discovery, recording what was listed for prune, skipping HEADs of other shards);
 2. :meth:`SyncHooks.plan` filters the built plan (sharding); pure, no network;
+   :meth:`SyncHooks.destination_checker` wraps the copy/skip checks' destination access (a
+   Harbor project that does not exist yet holds nothing: its images are "absent", not 401s);
 3. dry run: :meth:`SyncHooks.preview` returns extra ``--dry-run`` lines (what prune would delete,
    which Harbor projects would be created);
 4. real run: :meth:`SyncHooks.before_copy` may do network work and return a narrower plan
@@ -27,6 +29,7 @@ from typing import Any, Literal
 
 from asyncsync.copy.coordinator import BlobCoordinator
 from asyncsync.registry.client import RegistryClient, RegistryOptions, RegistrySession
+from asyncsync.sync.decisions import DestinationChecker
 from asyncsync.sync.plan import Plan, PlannedImage, SourceLister
 from asyncsync.sync.report import ImageResult, SyncReport
 from asyncsync.sync.spec import SyncSpec
@@ -55,6 +58,9 @@ class SyncHooks:
 
     def plan(self, plan: Plan) -> Plan:
         return plan
+
+    def destination_checker(self, checker: DestinationChecker, ctx: RunContext) -> DestinationChecker:
+        return checker
 
     async def preview(self, plan: Plan, ctx: RunContext) -> list[str]:
         return []
@@ -100,6 +106,11 @@ class HookChain(SyncHooks):
         for hook in self.hooks:
             plan = hook.plan(plan)
         return plan
+
+    def destination_checker(self, checker: DestinationChecker, ctx: RunContext) -> DestinationChecker:
+        for hook in self.hooks:
+            checker = hook.destination_checker(checker, ctx)
+        return checker
 
     async def preview(self, plan: Plan, ctx: RunContext) -> list[str]:
         lines: list[str] = []

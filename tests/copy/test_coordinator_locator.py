@@ -15,15 +15,16 @@ DIGEST = Digest.of(b"layer")
 
 @pytest.mark.anyio
 async def test_without_a_locator_nothing_is_discovered() -> None:
-    assert await BlobCoordinator().discover("harbor.example", DIGEST) == []
+    assert await BlobCoordinator().discover("harbor.example", DIGEST, 10) == []
 
 
 @pytest.mark.anyio
 async def test_locator_is_asked_once_even_by_concurrent_callers_and_results_are_candidates() -> None:
     calls: list[Digest] = []
 
-    async def locate(digest: Digest) -> list[str]:
+    async def locate(digest: Digest, size: int) -> list[str]:
         calls.append(digest)
+        assert size == 10
         await anyio.sleep(0.05)
         return ["proj/a", "other/b"]
 
@@ -32,7 +33,7 @@ async def test_locator_is_asked_once_even_by_concurrent_callers_and_results_are_
     results: list[list[BlobLocation]] = []
 
     async def ask() -> None:
-        results.append(await coordinator.discover("harbor.example", DIGEST))
+        results.append(await coordinator.discover("harbor.example", DIGEST, 10))
 
     async with anyio.create_task_group() as group:
         for _ in range(5):
@@ -47,15 +48,15 @@ async def test_locator_is_asked_once_even_by_concurrent_callers_and_results_are_
     }
     assert not coordinator.confirmed("harbor.example", "proj/a", DIGEST)
     # Another registry has no locator.
-    assert await coordinator.discover("other.example", DIGEST) == []
+    assert await coordinator.discover("other.example", DIGEST, 10) == []
 
 
 @pytest.mark.anyio
 async def test_a_failing_locator_costs_only_the_mount() -> None:
-    async def refuse(digest: Digest) -> list[str]:
+    async def refuse(digest: Digest, size: int) -> list[str]:
         raise PermissionDeniedError(403, "FORBIDDEN", "no")
 
     coordinator = BlobCoordinator()
     coordinator.set_locator("harbor.example", refuse)
-    assert await coordinator.discover("harbor.example", DIGEST) == []
+    assert await coordinator.discover("harbor.example", DIGEST, 10) == []
     assert coordinator.known_locations("harbor.example", DIGEST) == []
