@@ -12,6 +12,11 @@ requests only (never a manifest GET: registries such as Harbor count GETs as pul
 * when the result's digest cannot be known in advance (platform selection out of an index,
   format conversion), the image is copied and the copy engine's own blob checks keep that cheap.
 
+An image with a local destination (``sync --dest dir``) is decided without network from what
+its directory holds (:func:`asyncsync.sync.local.local_image_state`): absent, or ``--skip-existing``
+and present, or a ``manifest.json`` digest equal to the expected one with every file it
+references in place (skip), else copy.
+
 The scheduler calls :meth:`DestinationCheck.decide` per image; ``--dry-run`` calls
 :func:`check_plan` (bounded, plan order) and prints :func:`render_plan`.
 """
@@ -26,6 +31,7 @@ import anyio
 
 from asyncsync.digest import Digest
 from asyncsync.errors import AsyncSyncError
+from asyncsync.sync.local import local_image_state
 from asyncsync.sync.plan import DEFAULT_PLAN_CONCURRENCY, Plan, PlannedImage, bounded_map
 
 Action = Literal["copy", "skip", "error"]
@@ -37,6 +43,8 @@ REASON_EXISTS = "exists (--skip-existing)"
 REASON_UNKNOWN = "destination digest cannot be predicted (platform selection or format conversion)"
 REASON_UNCHECKED = "not checked"
 REASON_NEW_REPOSITORY = "destination repository is new"
+REASON_INCOMPLETE = "destination directory incomplete"
+REASON_LOCAL_UNCHECKED = "local destination not checked"
 
 
 class DestinationChecker(Protocol):
@@ -109,6 +117,8 @@ class DestinationCheck:
         copied without a HEAD (the plan never writes one destination twice), and ``on_new``
         hears of it so the copy engine can skip blob HEADs there too.
         """
+        if image.destination_local is not None:
+            return await self._by_local_state(image)
         dest = image.destination
         if image.settings.skip_existing and dest.tag is not None:
             if dest.tag in await self.existing_tags(dest.registry, dest.repository):
@@ -130,6 +140,23 @@ class DestinationCheck:
         if self._repo_is_new[key]:
             return Decision(image, "copy", REASON_NEW_REPOSITORY)
         return await self._by_head(image)
+
+    async def _by_local_state(self, image: PlannedImage) -> Decision:
+        state = await local_image_state(image)
+        if state is None:
+            return Decision(image, "copy", REASON_LOCAL_UNCHECKED)
+        if state.digest is None:
+            return Decision(image, "copy", REASON_ABSENT)
+        if image.settings.skip_existing:
+            return Decision(image, "skip", REASON_EXISTS, state.digest)
+        expected = image.expected_destination_digest()
+        if expected is None:
+            return Decision(image, "copy", REASON_UNKNOWN, state.digest)
+        if state.digest != expected:
+            return Decision(image, "copy", REASON_DIFFERS, state.digest)
+        if state.missing is not None:
+            return Decision(image, "copy", f"{REASON_INCOMPLETE} ({state.missing} missing)", state.digest)
+        return Decision(image, "skip", REASON_EQUAL, state.digest)
 
     async def _by_head(self, image: PlannedImage) -> Decision:
         dest = image.destination
@@ -171,7 +198,8 @@ def render_plan(plan: Plan, decisions: Sequence[Decision] | None = None) -> list
     if decisions is None:
         decisions = [Decision(image, "copy", REASON_UNCHECKED) for image in plan.images]
     lines = [
-        f"{d.action:<5} {d.image.describe_source()} -> {d.image.destination}: {d.reason}" for d in decisions
+        f"{d.action:<5} {d.image.describe_source()} -> {d.image.describe_destination()}: {d.reason}"
+        for d in decisions
     ]
     lines += [f"error {error}" for error in plan.errors]
     lines += [f"note  {warning}" for warning in plan.warnings]

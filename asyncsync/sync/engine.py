@@ -11,6 +11,9 @@ Per image (in a pool worker): decide copy/skip with HEAD only (``decisions.Desti
 then ``copy_image`` by the digest the plan resolved, retried once more at image level for a
 temporary failure; every outcome becomes an :class:`ImageResult`, so one failed image never
 stops the others (unless ``fail_fast``).
+
+Local storage (``sync --src dir`` / ``--dest dir``, :mod:`asyncsync.sync.local`) plugs in through
+``planner``: its planned images carry ``dir:`` references, opened in place of ``docker://`` ones.
 """
 
 from __future__ import annotations
@@ -32,7 +35,7 @@ from asyncsync.registry.client import RegistryOptions, RegistrySession
 from asyncsync.retry import RetryPolicy, with_retries
 from asyncsync.sync.decisions import Decision, DestinationCheck, check_plan, render_plan
 from asyncsync.sync.hooks import RunContext, SyncHooks
-from asyncsync.sync.plan import Plan, PlannedImage, build_plan
+from asyncsync.sync.plan import Plan, PlannedImage, Planner, build_plan
 from asyncsync.sync.registry_lister import RegistryLister
 from asyncsync.sync.report import ImageResult, Outcome, SyncReport
 from asyncsync.sync.scheduler import DEFAULT_PARALLEL_IMAGES, PoolControl, PoolStatistics, run_pool
@@ -124,6 +127,18 @@ class _Run:
             return base
         return config.registry_options(base)
 
+    def local_context(self) -> TransportContext:
+        """The context of a local side (``dir:``): no registry settings apply there."""
+        ctx = self._contexts.get(("", "local"))
+        if ctx is None:
+            ctx = self._contexts[("", "local")] = TransportContext(
+                session=self.session,
+                options=SideOptions(registry=RegistryOptions()),
+                retry=self.retry,
+                blob_limiter=self.blob_limiter,
+            )
+        return ctx
+
     def context(self, host: str, side: str) -> TransportContext:
         key = (host, side)
         ctx = self._contexts.get(key)
@@ -140,8 +155,16 @@ class _Run:
         return ctx
 
     async def copy_one(self, image: PlannedImage, progress: CopyProgress) -> ImageResult:
-        source_ref = DockerReference(image.source)
-        dest_ref = DockerReference(image.destination)
+        source_ref = image.source_local or DockerReference(image.source)
+        dest_ref = image.destination_local or DockerReference(image.destination)
+        source_ctx = (
+            self.local_context() if image.source_local else self.context(image.source.registry, "source")
+        )
+        dest_ctx = (
+            self.local_context()
+            if image.destination_local
+            else self.context(image.destination.registry, "dest")
+        )
         options = _copy_options(image)
         env = CopyEnvironment(
             blob_limiter=self.blob_limiter,
@@ -155,9 +178,9 @@ class _Run:
         async def attempt() -> ImageResult:
             nonlocal attempts
             attempts += 1
-            source = await source_ref.new_source(self.context(image.source.registry, "source"))
+            source = await source_ref.new_source(source_ctx)
             try:
-                destination = await dest_ref.new_destination(self.context(image.destination.registry, "dest"))
+                destination = await dest_ref.new_destination(dest_ctx)
                 try:
                     started = time.monotonic()
                     result = await copy_image(source, destination, options, env)
@@ -168,7 +191,7 @@ class _Run:
             stats = result.stats
             return ImageResult(
                 source=image.describe_source(),
-                destination=str(image.destination),
+                destination=image.describe_destination(),
                 outcome=Outcome.COPIED,
                 digest=str(result.digest),
                 seconds=round(time.monotonic() - started, 3),
@@ -204,7 +227,7 @@ def _copy_options(image: PlannedImage) -> CopyOptions:
 def _failed(image: PlannedImage, reason: str, attempts: int = 1) -> ImageResult:
     return ImageResult(
         source=image.describe_source(),
-        destination=str(image.destination),
+        destination=image.describe_destination(),
         outcome=Outcome.FAILED,
         reason=reason,
         attempts=attempts,
@@ -216,7 +239,7 @@ def _immutable(image: PlannedImage) -> ImageResult:
     # Harbor answers 412 to overwriting an immutable tag: a policy, not a failure to retry.
     return ImageResult(
         source=image.describe_source(),
-        destination=str(image.destination),
+        destination=image.describe_destination(),
         outcome=Outcome.SKIPPED,
         reason=REASON_IMMUTABLE,
         origin=str(image.origin),
@@ -226,7 +249,7 @@ def _immutable(image: PlannedImage) -> ImageResult:
 def _skipped(image: PlannedImage, decision: Decision) -> ImageResult:
     return ImageResult(
         source=image.describe_source(),
-        destination=str(image.destination),
+        destination=image.describe_destination(),
         outcome=Outcome.SKIPPED,
         reason=decision.reason,
         digest=str(decision.destination_digest or ""),
@@ -254,9 +277,11 @@ async def plan_sync(spec: SyncSpec, settings: SyncSettings, session: RegistrySes
 
 
 async def dry_run(
-    spec: SyncSpec, settings: SyncSettings, hooks: SyncHooks | None = None
+    spec: SyncSpec, settings: SyncSettings, hooks: SyncHooks | None = None, *, planner: Planner = build_plan
 ) -> tuple[Plan, list[str]]:
-    """The plan and its ``--dry-run`` lines (destination checked with HEAD/tag lists, no writes)."""
+    """The plan and its ``--dry-run`` lines (destination checked with HEAD/tag lists, no writes).
+
+    ``planner`` builds the plan (default :func:`build_plan`; see :mod:`asyncsync.sync.local`)."""
     hooks = hooks or SyncHooks()
     async with _session(spec, settings) as session:
         run = _Run(spec, settings, session)
@@ -264,7 +289,7 @@ async def dry_run(
         lister = hooks.source_lister(
             RegistryLister(session, lambda host: run.options_for(host, "source")), ctx
         )
-        plan = hooks.plan(await build_plan(spec, lister))
+        plan = hooks.plan(await planner(spec, lister))
         checker = hooks.destination_checker(
             RegistryLister(session, lambda host: run.options_for(host, "dest")), ctx
         )
@@ -290,10 +315,12 @@ async def run_sync(
     handle_signals: bool = True,
     control: PoolControl | None = None,
     hooks: SyncHooks | None = None,
+    planner: Planner = build_plan,
 ) -> SyncReport:
     """Plan and run the sync; returns the report (check ``report.ok``). Never raises for one image.
 
     ``hooks`` (:mod:`asyncsync.sync.hooks`) extend the run: sharding, prune, Harbor support.
+    ``planner`` builds the plan (default :func:`build_plan`; local storage: :mod:`asyncsync.sync.local`).
     """
     view = view or SyncView()
     hooks = hooks or SyncHooks()
@@ -305,7 +332,7 @@ async def run_sync(
         lister = hooks.source_lister(
             RegistryLister(session, lambda host: run.options_for(host, "source")), ctx
         )
-        plan = await hooks.before_copy(hooks.plan(await build_plan(spec, lister)), ctx)
+        plan = await hooks.before_copy(hooks.plan(await planner(spec, lister)), ctx)
         hooks.configure(run.coordinator, ctx)
         report.plan_errors = [str(e) for e in plan.errors]
         view.planned(plan)

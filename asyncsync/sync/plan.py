@@ -28,7 +28,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Hashable, Sequence
 from dataclasses import dataclass
-from typing import Protocol, TypeVar
+from typing import TYPE_CHECKING, Protocol, TypeVar
 
 import anyio
 
@@ -37,6 +37,9 @@ from asyncsync.errors import AsyncSyncError, InvalidReferenceError
 from asyncsync.manifest import DOCKER_LIST, DOCKER_V2S2, INDEX_TYPES, OCI_INDEX, OCI_MANIFEST
 from asyncsync.reference import ImageName
 from asyncsync.sync.spec import CopySettings, Origin, SourceSelector, SyncEntry, SyncSpec
+
+if TYPE_CHECKING:
+    from asyncsync.transports.base import ImageReference
 
 K = TypeVar("K", bound=Hashable)
 V = TypeVar("V")
@@ -71,13 +74,22 @@ class SourceLister(Protocol):
 
 @dataclass(frozen=True, slots=True)
 class PlannedImage:
-    """One image to copy: ``source`` carries the tag (if any) and is always pinned by digest."""
+    """One image to copy: ``source`` carries the tag (if any) and is always pinned by digest.
+
+    Registries are the default on both sides. ``source_local``/``destination_local`` put local
+    storage in their place (``sync --src dir`` / ``--dest dir``, see :mod:`asyncsync.sync.local`):
+    the image is then read from / written to that reference, and ``source``/``destination`` keep
+    the Docker reference the image has: a ``dir:`` source has the destination name pinned by
+    the digest of its ``manifest.json``; a ``dir:`` destination has the source name.
+    """
 
     source: ImageName
     destination: ImageName
     media_type: str
     origin: Origin
     settings: CopySettings
+    source_local: ImageReference | None = None
+    destination_local: ImageReference | None = None
 
     @property
     def digest(self) -> Digest:
@@ -104,11 +116,20 @@ class PlannedImage:
         return self.digest
 
     def describe_source(self) -> str:
-        """``registry/repo:tag (sha256:abcdef012345)`` or ``registry/repo@sha256:...``."""
+        """``registry/repo:tag (sha256:abcdef012345)`` or ``registry/repo@sha256:...``
+        (``dir:PATH (sha256:abcdef012345)`` for a local source)."""
         name = self.source
+        if self.source_local is not None:
+            return f"{self.source_local} ({self.digest.algorithm}:{self.digest.short})"
         if name.tag is not None:
             return f"{name.name}:{name.tag} ({self.digest.algorithm}:{self.digest.short})"
         return f"{name.name}@{self.digest}"
+
+    def describe_destination(self) -> str:
+        """``registry/repo:tag`` (or ``@digest``), or the local reference (``dir:PATH``)."""
+        if self.destination_local is not None:
+            return str(self.destination_local)
+        return str(self.destination)
 
 
 _FORMAT_FAMILY = {OCI_MANIFEST: "oci", OCI_INDEX: "oci", DOCKER_V2S2: "v2s2", DOCKER_LIST: "v2s2"}
@@ -338,3 +359,7 @@ async def build_plan(spec: SyncSpec, lister: SourceLister, *, limit: int = DEFAU
     errors = tuple(sorted(planner.errors, key=lambda error: error.origin.line))
     warnings = tuple(sorted(planner.warnings, key=lambda warning: warning.origin.line))
     return Plan(images=tuple(images), errors=errors, warnings=warnings)
+
+
+#: What builds a run's plan: :func:`build_plan`, or a local side's planner (``sync --src dir``).
+Planner = Callable[[SyncSpec, SourceLister], Awaitable[Plan]]
