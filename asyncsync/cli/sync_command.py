@@ -1,4 +1,8 @@
-"""``asyncsync sync``: skopeo's sync (``--src yaml|docker --dest docker``) and the native spec."""
+"""``asyncsync sync``: skopeo's sync (``--src yaml|docker|dir --dest docker|dir``) and the native spec.
+
+A ``dir`` side (air-gapped transfers through skopeo's directory tree) is planned by
+:func:`asyncsync.sync.local.local_sync`; everything else goes through :func:`_load`.
+"""
 
 from __future__ import annotations
 
@@ -28,6 +32,8 @@ from asyncsync.cli.copy_command import parse_size, platform_from_flags
 from asyncsync.cli.sync_view import JsonSyncView, PlainSyncView, RichSyncView
 from asyncsync.errors import UsageError
 from asyncsync.sync.engine import SyncSettings, SyncView, default_mount_index_dir, dry_run, run_sync
+from asyncsync.sync.local import local_sync
+from asyncsync.sync.plan import build_plan
 from asyncsync.sync.report import SyncReport
 from asyncsync.sync.spec import CopySettings, SyncSpec, load_spec
 from asyncsync.sync.spec_skopeo import docker_source_spec
@@ -68,7 +74,9 @@ def _load(
             raise UsageError("--dest needs --src (or give a native spec alone: asyncsync sync SPEC.yaml)")
         return load_spec(source, destination=destination)
     if dest != "docker":
-        raise UsageError(f"--dest {dest or '(missing)'}: only 'docker' destinations are supported by sync")
+        raise UsageError(
+            f"--dest {dest or '(missing)'}: only 'docker' and 'dir' destinations are supported by sync"
+        )
     if destination is None:
         raise UsageError("missing DESTINATION argument (a registry host, optionally with a path prefix)")
     if src == "yaml":
@@ -81,7 +89,7 @@ def _load(
         return docker_source_spec(
             source, destination, scoped=scoped, append_suffix=append_suffix, settings=settings
         )
-    raise UsageError(f"--src {src}: unsupported source type (yaml or docker)")
+    raise UsageError(f"--src {src}: unsupported source type (yaml, docker or dir)")
 
 
 def _view(log_format: str, quiet: bool) -> SyncView:
@@ -100,8 +108,8 @@ def sync_command(
     destination: Annotated[
         str | None, typer.Argument(metavar="DESTINATION", help="Registry (and path prefix) to sync into.")
     ] = None,
-    src: Annotated[str | None, typer.Option("--src", "-s", help="Source type: yaml or docker.")] = None,
-    dest: Annotated[str | None, typer.Option("--dest", "-d", help="Destination type: docker.")] = None,
+    src: Annotated[str | None, typer.Option("--src", "-s", help="Source type: yaml, docker or dir.")] = None,
+    dest: Annotated[str | None, typer.Option("--dest", "-d", help="Destination type: docker or dir.")] = None,
     scoped: Annotated[
         bool, typer.Option("--scoped", help="Keep the full source name under DESTINATION.")
     ] = False,
@@ -226,6 +234,9 @@ def sync_command(
 
     Examples: asyncsync sync --src yaml --dest docker sync.yml registry.example/mirror;
     asyncsync sync --src docker --dest docker quay.io/org/app registry.example/mirror;
+    asyncsync sync --src docker --dest dir registry.example/org/app /media/usb (one directory per
+    image, as skopeo; --scoped keeps the full name); asyncsync sync --src dir --dest docker
+    /media/usb registry.internal/mirror;
     asyncsync sync migrate.yaml (native spec, see configs/).
     """
     del remove_signatures, keep_going  # accepted for skopeo compatibility; behaviour is the default
@@ -257,7 +268,15 @@ def sync_command(
         copy_settings = _settings_from_flags(
             all_images, fmt, skip_existing, override_os, override_arch, override_variant
         )
-        spec = _load(source, destination, src, dest, scoped, append_suffix, copy_settings)
+        local = local_sync(
+            src, dest, source, destination, scoped=scoped, append_suffix=append_suffix, settings=copy_settings
+        )
+        spec = (
+            local.spec
+            if local
+            else _load(source, destination, src, dest, scoped, append_suffix, copy_settings)
+        )
+        planner = local.planner if local else build_plan
         for warning in spec.warnings:
             typer.echo(f"warning: {warning}", err=True)
         settings = SyncSettings(
@@ -272,15 +291,15 @@ def sync_command(
             mount_index_dir=None if no_mount_cache else default_mount_index_dir(),
         )
         if dry_run_flag:
-            _, lines = await dry_run(spec, settings)
+            _, lines = await dry_run(spec, settings, planner=planner)
             for line in lines:
                 typer.echo(line)
             return None
         view = _view(log_format, quiet)
         if isinstance(view, RichSyncView):
             with view:
-                return await run_sync(spec, settings, view)
-        return await run_sync(spec, settings, view)
+                return await run_sync(spec, settings, view, planner=planner)
+        return await run_sync(spec, settings, view, planner=planner)
 
     result = run(main)
     if result is None:

@@ -150,12 +150,12 @@ class RichSyncView(SyncView):
         self.pool = stats
 
     def image_started(self, image: PlannedImage) -> CopyProgress:
-        key = str(image.destination)
+        key = image.describe_destination()
         self.active[key] = 0
         return _ByteCounter(self, key)
 
     def image_finished(self, image: PlannedImage, result: ImageResult) -> None:
-        self.active.pop(str(image.destination), None)
+        self.active.pop(image.describe_destination(), None)
         self.progress.advance(self.task)
         if result.outcome is Outcome.FAILED:
             self.console.print(f"[red]FAILED[/red] {result.source} -> {result.destination}: {result.reason}")
