@@ -7,7 +7,8 @@ sum. On exit ``os.wait4`` gives the kernel's figures for the process and every d
 ``ru_maxrss`` (the largest single process's peak, exact even for spikes shorter than the poll) and user +
 system CPU time. :attr:`Measurement.peak_rss` is the larger of the two peaks, so it is never below the
 exact single-process peak and includes concurrently running children. ``timeout_s`` kills the whole
-process group and marks the measurement ``timed_out``.
+process group and marks the measurement ``timed_out``; an exception while waiting (e.g. Ctrl-C) kills the
+process group too, then propagates.
 """
 
 from __future__ import annotations
@@ -101,16 +102,23 @@ def run_measured(
             start_new_session=True,
         )
         tree_peak, timed_out = 0, False
-        while True:
-            pid, status, usage = os.wait4(process.pid, os.WNOHANG)
-            if pid == process.pid:
-                break
-            tree_peak = max(tree_peak, sum(_rss_bytes(p) for p in process_tree(process.pid)))
-            if timeout_s is not None and time.monotonic() - start > timeout_s and not timed_out:
-                timed_out = True
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(process.pid, signal.SIGKILL)
-            time.sleep(poll_s)
+        try:
+            while True:
+                pid, status, usage = os.wait4(process.pid, os.WNOHANG)
+                if pid == process.pid:
+                    break
+                tree_peak = max(tree_peak, sum(_rss_bytes(p) for p in process_tree(process.pid)))
+                if timeout_s is not None and time.monotonic() - start > timeout_s and not timed_out:
+                    timed_out = True
+                    with contextlib.suppress(ProcessLookupError):
+                        os.killpg(process.pid, signal.SIGKILL)
+                time.sleep(poll_s)
+        except BaseException:
+            # Interrupted (Ctrl-C, SIGTERM): never leave the measured tool running.
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+            raise
         wall = time.monotonic() - start
         # os.wait4 reaped the child: tell Popen so it does not wait (or warn) again.
         process.returncode = os.waitstatus_to_exitcode(status)

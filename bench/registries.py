@@ -40,6 +40,7 @@ __all__ = [
     "AccessLogEntry",
     "Registry",
     "RegistryStartError",
+    "disk_usage",
     "free_port",
     "registry_binary",
     "running_registry",

@@ -34,7 +34,9 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import shlex
 import shutil
+import signal
 import sys
 import tempfile
 import time
@@ -239,6 +241,11 @@ def _describe(result: RunResult) -> str:
     )
 
 
+def _interrupt(_signum: int, _frame: object) -> None:
+    """SIGTERM behaves like Ctrl-C, so registries, proxies and the measured tool are stopped."""
+    raise KeyboardInterrupt
+
+
 def _csv(value: str, kind: type[float] | type[str]) -> list[Any]:
     return [kind(part) for part in value.split(",") if part.strip()]
 
@@ -275,9 +282,15 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     """Run the benchmark; returns the exit status (see the module docstring)."""
-    import shlex
-
     args = parse_args(argv)
+    previous = signal.signal(signal.SIGTERM, _interrupt)
+    try:
+        return _bench(args)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _bench(args: argparse.Namespace) -> int:
     params = params_from(args.scale, seed=args.seed, repos=args.repos, tags_per_repo=args.tags_per_repo)
     tools: list[Tool] = []
     try:

@@ -42,12 +42,19 @@ import yaml
 __all__ = [
     "CACHE_DIR",
     "GENERATOR_VERSION",
+    "INDEX_MEDIA_TYPES",
+    "MEDIA",
     "SCALES",
     "MediaTypes",
     "TagEntry",
     "Workload",
     "WorkloadParams",
     "generate",
+    "main",
+    "make_layer",
+    "params_from",
+    "sha256_digest",
+    "write_expected",
     "write_skopeo_yaml",
 ]
 
@@ -366,3 +373,64 @@ def params_from(scale: str, **overrides: Any) -> WorkloadParams:
     if scale not in SCALES:
         raise ValueError(f"unknown scale {scale!r} (choose from {', '.join(SCALES)})")
     return replace(SCALES[scale], **{k: v for k, v in overrides.items() if v is not None})
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Generate a workload; optionally push it to a registry or serve it, and write its spec files."""
+    import argparse
+    import asyncio
+    import signal
+    import sys
+    import time
+
+    from bench.push import push_workload
+    from bench.registries import start_registry
+
+    parser = argparse.ArgumentParser(prog="python -m bench.workload", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--scale", choices=sorted(SCALES), default="full")
+    parser.add_argument("--seed", type=int)
+    parser.add_argument("--repos", type=int)
+    parser.add_argument("--tags-per-repo", type=int)
+    parser.add_argument("--cache-dir", type=Path, default=CACHE_DIR)
+    target = parser.add_mutually_exclusive_group()
+    target.add_argument("--registry", help="push to this plain-HTTP registry (HOST:PORT)")
+    target.add_argument("--serve", type=Path, help="start a registry in this directory, push, serve until ^C")
+    parser.add_argument("--out", type=Path, help="write sync.yaml and expected.json here")
+    args = parser.parse_args(argv)
+    params = params_from(args.scale, seed=args.seed, repos=args.repos, tags_per_repo=args.tags_per_repo)
+    started = time.monotonic()
+    workload = generate(params, args.cache_dir)
+    images = sum(e.platforms for e in workload.tags)
+    print(
+        f"workload {params.key()} in {workload.root}: {len(workload.tags)} tags, {images} images, "
+        f"{workload.total_blob_bytes / 2**20:.1f} MiB ({time.monotonic() - started:.1f} s)",
+        file=sys.stderr,
+    )
+    registry = start_registry(args.serve, name="workload") if args.serve else None
+    host = registry.host if registry is not None else args.registry
+    try:
+        if host is not None:
+            stats = asyncio.run(push_workload(workload, f"http://{host}"))
+            print(f"pushed to {host}: {stats}", file=sys.stderr)
+        if args.out is not None:
+            args.out.mkdir(parents=True, exist_ok=True)
+            write_skopeo_yaml(workload, host or "REGISTRY", args.out / "sync.yaml")
+            write_expected(workload, args.out / "expected.json")
+        if registry is not None:
+            print(f"serving http://{registry.host} (Ctrl-C or SIGTERM to stop)", file=sys.stderr)
+            stop: list[int] = []
+            # Explicit handlers: a background job may start with SIGINT ignored.
+            for signum in (signal.SIGINT, signal.SIGTERM):
+                signal.signal(signum, lambda number, _frame: stop.append(number))
+            while registry.running and not stop:
+                time.sleep(0.2)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        if registry is not None:
+            registry.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
