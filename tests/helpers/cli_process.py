@@ -19,10 +19,12 @@ from __future__ import annotations
 
 import contextlib
 import multiprocessing
+import multiprocessing.connection
 import os
 import signal
 import sys
 import tempfile
+import threading
 import traceback
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -33,6 +35,9 @@ __all__ = ["CliProcess", "run", "start"]
 
 REPO_ROOT = Path(__file__).resolve().parent.parent.parent
 _CONTEXT = multiprocessing.get_context("forkserver")
+#: Reading a child's exit status consumes it from the forkserver's pipe, and ``Process.start`` polls
+#: every other child: two threads doing either at once make one of them see 255. One lock for both.
+_LOCK = threading.Lock()
 _CONTEXT.set_forkserver_preload(["tests.helpers.cli_process", "asyncsync.cli.app"])
 
 
@@ -103,24 +108,31 @@ class CliProcess:
     @property
     def returncode(self) -> int | None:
         """The exit code (``-9`` after SIGKILL), or None while running."""
-        return self._code if self._code is not None else self.process.exitcode
+        if self._code is not None:
+            return self._code
+        with _LOCK:
+            return self.process.exitcode
 
     def kill(self) -> None:
         """SIGKILL the child (no cleanup of any kind runs in it)."""
-        if self._code is None and self.process.exitcode is None:
-            os.kill(self.pid, signal.SIGKILL)
+        if self._code is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(self.pid, signal.SIGKILL)
 
     def wait(self, timeout: float = 60.0) -> int:
         """Wait for the exit (killing the child after ``timeout``); returns the exit code."""
         if self._code is None:
-            self.process.join(timeout)
-            if self.process.exitcode is None:
+            # Wait on the sentinel without reading it; the exit status is read under the lock.
+            if not multiprocessing.connection.wait([self.process.sentinel], timeout):
                 self.kill()
+                multiprocessing.connection.wait([self.process.sentinel], 5)
+            with _LOCK:
                 self.process.join(5)
-            assert self.process.exitcode is not None
-            self._code = self.process.exitcode
+                code = self.process.exitcode
+                self.process.close()
+            assert code is not None
+            self._code = code
             self.stdout, self.stderr = (_read(self.directory / name) for name in ("stdout", "stderr"))
-            self.process.close()
         return self._code
 
     @property
@@ -151,7 +163,8 @@ def start(
         ),
         daemon=False,
     )
-    process.start()
+    with _LOCK:  # start() polls every other child (multiprocessing's _cleanup): not concurrently
+        process.start()
     return CliProcess(process, directory)
 
 
