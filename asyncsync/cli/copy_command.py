@@ -1,7 +1,13 @@
 """``asyncsync copy SOURCE-IMAGE DESTINATION-IMAGE``: skopeo copy, with concurrent blob transfers.
 
 Flags follow skopeo copy (``--src-*`` / ``--dest-*`` registry flags from
-:mod:`asyncsync.cli.common`, ``--multi-arch``/``--all``, ``--format``, ``--digestfile``, ...).
+:mod:`asyncsync.cli.common`, ``--multi-arch``/``--all``, ``--format``, ``--digestfile``, ...),
+including the local-transport flags (:class:`LocalFlags`): ``--src/--dest-shared-blob-dir``
+(``oci:``), ``--dest-compress``/``--dest-decompress`` (``dir:``), ``--additional-tag``
+(``docker-archive:``, ``docker-daemon:``) and ``--src/--dest-daemon-host`` (``docker-daemon:``).
+A local flag given for a transport it does not apply to is ignored, as skopeo does, with a
+one-line warning. skopeo's ``--dest-compress-format``/``--dest-compress-level`` are not offered:
+``--dest-compress`` always writes gzip at level 6.
 Progress goes to stdout as skopeo's does: rich bars on a terminal, plain lines otherwise,
 nothing with ``--quiet``. Errors are one line on stderr with a non-zero exit.
 """
@@ -10,6 +16,7 @@ from __future__ import annotations
 
 import re
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Literal, cast
 
@@ -32,6 +39,7 @@ from asyncsync.cli.common import (
     retry_times_option,
     tls_verify_option,
     username_option,
+    warn,
 )
 from asyncsync.copy import (
     BlobCoordinator,
@@ -50,12 +58,61 @@ from asyncsync.manifest import Platform, host_platform
 from asyncsync.registry.client import RegistryOptions, RegistrySession
 from asyncsync.retry import RetryPolicy
 from asyncsync.transports import parse_image_name
-from asyncsync.transports.base import SideOptions, TransportContext
+from asyncsync.transports.base import ImageReference, SideOptions, TransportContext
 
 DEFAULT_PARALLEL_COPIES = 6
 _SIZE = re.compile(r"^\s*(\d+)\s*([kmg]i?b?|b)?\s*$", re.IGNORECASE)
 _UNITS = {"": 1, "b": 1, "k": 1000, "m": 1000**2, "g": 1000**3, "ki": 1024, "mi": 1024**2, "gi": 1024**3}
 _IMAGE_PANEL = "Image options"
+_LOCAL_PANEL = "Local transports"
+
+
+@dataclass(frozen=True, slots=True)
+class LocalFlags:
+    """skopeo's local-transport flags for one side of ``copy`` (``--src-*`` or ``--dest-*``).
+
+    ``compress``/``decompress``/``additional_tags`` exist on the destination side only.
+    """
+
+    shared_blob_dir: str | None = None
+    daemon_host: str | None = None
+    compress: bool = False
+    decompress: bool = False
+    additional_tags: tuple[str, ...] = ()
+
+    def side_options(self, registry: RegistryOptions, chunk_size: int | None = None) -> SideOptions:
+        """The :class:`SideOptions` of this side; raises :class:`UsageError` for contradictions."""
+        if self.compress and self.decompress:
+            raise UsageError("--dest-compress and --dest-decompress cannot be used together")
+        return SideOptions(
+            registry=registry,
+            chunk_size=chunk_size,
+            shared_blob_dir=self.shared_blob_dir,
+            daemon_host=self.daemon_host,
+            compress=self.compress,
+            decompress=self.decompress,
+            additional_tags=self.additional_tags,
+        )
+
+    def unused(self, transport: str, prefix: str) -> list[str]:
+        """The flags given that ``transport`` ignores, spelt as on the command line."""
+        given = {
+            f"--{prefix}shared-blob-dir": (self.shared_blob_dir is not None, ("oci",)),
+            f"--{prefix}daemon-host": (self.daemon_host is not None, ("docker-daemon",)),
+            f"--{prefix}compress": (self.compress, ("dir",)),
+            f"--{prefix}decompress": (self.decompress, ("dir",)),
+            "--additional-tag": (bool(self.additional_tags), ("docker-archive", "docker-daemon")),
+        }
+        return [flag for flag, (used, transports) in given.items() if used and transport not in transports]
+
+
+def warn_unused(flags: LocalFlags, reference: ImageReference, prefix: str) -> None:
+    """Warn (one line each) about local flags that ``reference``'s transport ignores, as skopeo
+    silently does."""
+    transport = reference.transport_name
+    for flag in flags.unused(transport, prefix):
+        side = "sources" if prefix == "src-" else "destinations"
+        warn(f"{flag} has no effect on {transport}: {side} (ignored)")
 
 
 def parse_size(text: str, flag: str) -> int:
@@ -134,9 +191,18 @@ async def run_copy(
     parallel: int,
     chunk_size: int | None,
     progress: CopyProgress,
+    source_local: LocalFlags = LocalFlags(),
+    destination_local: LocalFlags = LocalFlags(),
 ) -> CopyResult:
-    """Copy ``source`` to ``destination``: the whole ``copy`` command minus flag parsing."""
+    """Copy ``source`` to ``destination``: the whole ``copy`` command minus flag parsing.
+
+    ``source_local``/``destination_local`` carry the local-transport flags of each side.
+    """
     src_ref, dst_ref = parse_image_name(source), parse_image_name(destination)
+    src_options = source_local.side_options(source_registry)
+    dst_options = destination_local.side_options(destination_registry, chunk_size)
+    warn_unused(source_local, src_ref, "src-")
+    warn_unused(destination_local, dst_ref, "dest-")
     blob_limiter = BlobLimiter(parallel)
     # A streamed transfer holds a slot on the source host and one on the destination host; with
     # more slots per host than blobs in flight, those pairs can never all wait on each other.
@@ -145,10 +211,8 @@ async def run_copy(
         blob_limiter=blob_limiter, retry=retry, coordinator=BlobCoordinator(), progress=progress
     )
     async with RegistrySession(limiters=limiters, retry=retry) as session:
-        src_ctx = TransportContext(session, SideOptions(registry=source_registry), retry, blob_limiter)
-        dst_ctx = TransportContext(
-            session, SideOptions(registry=destination_registry, chunk_size=chunk_size), retry, blob_limiter
-        )
+        src_ctx = TransportContext(session, src_options, retry, blob_limiter)
+        dst_ctx = TransportContext(session, dst_options, retry, blob_limiter)
         src = await src_ref.new_source(src_ctx)
         try:
             dst = await dst_ref.new_destination(dst_ctx)
@@ -279,6 +343,67 @@ def copy_command(
             help="Upload blobs to the destination registry in chunks of SIZE (e.g. 8MiB), not in one go.",
         ),
     ] = None,
+    src_shared_blob_dir: Annotated[
+        str | None,
+        typer.Option(
+            "--src-shared-blob-dir",
+            metavar="DIRECTORY",
+            help="DIRECTORY to use to share blobs across OCI repositories (oci: source).",
+            rich_help_panel=_LOCAL_PANEL,
+        ),
+    ] = None,
+    dest_shared_blob_dir: Annotated[
+        str | None,
+        typer.Option(
+            "--dest-shared-blob-dir",
+            metavar="DIRECTORY",
+            help="DIRECTORY to use to share blobs across OCI repositories (oci: destination).",
+            rich_help_panel=_LOCAL_PANEL,
+        ),
+    ] = None,
+    dest_compress: Annotated[
+        bool,
+        typer.Option(
+            "--dest-compress",
+            help="Compress (gzip) uncompressed layers when saving to a dir: destination.",
+            rich_help_panel=_LOCAL_PANEL,
+        ),
+    ] = False,
+    dest_decompress: Annotated[
+        bool,
+        typer.Option(
+            "--dest-decompress",
+            help="Decompress layers when saving to a dir: destination.",
+            rich_help_panel=_LOCAL_PANEL,
+        ),
+    ] = False,
+    additional_tag: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--additional-tag",
+            metavar="NAME:TAG",
+            help="An additional tag for a docker-archive: or docker-daemon: destination (repeatable).",
+            rich_help_panel=_LOCAL_PANEL,
+        ),
+    ] = None,
+    src_daemon_host: Annotated[
+        str | None,
+        typer.Option(
+            "--src-daemon-host",
+            metavar="HOST",
+            help="Use the docker daemon at HOST (docker-daemon: source; default unix:///var/run/docker.sock).",
+            rich_help_panel=_LOCAL_PANEL,
+        ),
+    ] = None,
+    dest_daemon_host: Annotated[
+        str | None,
+        typer.Option(
+            "--dest-daemon-host",
+            metavar="HOST",
+            help="Use the docker daemon at HOST (docker-daemon: destination).",
+            rich_help_panel=_LOCAL_PANEL,
+        ),
+    ] = None,
     retry_times: Annotated[int | None, retry_times_option()] = None,
     retry_delay: Annotated[str | None, retry_delay_option()] = None,
 ) -> None:
@@ -325,6 +450,14 @@ def copy_command(
             parallel=image_parallel_copies,
             chunk_size=parse_size(chunk_size, "--chunk-size") if chunk_size is not None else None,
             progress=make_progress(quiet),
+            source_local=LocalFlags(shared_blob_dir=src_shared_blob_dir, daemon_host=src_daemon_host),
+            destination_local=LocalFlags(
+                shared_blob_dir=dest_shared_blob_dir,
+                daemon_host=dest_daemon_host,
+                compress=dest_compress,
+                decompress=dest_decompress,
+                additional_tags=tuple(additional_tag or ()),
+            ),
         )
         if digestfile is not None:
             try:

@@ -182,15 +182,28 @@ async def _inspect(
 
 
 async def inspect_reference(
-    ref: ImageReference, request: InspectRequest, options: RegistryOptions, retry: RetryPolicy
+    ref: ImageReference,
+    request: InspectRequest,
+    options: RegistryOptions,
+    retry: RetryPolicy,
+    *,
+    shared_blob_dir: str | None = None,
+    daemon_host: str | None = None,
 ) -> None:
-    """Print what ``request`` asks about ``ref``; the whole ``inspect`` command minus flag parsing."""
+    """Print what ``request`` asks about ``ref``; the whole ``inspect`` command minus flag parsing.
+
+    ``shared_blob_dir`` (``oci:``) and ``daemon_host`` (``docker-daemon:``) are skopeo's
+    ``--shared-blob-dir`` and ``--daemon-host``; other transports ignore them.
+    """
     async with RegistrySession(retry=retry) as session:
         if isinstance(ref, DockerReference):
             client = session.client(ref.name.registry, options)
             await _inspect(_DockerImage(client, ref), request, ref.name.name, not request.no_tags)
             return
-        source = await ref.new_source(transport_context(session, options, retry))
+        ctx = transport_context(
+            session, options, retry, shared_blob_dir=shared_blob_dir, daemon_host=daemon_host
+        )
+        source = await ref.new_source(ctx)
         try:
             docker_name = ref.docker_reference()
             await _inspect(_SourceImage(source), request, docker_name.name if docker_name else "", False)
@@ -237,6 +250,20 @@ def inspect_command(
     cert_dir: Annotated[str | None, cert_dir_option()] = None,
     no_creds: Annotated[bool, no_creds_option()] = False,
     registry_token: Annotated[str | None, registry_token_option()] = None,
+    shared_blob_dir: Annotated[
+        str | None,
+        typer.Option(
+            "--shared-blob-dir",
+            metavar="DIRECTORY",
+            help="DIRECTORY to use to share blobs across OCI repositories (oci: only).",
+        ),
+    ] = None,
+    daemon_host: Annotated[
+        str | None,
+        typer.Option(
+            "--daemon-host", metavar="HOST", help="Use the docker daemon at HOST (docker-daemon: only)."
+        ),
+    ] = None,
     retry_times: Annotated[int | None, retry_times_option()] = None,
     retry_delay: Annotated[str | None, retry_delay_option()] = None,
 ) -> None:
@@ -264,6 +291,13 @@ def inspect_command(
         if raw and fmt:
             raise UsageError("raw output does not support the --format option")
         ref = parse_image_name(image)
-        await inspect_reference(ref, request, flags.to_options(), retry_policy(retry_times, retry_delay))
+        await inspect_reference(
+            ref,
+            request,
+            flags.to_options(),
+            retry_policy(retry_times, retry_delay),
+            shared_blob_dir=shared_blob_dir,
+            daemon_host=daemon_host,
+        )
 
     run(main)
