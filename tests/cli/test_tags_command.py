@@ -48,7 +48,7 @@ def test_subprocess_output_shape(registry_anon: RegistryServer) -> None:
         ("docker://{host}/cli/tags-x:v1", 2, "list-tags takes a repository without tag or digest"),
         ("docker://{host}/cli/tags-x@sha256:" + "a" * 64, 2, "without tag or digest"),
         ("docker://{host}/cli/never-pushed", 1, "repository docker://{host}/cli/never-pushed not found"),
-        ("oci:/tmp/layout", 2, "unsupported transport 'oci' for list-tags"),
+        ("dir:/tmp/layout", 2, "unsupported transport 'dir' for list-tags"),
         ("nosuch://{host}/cli/x", 2, "unknown transport 'nosuch'"),
         ("docker:{host}/cli/x", 2, "must start with docker://"),
         ("just-a-name", 2, "expected TRANSPORT:NAME"),
