@@ -24,6 +24,8 @@ unchanged, with skopeo's destination naming (see :mod:`asyncsync.sync.spec_skope
       skip-existing: false          # treat destination tags as immutable
     registries:                     # per host; keys as in defaults where they make sense
       harbor-a.example:
+        type: harbor                # optional: Harbor API discovery, project creation, mounts
+        create-projects: true       # Harbor only: create missing destination projects
         credentials: {username: robot$sync, password-env: HARBOR_A_PASSWORD}
         # or password: ..., or password-file: secrets/a.txt (relative to this file)
         authfile: auth.json         # instead of credentials; no-creds: true for anonymous
@@ -79,6 +81,9 @@ from asyncsync.sync.yaml_lines import YMap, YScalar, load_yaml
 MultiArch = Literal["system", "all", "index-only"]
 ManifestFormat = Literal["oci", "v2s2"]
 SpecKind = Literal["skopeo", "native", "command-line"]
+#: What a registry is: any Distribution API registry, or a Harbor (projects, ``/api/v2.0``).
+RegistryKind = Literal["distribution", "harbor"]
+REGISTRY_KINDS: tuple[RegistryKind, ...] = ("distribution", "harbor")
 MULTI_ARCH_VALUES: tuple[MultiArch, ...] = ("all", "system", "index-only")
 FORMAT_VALUES: tuple[ManifestFormat, ...] = ("oci", "v2s2")
 
@@ -113,7 +118,11 @@ class CopySettings:
 
 @dataclass(frozen=True, slots=True)
 class RegistryConfig:
-    """Per-host settings from a spec. ``None`` fields inherit (command line, then defaults)."""
+    """Per-host settings from a spec. ``None`` fields inherit (command line, then defaults).
+
+    ``kind`` ``"harbor"`` turns on the Harbor API (:mod:`asyncsync.harbor`) for this host;
+    ``create_projects`` (Harbor only) creates missing destination projects before pushing.
+    """
 
     host: str
     origin: Origin
@@ -125,6 +134,8 @@ class RegistryConfig:
     max_concurrent_requests: int | None = None
     requests_per_second: float | None = None
     chunk_size: int | None = None
+    kind: RegistryKind = "distribution"
+    create_projects: bool = False
 
     def registry_options(self, base: RegistryOptions) -> RegistryOptions:
         """``base`` (built from command-line flags) with this spec's settings laid over it."""

@@ -24,6 +24,7 @@ from asyncsync.sync.semver_range import VersionError, VersionRange
 from asyncsync.sync.spec import (
     FORMAT_VALUES,
     MULTI_ARCH_VALUES,
+    REGISTRY_KINDS,
     CopySettings,
     Destination,
     Origin,
@@ -44,7 +45,7 @@ TOP_KEYS = ("version", "defaults", "registries", "sync")
 SETTING_KEYS = ("platforms", "multi-arch", "format", "skip-existing")
 LIMIT_KEYS = ("tls-verify", "max-concurrent-requests", "requests-per-second", "chunk-size")
 DEFAULT_KEYS = ("parallel", "parallel-blobs", "retry-times", "retry-delay", *LIMIT_KEYS, *SETTING_KEYS)
-REGISTRY_KEYS = ("credentials", "authfile", "no-creds", "cert-dir", *LIMIT_KEYS)
+REGISTRY_KEYS = ("type", "create-projects", "credentials", "authfile", "no-creds", "cert-dir", *LIMIT_KEYS)
 CREDENTIAL_KEYS = ("username", "password", "password-env", "password-file")
 ENTRY_KEYS = ("from", "to", "tags", "tag-suffix", *SETTING_KEYS)
 TAG_KEYS = ("include", "exclude", "semver", "latest", "digests")
@@ -71,6 +72,8 @@ class _NativeParser:
         self.doc = Doc(file)
         self.file = file
         self.base_dir = base_dir
+        #: Hosts declared ``type: harbor`` (registries are parsed before entries).
+        self.harbor_hosts: set[str] = set()
 
     # -- scalars -------------------------------------------------------------------------------
 
@@ -206,6 +209,21 @@ class _NativeParser:
             raise doc.error(line, f"{exc} (expected e.g. registry.example.com)") from None
         block = doc.mapping(node, where, REGISTRY_KEYS)
         config = RegistryConfig(host=parsed, origin=Origin(self.file, line))
+        if (item := block.get("type")) is not None:
+            kind = doc.string(item.value, f"'type' of {where}")
+            if kind not in REGISTRY_KINDS:
+                raise doc.error(
+                    item.value.line, f"'type' of {where} must be one of {', '.join(REGISTRY_KINDS)}"
+                )
+            config = replace(config, kind="harbor" if kind == "harbor" else "distribution")
+        if (item := block.get("create-projects")) is not None:
+            create = doc.boolean(item.value, f"'create-projects' of {where}")
+            if create and config.kind != "harbor":
+                raise doc.error(
+                    item.key_line,
+                    f"'create-projects' of {where} needs 'type: harbor' (only Harbor has projects to create)",
+                )
+            config = replace(config, create_projects=create)
         if (item := block.get("credentials")) is not None:
             config = replace(config, credentials=self.credentials(item.value, where))
         if (item := block.get("no-creds")) is not None and doc.boolean(item.value, f"'no-creds' of {where}"):
@@ -432,11 +450,18 @@ class _NativeParser:
             if selector.is_glob:
                 continue
             try:
-                entry.destination_for(selector, selector.pattern, tag="latest", digest=None)
+                target = entry.destination_for(selector, selector.pattern, tag="latest", digest=None)
             except InvalidReferenceError as exc:
                 raise doc.error(
                     to_node.line, f"invalid destination for {selector} in {where}: {exc}"
                 ) from None
+            if target.registry in self.harbor_hosts and "/" not in target.repository:
+                # Harbor keeps every repository in a project (the first path component).
+                raise doc.error(
+                    to_node.line,
+                    f"destination {target.registry}/{target.repository} of {where} has no project: "
+                    "Harbor repositories are PROJECT/NAME",
+                )
         return entry
 
 
@@ -469,6 +494,8 @@ def parse_native(tree: YNode, file: str, *, base_dir: Path) -> SyncSpec:
                 )
             seen[config.host] = entry.key_line
             registries.append(config)
+            if config.kind == "harbor":
+                parser.harbor_hosts.add(config.host)
     sync = top.get("sync")
     if sync is None:
         raise SpecError(file, top.line, "the spec has no 'sync' entries")
