@@ -29,9 +29,17 @@ from asyncsync.cli.common import (
     tls_verify_option,
 )
 from asyncsync.cli.copy_command import parse_size, platform_from_flags
+from asyncsync.cli.extension_options import (
+    create_projects_option,
+    prune_option,
+    shard_count_option,
+    shard_option,
+)
 from asyncsync.cli.sync_view import JsonSyncView, PlainSyncView, RichSyncView
 from asyncsync.errors import UsageError
 from asyncsync.sync.engine import SyncSettings, SyncView, default_mount_index_dir, dry_run, run_sync
+from asyncsync.sync.extensions import Extensions, build_hooks
+from asyncsync.sync.hooks import HookChain
 from asyncsync.sync.local import local_sync
 from asyncsync.sync.plan import build_plan
 from asyncsync.sync.report import SyncReport
@@ -214,6 +222,10 @@ def sync_command(
     chunk_size: Annotated[
         str | None, typer.Option("--chunk-size", metavar="SIZE", help="Upload blobs in chunks of SIZE.")
     ] = None,
+    shard: Annotated[str | None, shard_option()] = None,
+    shard_count: Annotated[int | None, shard_count_option()] = None,
+    prune: Annotated[bool, prune_option()] = False,
+    create_projects: Annotated[bool, create_projects_option()] = False,
     authfile: Annotated[str | None, authfile_option()] = None,
     src_authfile: Annotated[str | None, authfile_option("src-")] = None,
     dest_authfile: Annotated[str | None, authfile_option("dest-")] = None,
@@ -260,7 +272,13 @@ def sync_command(
         registry_token=dest_registry_token,
     )
 
+    hooks: HookChain | None = None
+
     async def main() -> SyncReport | None:
+        nonlocal hooks
+        extensions = Extensions.from_flags(
+            shard=shard, shard_count=shard_count, prune=prune, create_projects=create_projects
+        )
         if preserve_digests and fmt is not None:
             raise UsageError(
                 "--preserve-digests and --format cannot be used together: conversion changes digests"
@@ -290,26 +308,29 @@ def sync_command(
             fail_fast=fail_fast,
             mount_index_dir=None if no_mount_cache else default_mount_index_dir(),
         )
+        hooks = build_hooks(spec, extensions)
         if dry_run_flag:
-            _, lines = await dry_run(spec, settings, planner=planner)
+            _, lines = await dry_run(spec, settings, hooks, planner=planner)
             for line in lines:
                 typer.echo(line)
             return None
         view = _view(log_format, quiet)
         if isinstance(view, RichSyncView):
             with view:
-                return await run_sync(spec, settings, view, planner=planner)
-        return await run_sync(spec, settings, view, planner=planner)
+                return await run_sync(spec, settings, view, hooks=hooks, planner=planner)
+        return await run_sync(spec, settings, view, hooks=hooks, planner=planner)
 
     result = run(main)
     if result is None:
         return
+    if hooks is not None:
+        result.extra.update(hooks.report_data())
     if report is not None:
         result.write_json(report)
     if log_format == "json":
         typer.echo(orjson.dumps({"event": "summary", **orjson.loads(result.to_json())["summary"]}).decode())
     else:
-        for line in result.summary_lines():
+        for line in result.summary_lines() + (hooks.summary_lines() if hooks is not None else []):
             typer.echo(line)
-    if not result.ok:
+    if not result.ok or (hooks is not None and not hooks.ok):
         raise typer.Exit(EXIT_FAILURE)

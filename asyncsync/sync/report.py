@@ -57,6 +57,8 @@ class SyncReport:
     requests_per_host: dict[str, int] = field(default_factory=dict)
     plan_errors: list[str] = field(default_factory=list)
     stopped_reason: str = ""
+    #: Extra top-level JSON sections from run extensions (``prune``, ``shard``, ``harbor``).
+    extra: dict[str, Any] = field(default_factory=dict)
 
     def add(self, result: ImageResult) -> None:
         self.results.append(result)
@@ -105,6 +107,11 @@ class SyncReport:
             },
             "plan_errors": self.plan_errors,
             "images": [{**asdict(r), "outcome": r.outcome.value} for r in self.results],
+            **{
+                key: value
+                for key, value in self.extra.items()
+                if key not in ("summary", "plan_errors", "images")
+            },
         }
         return orjson.dumps(document, option=orjson.OPT_INDENT_2)
 

@@ -1,0 +1,290 @@
+"""A small Harbor v2.0 API client on the run's :class:`~asyncsync.registry.client.RegistrySession`.
+
+Harbor serves the Distribution API under ``/v2/`` and its own REST API under ``/api/v2.0/`` on
+the same host. :class:`HarborAPI` speaks the second, with the same host slot, TLS settings and
+credentials the run uses for the registry (``--creds``, auth files, a spec's ``credentials``),
+sent as HTTP Basic: Harbor's API takes Basic credentials for users and robot accounts
+(``robot$name``, ``robot$project+name``), never the registry's bearer tokens.
+
+Endpoints used (Harbor 2.x):
+
+* ``HEAD /api/v2.0/projects?project_name=P`` - 200 when the project exists, 404 when not;
+* ``POST /api/v2.0/projects`` ``{"project_name": P, "metadata": {"public": "false"}}`` - 201;
+  409 when it exists (a concurrent creator won: not an error);
+* ``GET /api/v2.0/projects`` and ``/api/v2.0/projects/{P}/repositories`` - paginated with
+  ``page``/``page_size`` (Harbor caps ``page_size`` at 100), ``Link: <...>; rel="next"`` and
+  ``X-Total-Count``; repository ``name`` is the full ``P/NAME``;
+* ``GET /api/v2.0/projects/{P}/repositories/{R}/artifacts?with_tag=true`` - artifacts with
+  their tags. ``R`` is the repository path without the project, URL-encoded *twice* when it
+  contains ``/`` (``a/b`` -> ``a%252Fb``), as Harbor's API requires;
+* ``GET /api/v2.0/repositories?q=blob_digest=<digest>`` - repositories holding an artifact that
+  references the blob. This is a real Harbor query (``RepoRecord.FilterByBlobDigest`` joins
+  ``artifact_blob``): it finds blobs of pushed manifests, within the projects the caller may
+  see (all of them for an admin);
+* ``DELETE /api/v2.0/projects/{P}/repositories/{R}/artifacts/{digest}/tags/{tag}`` - removes one
+  tag and leaves the artifact (and its other tags) alone.
+
+Errors are the registry error tree (:func:`~asyncsync.errors.registry_error` on Harbor's
+``{"errors": [{"code", "message"}]}`` bodies); idempotent requests are retried per the
+session's policy. URLs in messages never carry credentials.
+"""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import quote, urlencode
+
+import aiohttp
+import orjson
+import yarl
+
+from asyncsync.digest import Digest
+from asyncsync.errors import InvalidReferenceError, NotFoundError, RegistryError
+from asyncsync.registry.client import RegistryClient
+from asyncsync.registry.errors import error_from_response, read_capped, translate_client_error
+from asyncsync.registry.tags import next_link
+from asyncsync.registry.tls import ssl_context_for
+from asyncsync.retry import with_retries
+
+API = "/api/v2.0"
+#: Harbor refuses page sizes above 100.
+PAGE_SIZE = 100
+MAX_PAGES = 10_000
+MAX_BODY = 16 * 1024 * 1024
+
+
+@dataclass(frozen=True, slots=True)
+class HarborArtifact:
+    """One artifact of a repository: its manifest digest and media type, and its tags (sorted)."""
+
+    digest: Digest
+    media_type: str
+    tags: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class _Answer:
+    status: int
+    headers: Mapping[str, str]
+    body: bytes
+
+
+def project_of(repository: str) -> tuple[str, str]:
+    """``("proj", "a/b")`` for ``proj/a/b``; Harbor keeps every repository in a project."""
+    project, sep, rest = repository.partition("/")
+    if not sep or not project or not rest:
+        raise NotFoundError(404, "NOT_FOUND", f"{repository!r} is not a Harbor repository (PROJECT/NAME)")
+    return project, rest
+
+
+def _segment(text: str) -> str:
+    return quote(text, safe="")
+
+
+def _repository_segment(name: str) -> str:
+    # Harbor unescapes repository path parameters once more than the router does.
+    return _segment(_segment(name))
+
+
+class HarborAPI:
+    """The Harbor API of the registry ``client`` talks to (same host, options and credentials)."""
+
+    def __init__(self, client: RegistryClient, *, page_size: int = PAGE_SIZE) -> None:
+        if not 1 <= page_size <= PAGE_SIZE:
+            raise ValueError(f"page_size must be between 1 and {PAGE_SIZE}")
+        self.client = client
+        self.page_size = page_size
+
+    @property
+    def registry(self) -> str:
+        return self.client.registry
+
+    def _authorization(self) -> dict[str, str]:
+        creds = self.client.credentials()
+        if creds is None or not creds.username:
+            return {}
+        # Harbor's API takes Basic credentials; ``$`` and ``+`` of robot names travel inside base64.
+        raw = f"{creds.username}:{creds.password}".encode()
+        return {"Authorization": "Basic " + base64.b64encode(raw).decode("ascii")}
+
+    async def _exchange(
+        self,
+        method: str,
+        target: str,
+        *,
+        ok: tuple[int, ...],
+        what: str,
+        body: bytes | None = None,
+    ) -> _Answer:
+        """One request to ``target`` (a path with its already-encoded query, or a same-host URL)."""
+        base = await self.client.base_url()
+        url = yarl.URL(target if target.startswith(("http://", "https://")) else base + target, encoded=True)
+        origin = yarl.URL(base)
+        if (url.scheme, url.host, url.port) != (origin.scheme, origin.host, origin.port):
+            # A pagination link to another origin must not receive our credentials.
+            raise RegistryError(502, "", "Harbor answered a link to another host", what=what)
+        headers = {"Accept": "application/json", **self._authorization()}
+        if body is not None:
+            headers["Content-Type"] = "application/json"
+        options = self.client.options
+        ssl = ssl_context_for(self.client.host, verify=options.tls_verify, cert_dir=options.cert_dir)
+        session = self.client.session
+
+        async def attempt() -> _Answer:
+            try:
+                async with (
+                    session.limiters.hold(self.client.host),
+                    session.http.request(
+                        method, url, headers=headers, data=body, ssl=ssl, allow_redirects=False
+                    ) as response,
+                ):
+                    if response.status not in ok:
+                        raise await error_from_response(response, what)
+                    data = b""
+                    if method != "HEAD":
+                        data, truncated = await read_capped(response, MAX_BODY)
+                        if truncated:
+                            raise RegistryError(502, "", "Harbor answer larger than 16 MiB", what=what)
+                    return _Answer(response.status, response.headers, data)
+            except (aiohttp.ClientError, OSError, TimeoutError) as exc:
+                raise translate_client_error(exc, what) from None
+
+        return await with_retries(session.retry, attempt)
+
+    async def _paged(self, path: str, query: Mapping[str, str], what: str) -> list[dict[str, Any]]:
+        """Every item of a paginated list endpoint, following ``Link`` (or short pages)."""
+        params = {**query, "page": "1", "page_size": str(self.page_size)}
+        target: str | None = f"{path}?{urlencode(params, quote_via=quote)}"
+        items: list[dict[str, Any]] = []
+        pages = 0
+        while target is not None and pages < MAX_PAGES:
+            pages += 1
+            answer = await self._exchange("GET", target, ok=(200,), what=what)
+            page = _json_list(answer.body, what)
+            items.extend(page)
+            link = next_link(answer.headers.get("Link"))
+            if link is not None:
+                target = link
+            elif len(page) >= self.page_size and pages * self.page_size < _total(answer, len(items)):
+                params["page"] = str(pages + 1)
+                target = f"{path}?{urlencode(params, quote_via=quote)}"
+            else:
+                target = None
+        return items
+
+    # -- projects --------------------------------------------------------------------------------
+
+    async def project_exists(self, project: str) -> bool:
+        """Whether ``project`` exists (``HEAD /projects?project_name=``)."""
+        answer = await self._exchange(
+            "HEAD",
+            f"{API}/projects?{urlencode({'project_name': project}, quote_via=quote)}",
+            ok=(200, 404),
+            what=f"checking Harbor project {project!r} on {self.registry}",
+        )
+        return answer.status == 200
+
+    async def create_project(self, project: str, *, public: bool = False) -> bool:
+        """Create ``project``; ``True`` when this call created it, ``False`` when it existed (409)."""
+        body = orjson.dumps({"project_name": project, "metadata": {"public": "true" if public else "false"}})
+        answer = await self._exchange(
+            "POST",
+            f"{API}/projects",
+            ok=(201, 409),
+            body=body,
+            what=f"creating Harbor project {project!r} on {self.registry}",
+        )
+        return answer.status == 201
+
+    async def list_projects(self) -> list[str]:
+        """Names of every project the credentials may see."""
+        items = await self._paged(f"{API}/projects", {}, f"listing Harbor projects of {self.registry}")
+        return sorted({str(item["name"]) for item in items if isinstance(item.get("name"), str)})
+
+    # -- repositories and artifacts --------------------------------------------------------------
+
+    async def list_repositories(self, project: str) -> list[str]:
+        """Full names (``project/...``) of the repositories of ``project``."""
+        items = await self._paged(
+            f"{API}/projects/{_segment(project)}/repositories",
+            {},
+            f"listing repositories of Harbor project {project!r} on {self.registry}",
+        )
+        return sorted({str(item["name"]) for item in items if isinstance(item.get("name"), str)})
+
+    async def repository_exists(self, repository: str) -> bool:
+        project, name = project_of(repository)
+        answer = await self._exchange(
+            "GET",
+            f"{API}/projects/{_segment(project)}/repositories/{_repository_segment(name)}",
+            ok=(200, 404),
+            what=f"reading Harbor repository {self.registry}/{repository}",
+        )
+        return answer.status == 200
+
+    async def list_artifacts(self, repository: str) -> list[HarborArtifact]:
+        """Artifacts of ``repository`` with their tags; raises NotFoundError for an unknown repository."""
+        project, name = project_of(repository)
+        what = f"listing artifacts of {self.registry}/{repository}"
+        items = await self._paged(
+            f"{API}/projects/{_segment(project)}/repositories/{_repository_segment(name)}/artifacts",
+            {"with_tag": "true"},
+            what,
+        )
+        if not items and not await self.repository_exists(repository):
+            # An unknown repository lists as empty on some Harbor versions: tell the two apart.
+            raise NotFoundError(404, "NOT_FOUND", "repository not found", what=what)
+        artifacts = []
+        for item in items:
+            try:
+                digest = Digest.parse(str(item.get("digest", "")))
+            except InvalidReferenceError as exc:
+                raise RegistryError(502, "", f"Harbor answered an invalid digest: {exc}", what=what) from None
+            tags = item.get("tags") or []
+            names = sorted(t["name"] for t in tags if isinstance(t, dict) and isinstance(t.get("name"), str))
+            media_type = str(item.get("manifest_media_type") or "")
+            artifacts.append(HarborArtifact(digest, media_type, tuple(names)))
+        return artifacts
+
+    async def repositories_with_blob(self, digest: Digest) -> list[str]:
+        """Repositories (full names) holding an artifact that references blob ``digest``."""
+        items = await self._paged(
+            f"{API}/repositories",
+            {"q": f"blob_digest={digest}"},
+            f"finding repositories with blob {digest.short} on {self.registry}",
+        )
+        return sorted({str(item["name"]) for item in items if isinstance(item.get("name"), str)})
+
+    async def delete_tag(self, repository: str, digest: Digest, tag: str) -> None:
+        """Remove ``tag`` from the artifact ``digest`` of ``repository`` (the artifact stays)."""
+        project, name = project_of(repository)
+        await self._exchange(
+            "DELETE",
+            f"{API}/projects/{_segment(project)}/repositories/{_repository_segment(name)}"
+            f"/artifacts/{_segment(str(digest))}/tags/{_segment(tag)}",
+            ok=(200,),
+            what=f"deleting tag {self.registry}/{repository}:{tag}",
+        )
+
+
+def _json_list(body: bytes, what: str) -> list[dict[str, Any]]:
+    if not body.strip():
+        return []  # Harbor answers "null" or nothing for an empty page on some versions
+    try:
+        data = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        raise RegistryError(502, "", "Harbor answered invalid JSON", what=what) from None
+    if data is None:
+        return []
+    if not isinstance(data, list):
+        raise RegistryError(502, "", "Harbor answered an unexpected document", what=what)
+    return [item for item in data if isinstance(item, dict)]
+
+
+def _total(answer: _Answer, seen: int) -> int:
+    total = answer.headers.get("X-Total-Count", "")
+    # Without a count, a full page means "maybe more": ask for one more page.
+    return int(total) if total.isdigit() else seen + 1

@@ -1,0 +1,116 @@
+"""Source discovery through the Harbor API: a :class:`~asyncsync.sync.plan.SourceLister` wrapper.
+
+``/v2/_catalog`` needs a Harbor system administrator; the project API does not. For hosts
+declared ``type: harbor`` in the spec, :class:`HarborLister`
+
+* lists repositories of a glob source with ``/api/v2.0/projects/{p}/repositories`` (the first
+  component of the glob's literal prefix is the project; an empty prefix walks every project
+  the credentials may see);
+* lists tags with the artifacts API (``with_tag=true``), which also tells each tag's manifest
+  digest and media type: :meth:`resolve` answers those tags from that listing, so a Harbor
+  source costs one request per page of artifacts instead of one HEAD per tag;
+* passes everything else (other hosts, digests, tags it has not listed) to the wrapped lister.
+
+Results are cached per lister (one plan), so concurrent callers for the same project or
+repository share one listing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Collection
+from typing import TypeVar
+
+import anyio
+
+from asyncsync.errors import AsyncSyncError
+from asyncsync.harbor.api import HarborAPI, HarborArtifact
+from asyncsync.sync.hooks import RunContext
+from asyncsync.sync.plan import ResolvedManifest, SourceLister, bounded_map
+
+T = TypeVar("T")
+
+#: Projects listed at once when a glob has no literal prefix.
+PROJECT_CONCURRENCY = 4
+
+
+class _Once:
+    """Single-flight cache: the first caller for a key computes, the others wait for its result."""
+
+    def __init__(self) -> None:
+        self._values: dict[object, object] = {}
+        self._locks: dict[object, anyio.Lock] = {}
+
+    async def get(self, key: object, compute: Callable[[], Awaitable[T]]) -> T:
+        lock = self._locks.setdefault(key, anyio.Lock())
+        async with lock:
+            if key not in self._values:
+                self._values[key] = await compute()
+        value: T = self._values[key]  # type: ignore[assignment]
+        return value
+
+
+class HarborLister:
+    """Harbor API discovery for ``hosts``; ``inner`` serves every other request."""
+
+    def __init__(self, inner: SourceLister, ctx: RunContext, hosts: Collection[str]) -> None:
+        self.inner = inner
+        self.ctx = ctx
+        self.hosts = frozenset(hosts)
+        self._projects = _Once()
+        self._artifacts = _Once()
+        # (registry, repository, tag) -> what the artifacts listing said about the tag
+        self._tagged: dict[tuple[str, str, str], ResolvedManifest] = {}
+
+    def api(self, registry: str) -> HarborAPI:
+        return HarborAPI(self.ctx.client(registry, "source"))
+
+    async def _project_repositories(self, registry: str, project: str) -> list[str]:
+        return await self._projects.get(
+            (registry, project), lambda: self.api(registry).list_repositories(project)
+        )
+
+    async def list_repositories(self, registry: str, prefix: str) -> list[str]:
+        if registry not in self.hosts:
+            return await self.inner.list_repositories(registry, prefix)
+        prefix = prefix.strip("/")
+        if prefix:
+            project = prefix.split("/", 1)[0]
+            repositories = await self._project_repositories(registry, project)
+            return [repo for repo in repositories if repo.startswith(prefix + "/")]
+        projects = await self.api(registry).list_projects()
+
+        async def one(project: str) -> list[str]:
+            return await self._project_repositories(registry, project)
+
+        listed = await bounded_map(projects, one, PROJECT_CONCURRENCY)
+        found: list[str] = []
+        for project in projects:
+            result = listed[project]
+            if isinstance(result, AsyncSyncError):
+                raise result
+            found.extend(result)
+        return sorted(found)
+
+    async def _list_artifacts(self, registry: str, repository: str) -> list[HarborArtifact]:
+        return await self._artifacts.get(
+            (registry, repository), lambda: self.api(registry).list_artifacts(repository)
+        )
+
+    async def list_tags(self, registry: str, repository: str) -> list[str]:
+        if registry not in self.hosts:
+            return await self.inner.list_tags(registry, repository)
+        tags: list[str] = []
+        for artifact in await self._list_artifacts(registry, repository):
+            for tag in artifact.tags:
+                tags.append(tag)
+                if artifact.media_type:
+                    self._tagged[(registry, repository, tag)] = ResolvedManifest(
+                        artifact.digest, artifact.media_type
+                    )
+        return sorted(tags)
+
+    async def resolve(self, registry: str, repository: str, reference: str) -> ResolvedManifest | None:
+        known = self._tagged.get((registry, repository, reference))
+        if known is not None:
+            return known
+        return await self.inner.resolve(registry, repository, reference)

@@ -1,0 +1,57 @@
+"""The run extensions a command asks for, assembled into one :class:`~asyncsync.sync.hooks.SyncHooks`.
+
+``sync`` and ``mirror`` share :class:`Extensions` (from ``--shard``/``--shard-count``, ``--prune``,
+``--create-projects`` and the spec's ``type: harbor`` registries) and :func:`build_hooks`, which
+chains them in the one order that is correct:
+
+1. Harbor (API discovery is the innermost lister: the others see what it lists);
+2. shard (skips HEADs of other shards, partitions the plan);
+3. prune (records the listings the plan made; decides only in this shard's repositories);
+4. any caller hooks (the mirror's metrics), which see every image result.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from asyncsync.errors import UsageError
+from asyncsync.harbor.hooks import HarborHooks, harbor_hosts
+from asyncsync.sync.hooks import HookChain, SyncHooks
+from asyncsync.sync.prune import PruneHooks
+from asyncsync.sync.shard import Shard, ShardHooks
+from asyncsync.sync.spec import SyncSpec
+
+
+@dataclass(frozen=True, slots=True)
+class Extensions:
+    """What a run adds to the plain sync. ``shard`` ``None`` = the whole plan."""
+
+    shard: Shard | None = None
+    prune: bool = False
+    create_projects: bool = False
+
+    @classmethod
+    def from_flags(
+        cls, *, shard: str | None, shard_count: int | None, prune: bool, create_projects: bool
+    ) -> Extensions:
+        """Validated flags: ``--shard INDEX/COUNT`` or ``--shard-count COUNT`` (index from the Job)."""
+        if shard is not None and shard_count is not None:
+            raise UsageError("--shard and --shard-count cannot be used together")
+        parsed = Shard.parse(shard) if shard is not None else None
+        if shard_count is not None:
+            parsed = Shard.from_job_index(shard_count)
+        return cls(shard=parsed, prune=prune, create_projects=create_projects)
+
+
+def build_hooks(spec: SyncSpec, extensions: Extensions, *extra: SyncHooks) -> HookChain:
+    """The hooks for one run of ``spec`` (create a fresh chain per run: hooks keep run state)."""
+    hooks: list[SyncHooks] = []
+    if harbor_hosts(spec) or extensions.create_projects:
+        hooks.append(HarborHooks(spec, create_projects=extensions.create_projects))
+    shard = extensions.shard
+    if shard is not None:
+        hooks.append(ShardHooks(spec, shard))
+    if extensions.prune:
+        hooks.append(PruneHooks(spec, owns=shard.owns if shard is not None else None))
+    hooks.extend(extra)
+    return HookChain(hooks)
