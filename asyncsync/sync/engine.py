@@ -21,6 +21,7 @@ from __future__ import annotations
 import os
 import tempfile
 import time
+from contextlib import closing
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -272,8 +273,9 @@ def _configure_hosts(limiters: HostLimiters, spec: SyncSpec) -> None:
 async def plan_sync(spec: SyncSpec, settings: SyncSettings, session: RegistrySession) -> Plan:
     """Expand the spec against the source registries (tag lists, filters, one HEAD per tag)."""
     run = _Run(spec, settings, session)
-    lister = RegistryLister(session, lambda host: run.options_for(host, "source"))
-    return await build_plan(spec, lister)
+    with closing(run.destinations):
+        lister = RegistryLister(session, lambda host: run.options_for(host, "source"))
+        return await build_plan(spec, lister)
 
 
 async def dry_run(
@@ -285,16 +287,18 @@ async def dry_run(
     hooks = hooks or SyncHooks()
     async with _session(spec, settings) as session:
         run = _Run(spec, settings, session)
-        ctx = RunContext(spec, session, run.options_for)
-        lister = hooks.source_lister(
-            RegistryLister(session, lambda host: run.options_for(host, "source")), ctx
-        )
-        plan = hooks.plan(await planner(spec, lister))
-        checker = hooks.destination_checker(
-            RegistryLister(session, lambda host: run.options_for(host, "dest")), ctx
-        )
-        decisions = await check_plan(plan, checker)
-        return plan, render_plan(plan, decisions) + await hooks.preview(plan, ctx)
+        # A dry run writes nothing, but _Run opened the upload journal: close it on every path.
+        with closing(run.destinations):
+            ctx = RunContext(spec, session, run.options_for)
+            lister = hooks.source_lister(
+                RegistryLister(session, lambda host: run.options_for(host, "source")), ctx
+            )
+            plan = hooks.plan(await planner(spec, lister))
+            checker = hooks.destination_checker(
+                RegistryLister(session, lambda host: run.options_for(host, "dest")), ctx
+            )
+            decisions = await check_plan(plan, checker)
+            return plan, render_plan(plan, decisions) + await hooks.preview(plan, ctx)
 
 
 def _session(spec: SyncSpec, settings: SyncSettings) -> RegistrySession:
