@@ -287,7 +287,15 @@ def sync_command(
             all_images, fmt, skip_existing, override_os, override_arch, override_variant
         )
         local = local_sync(
-            src, dest, source, destination, scoped=scoped, append_suffix=append_suffix, settings=copy_settings
+            src,
+            dest,
+            source,
+            destination,
+            scoped=scoped,
+            append_suffix=append_suffix,
+            settings=copy_settings,
+            prune=prune,
+            create_projects=create_projects,
         )
         spec = (
             local.spec

@@ -330,10 +330,13 @@ def local_sync(
     scoped: bool = False,
     append_suffix: str = "",
     settings: CopySettings | None = None,
+    prune: bool = False,
+    create_projects: bool = False,
 ) -> LocalSync | None:
     """The run for ``sync --src SRC --dest DEST SOURCE DESTINATION`` when either side is ``dir``;
     ``None`` when neither is (the registry-only path applies). Raises :class:`UsageError` for
-    combinations skopeo refuses too (``dir`` to ``dir``) and for a missing argument.
+    combinations skopeo refuses too (``dir`` to ``dir``), for a missing argument, and for
+    ``--prune`` (a dir side has no tag list to prune by) or ``--create-projects`` into a directory.
 
     For ``--dest dir`` the spec is built with the source names themselves as destinations
     (scoped, no suffix): that is the Docker reference each directory keeps, and
@@ -344,6 +347,12 @@ def local_sync(
     settings = settings or CopySettings()
     if src == "dir" and dest == "dir":
         raise UsageError("sync from 'dir' to 'dir' is not supported (as in skopeo): copy the tree itself")
+    if prune:
+        raise UsageError(
+            "--prune needs registries on both sides; it cannot be used with a dir source or destination"
+        )
+    if create_projects and dest == "dir":
+        raise UsageError("--create-projects creates Harbor projects; it cannot be used with --dest dir")
     if destination is None:
         what = "a directory" if dest == "dir" else "a registry host, optionally with a path prefix"
         raise UsageError(f"missing DESTINATION argument ({what})")

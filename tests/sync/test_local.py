@@ -146,6 +146,10 @@ def test_local_sync_refuses_what_skopeo_refuses() -> None:
         local_sync("dir", "dir", "/a", "/b")
     with pytest.raises(UsageError, match="missing DESTINATION argument"):
         local_sync("docker", "dir", "reg.example/a", None)
+    with pytest.raises(UsageError, match="--prune needs registries on both sides"):
+        local_sync("dir", "docker", "/a", "reg.example/b", prune=True)
+    with pytest.raises(UsageError, match="cannot be used with --dest dir"):
+        local_sync("docker", "dir", "reg.example/a", "/b", create_projects=True)
     result = invoke("sync", "--src", "dir", "--dest", "dir", "/a", "/b")
     assert result.returncode == 2 and result.stderr.count("\n") == 1 and "Traceback" not in result.stderr
 
