@@ -50,6 +50,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "digest_command",
     "copy_command",
     "sync_command",
+    "mirror_command",
 )
 
 

@@ -1,0 +1,241 @@
+"""``asyncsync mirror``: the sync on a schedule, in one long-running process (or ``--once`` under cron).
+
+Exit codes: 2 for bad usage or a spec that does not load at start (later cycles that cannot load
+it fail and the loop goes on); with ``--once``, 0 when the cycle was clean and 1 otherwise; a
+scheduled mirror exits 0 after SIGTERM/SIGINT once the in-flight images are done.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from asyncsync.cli._run import EXIT_FAILURE, run
+from asyncsync.cli.app import app
+from asyncsync.cli.common import (
+    RegistryFlags,
+    SkopeoCommand,
+    authfile_option,
+    cert_dir_option,
+    creds_option,
+    no_creds_option,
+    parse_duration,
+    registry_token_option,
+    retry_delay_option,
+    retry_policy,
+    retry_times_option,
+    tls_verify_option,
+)
+from asyncsync.cli.copy_command import parse_size
+from asyncsync.cli.extension_options import (
+    create_projects_option,
+    prune_option,
+    shard_count_option,
+    shard_option,
+)
+from asyncsync.cli.sync_view import JsonSyncView, PlainSyncView
+from asyncsync.errors import UsageError
+from asyncsync.mirror.cron import CronSchedule
+from asyncsync.mirror.loop import Cron, Every, MirrorLoop, Schedule
+from asyncsync.mirror.metrics import MetricsServer, MirrorMetrics
+from asyncsync.sync.engine import SyncSettings, SyncView, default_mount_index_dir
+from asyncsync.sync.extensions import Extensions
+from asyncsync.sync.spec import CopySettings, SyncSpec, load_spec
+
+_PANEL = "Mirror"
+
+
+def _schedule(every: str | None, cron: str | None, once: bool) -> Schedule | None:
+    given = [name for name, value in (("--every", every), ("--cron", cron)) if value is not None]
+    if once and given:
+        raise UsageError(f"--once and {given[0]} cannot be used together")
+    if len(given) > 1:
+        raise UsageError("--every and --cron cannot be used together")
+    if once:
+        return None
+    if every is not None:
+        interval = parse_duration(every, "--every")
+        if interval < 1:
+            raise UsageError("--every: the interval must be at least 1s")
+        return Every(interval)
+    if cron is not None:
+        return Cron(CronSchedule.parse(cron))
+    raise UsageError("say when to sync: --every DURATION, --cron EXPRESSION, or --once")
+
+
+@app.command("mirror", cls=SkopeoCommand)
+def mirror_command(
+    spec_path: Annotated[
+        Path, typer.Argument(metavar="SPEC", help="Sync spec (native, or skopeo's with DEST).")
+    ],
+    destination: Annotated[
+        str | None, typer.Argument(metavar="DEST", help="Destination of a skopeo-format spec.")
+    ] = None,
+    every: Annotated[
+        str | None,
+        typer.Option(
+            "--every",
+            metavar="DURATION",
+            help="Sync every DURATION (30m, 1h); first run at once.",
+            rich_help_panel=_PANEL,
+        ),
+    ] = None,
+    cron: Annotated[
+        str | None,
+        typer.Option(
+            "--cron",
+            metavar="EXPR",
+            help='Sync at cron times, UTC ("0 * * * *", @hourly).',
+            rich_help_panel=_PANEL,
+        ),
+    ] = None,
+    once: Annotated[
+        bool,
+        typer.Option(
+            "--once", help="Run one cycle and exit (for cron or a CronJob).", rich_help_panel=_PANEL
+        ),
+    ] = False,
+    jitter: Annotated[
+        str | None,
+        typer.Option(
+            "--jitter",
+            metavar="DURATION",
+            help="Random delay added to each start (default: 10% of the period, at most 5m).",
+            rich_help_panel=_PANEL,
+        ),
+    ] = None,
+    metrics_port: Annotated[
+        int | None,
+        typer.Option(
+            "--metrics-port",
+            min=0,
+            max=65535,
+            help="Serve /metrics and /healthz on this port.",
+            rich_help_panel=_PANEL,
+        ),
+    ] = None,
+    listen: Annotated[
+        str,
+        typer.Option(
+            "--listen", metavar="ADDRESS", help="Address for --metrics-port.", rich_help_panel=_PANEL
+        ),
+    ] = "127.0.0.1",
+    all_images: Annotated[
+        bool, typer.Option("--all", "-a", help="skopeo-format spec: copy every image of multi-arch images.")
+    ] = False,
+    report: Annotated[
+        Path | None,
+        typer.Option(
+            "--report", metavar="FILE.json", help="Write each cycle's report as JSON (overwritten)."
+        ),
+    ] = None,
+    log_format: Annotated[
+        str, typer.Option("--log-format", metavar="text|json", help="Per-image output format.")
+    ] = "text",
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print only failures and summaries.")] = False,
+    parallel: Annotated[int | None, typer.Option("--parallel", "-j", min=1, help="Images in flight.")] = None,
+    image_parallel_copies: Annotated[
+        int | None, typer.Option("--image-parallel-copies", min=1, help="Blobs in flight, run-wide.")
+    ] = None,
+    max_requests_per_host: Annotated[
+        int | None, typer.Option("--max-requests-per-host", min=2, help="Concurrent requests per registry.")
+    ] = None,
+    chunk_size: Annotated[
+        str | None, typer.Option("--chunk-size", metavar="SIZE", help="Upload blobs in chunks of SIZE.")
+    ] = None,
+    no_mount_cache: Annotated[
+        bool, typer.Option("--no-mount-cache", help="Do not read or write the persisted mount-source index.")
+    ] = False,
+    shard: Annotated[str | None, shard_option()] = None,
+    shard_count: Annotated[int | None, shard_count_option()] = None,
+    prune: Annotated[bool, prune_option()] = False,
+    create_projects: Annotated[bool, create_projects_option()] = False,
+    authfile: Annotated[str | None, authfile_option()] = None,
+    src_authfile: Annotated[str | None, authfile_option("src-")] = None,
+    dest_authfile: Annotated[str | None, authfile_option("dest-")] = None,
+    src_creds: Annotated[str | None, creds_option("src-")] = None,
+    dest_creds: Annotated[str | None, creds_option("dest-")] = None,
+    src_tls_verify: Annotated[bool, tls_verify_option("src-")] = True,
+    dest_tls_verify: Annotated[bool, tls_verify_option("dest-")] = True,
+    src_cert_dir: Annotated[str | None, cert_dir_option("src-")] = None,
+    dest_cert_dir: Annotated[str | None, cert_dir_option("dest-")] = None,
+    src_no_creds: Annotated[bool, no_creds_option("src-")] = False,
+    dest_no_creds: Annotated[bool, no_creds_option("dest-")] = False,
+    src_registry_token: Annotated[str | None, registry_token_option("src-")] = None,
+    dest_registry_token: Annotated[str | None, registry_token_option("dest-")] = None,
+    retry_times: Annotated[int | None, retry_times_option()] = None,
+    retry_delay: Annotated[str | None, retry_delay_option()] = None,
+) -> None:
+    """Mirror on a schedule: the sync of SPEC every DURATION or at cron times, in one process.
+
+    Examples: asyncsync mirror mirror.yaml --every 30m --metrics-port 9100 --listen 0.0.0.0;
+    asyncsync mirror mirror.yaml --cron "0 * * * *"; asyncsync mirror mirror.yaml --once.
+    """
+    source_flags = RegistryFlags(
+        prefix="src-",
+        creds=src_creds,
+        authfile=src_authfile or authfile,
+        tls_verify=src_tls_verify,
+        cert_dir=src_cert_dir,
+        no_creds=src_no_creds,
+        registry_token=src_registry_token,
+    )
+    destination_flags = RegistryFlags(
+        prefix="dest-",
+        creds=dest_creds,
+        authfile=dest_authfile or authfile,
+        tls_verify=dest_tls_verify,
+        cert_dir=dest_cert_dir,
+        no_creds=dest_no_creds,
+        registry_token=dest_registry_token,
+    )
+
+    def load() -> SyncSpec:
+        settings = CopySettings(multi_arch="all" if all_images else "system")
+        return load_spec(spec_path, destination=destination, settings=settings if destination else None)
+
+    def view() -> SyncView:
+        return JsonSyncView() if log_format == "json" else PlainSyncView(quiet=quiet)
+
+    async def main() -> bool:
+        schedule = _schedule(every, cron, once)
+        if log_format not in ("text", "json"):
+            raise UsageError(f"--log-format: unknown format {log_format!r} (text or json)")
+        extensions = Extensions.from_flags(
+            shard=shard, shard_count=shard_count, prune=prune, create_projects=create_projects
+        )
+        load()  # a spec that does not load now is a usage error, before any server starts
+        settings = SyncSettings(
+            source_options=source_flags.to_options(),
+            destination_options=destination_flags.to_options(),
+            parallel=parallel,
+            parallel_blobs=image_parallel_copies,
+            retry=retry_policy(retry_times, retry_delay) if retry_times is not None or retry_delay else None,
+            max_requests_per_host=max_requests_per_host,
+            chunk_size=parse_size(chunk_size, "--chunk-size") if chunk_size is not None else None,
+            mount_index_dir=None if no_mount_cache else default_mount_index_dir(),
+        )
+        metrics = MirrorMetrics()
+        loop = MirrorLoop(
+            load,
+            settings,
+            schedule,
+            extensions=extensions,
+            jitter=parse_duration(jitter, "--jitter") if jitter is not None else None,
+            metrics=metrics,
+            view=view,
+            echo=lambda line: print(line, file=sys.stdout, flush=True),
+            report_path=report,
+        )
+        if metrics_port is None:
+            return await loop.run()
+        async with MetricsServer(metrics, listen, metrics_port) as server:
+            print(f"mirror: metrics on http://{listen}:{server.port}/metrics", flush=True)
+            return await loop.run()
+
+    ok = run(main)
+    if once and not ok:
+        raise typer.Exit(EXIT_FAILURE)

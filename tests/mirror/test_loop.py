@@ -1,0 +1,184 @@
+"""The mirror loop against real registries: cycles, new tags, metrics per cycle, reloads, stopping."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import aiohttp
+import anyio
+import pytest
+
+from asyncsync.mirror.cron import CronSchedule
+from asyncsync.mirror.loop import Cron, Every, MirrorLoop, auto_jitter
+from asyncsync.mirror.metrics import MetricsServer, MirrorMetrics
+from asyncsync.sync.engine import SyncSettings
+from asyncsync.sync.report import Outcome, SyncReport
+from asyncsync.sync.spec import load_spec
+from tests.helpers.images import list_tags, make_image, push_image
+from tests.helpers.registry import RegistryFactory
+from tests.mirror.test_metrics import parse
+
+P = "asyncsync_mirror_"
+
+
+def _spec(tmp_path: Path, source: str, target: str) -> Path:
+    path = tmp_path / "mirror.yaml"
+    path.write_text(
+        f"""version: 1
+registries:
+  {source}: {{tls-verify: false}}
+  {target}: {{tls-verify: false}}
+sync:
+  - from: {source}/team/*
+    to: {target}/mirror/
+"""
+    )
+    return path
+
+
+def test_every_keeps_a_grid_and_counts_missed_starts() -> None:
+    every = Every(10.0)
+    assert every.next_start(None, 100.0) == (100.0, 0)
+    assert every.next_start(100.0, 105.0) == (110.0, 0)
+    assert every.next_start(100.0, 125.0) == (130.0, 2)  # 110 and 120 passed during the cycle
+    assert auto_jitter(every, 0.0) == 1.0
+    assert auto_jitter(Every(7200.0), 0.0) == 300.0
+
+
+def test_cron_waits_for_fire_times_and_counts_missed_ones() -> None:
+    cron = Cron(CronSchedule.parse("0 * * * *"))
+    hour = 3600.0
+    base = 1_800_000_000.0 - (1_800_000_000.0 % hour)  # a whole hour
+    assert cron.next_start(None, base + 70) == (base + hour, 0)
+    assert cron.next_start(None, base + 10) == (base, 0)  # started in a fire's minute: run now
+    # The cycle of base+1h ran until base+3.5h: the fires at 2h and 3h were missed.
+    assert cron.next_start(base + hour, base + 3.5 * hour) == (base + 4 * hour, 2)
+    assert cron.period(base) == hour
+
+
+@pytest.mark.anyio
+async def test_three_cycles_pick_up_a_new_tag_and_metrics_follow_each_cycle(
+    make_registry: RegistryFactory, tmp_path: Path
+) -> None:
+    source, target = make_registry("anon"), make_registry("anon")
+    await push_image(source, "team/app", "v1", make_image("mirror-app-v1", layers=1))
+    await push_image(source, "team/lib", "v1", make_image("mirror-lib-v1", layers=1))
+    spec = _spec(tmp_path, source.host, target.host)
+    metrics = MirrorMetrics()
+    reports: list[SyncReport | None] = []
+    scraped: list[dict[str, float]] = []
+    health: list[int] = []
+    lines: list[str] = []
+
+    async with MetricsServer(metrics, "127.0.0.1", 0) as server, aiohttp.ClientSession() as http:
+
+        async def on_cycle(number: int, report: SyncReport | None) -> None:
+            reports.append(report)
+            async with http.get(f"http://127.0.0.1:{server.port}/metrics") as response:
+                scraped.append(parse(await response.text()))
+            async with http.get(f"http://127.0.0.1:{server.port}/healthz") as response:
+                health.append(response.status)
+            if number == 1:
+                await push_image(source, "team/app", "v2", make_image("mirror-app-v2", layers=1))
+
+        loop = MirrorLoop(
+            lambda: load_spec(spec),
+            SyncSettings(),
+            Every(0.3),
+            jitter=0.0,
+            metrics=metrics,
+            echo=lines.append,
+            max_cycles=3,
+            on_cycle=on_cycle,
+        )
+        started = time.monotonic()
+        assert await loop.run(handle_signals=False) is True
+        elapsed = time.monotonic() - started
+
+    copied = [r.counts[Outcome.COPIED] for r in reports if r is not None]
+    skipped = [r.counts[Outcome.SKIPPED] for r in reports if r is not None]
+    assert (copied, skipped) == ([2, 1, 0], [0, 2, 3])
+    assert await list_tags(target, "mirror/app") == ["v1", "v2"]
+    assert elapsed >= 0.6  # three starts on a 0.3 s grid: never two cycles at once
+    for number, samples in enumerate(scraped, 1):
+        assert samples[f'{P}cycles_total{{result="success"}}'] == number
+        assert samples[f'{P}cycles_total{{result="failure"}}'] == 0
+        assert samples[f"{P}cycle_running"] == 0
+    assert [s[f'{P}images_total{{outcome="copied"}}'] for s in scraped] == [2, 3, 3]
+    assert [s[f'{P}images_total{{outcome="skipped"}}'] for s in scraped] == [0, 2, 5]
+    successes = [s[f"{P}last_success_timestamp_seconds"] for s in scraped]
+    assert successes == sorted(successes) and len(set(successes)) == 3
+    entry = f'entry="1",from="{source.host}/team/*",to="{target.host}/mirror/"'
+    assert [s[f'{P}entry_images{{{entry},outcome="copied"}}'] for s in scraped] == [2, 1, 0]
+    assert scraped[-1][f"{P}entry_last_success_timestamp_seconds{{{entry}}}"] == successes[-1]
+    assert scraped[1][f"{P}bytes_uploaded_total"] > scraped[0][f"{P}bytes_uploaded_total"] > 0
+    assert health == [200, 200, 200]
+    assert lines.count("mirror: cycle 2 started") == 1
+
+
+@pytest.mark.anyio
+async def test_a_spec_that_stops_loading_fails_its_cycle_and_the_loop_goes_on(
+    make_registry: RegistryFactory, tmp_path: Path
+) -> None:
+    source, target = make_registry("anon"), make_registry("anon")
+    await push_image(source, "team/app", "v1", make_image("mirror-reload", layers=1))
+    spec = _spec(tmp_path, source.host, target.host)
+    good = spec.read_text()
+    lines: list[str] = []
+
+    async def on_cycle(number: int, report: SyncReport | None) -> None:
+        if number == 1:
+            spec.write_text(good + "  - from: nowhere\n")
+        elif number == 2:
+            spec.write_text(good)
+
+    metrics = MirrorMetrics()
+    loop = MirrorLoop(
+        lambda: load_spec(spec),
+        SyncSettings(),
+        Every(0.2),
+        jitter=0.0,
+        metrics=metrics,
+        echo=lines.append,
+        max_cycles=3,
+        on_cycle=on_cycle,
+    )
+    assert await loop.run(handle_signals=False) is True
+    assert metrics.cycles["success"] == 2 and metrics.cycles["failure"] == 1
+    failed = [line for line in lines if line.startswith("mirror: cycle 2 failed: ")]
+    assert len(failed) == 1 and "mirror.yaml:8: sync entry 2 needs a 'to' key" in failed[0]
+
+
+@pytest.mark.anyio
+async def test_a_stop_request_ends_the_wait_between_cycles_at_once(
+    make_registry: RegistryFactory, tmp_path: Path
+) -> None:
+    source, target = make_registry("anon"), make_registry("anon")
+    spec = _spec(tmp_path, source.host, target.host)
+    await push_image(source, "team/app", "v1", make_image("mirror-stop", layers=1))
+    lines: list[str] = []
+    metrics = MirrorMetrics()
+    loop = MirrorLoop(
+        lambda: load_spec(spec), SyncSettings(), Every(3600.0), metrics=metrics, echo=lines.append
+    )
+
+    cycle_done = anyio.Event()
+
+    async def on_cycle(number: int, report: SyncReport | None) -> None:
+        cycle_done.set()
+
+    loop.on_cycle = on_cycle
+
+    async def stop_soon() -> None:
+        await cycle_done.wait()
+        await anyio.sleep(0.2)  # now waiting for the next start, an hour away
+        loop.request_stop("SIGTERM received")
+
+    with anyio.fail_after(20):
+        async with anyio.create_task_group() as group:
+            group.start_soon(stop_soon)
+            await loop.run(handle_signals=False)
+    assert loop.cycles == 1
+    assert metrics.health()[0] == 503
+    assert lines[-1] == "mirror: stopped (SIGTERM received)"
