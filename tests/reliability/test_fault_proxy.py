@@ -134,3 +134,30 @@ async def test_redirect_and_stall(registry_anon: RegistryServer, proxy: FaultPro
     proxy.add_rule(Fault.stall(5), method="GET", path=r"/v2/")
     with pytest.raises(TimeoutError):
         await _get(f"{proxy.url}/v2/", timeout=aiohttp.ClientTimeout(sock_read=0.3))
+
+
+@pytest.mark.anyio
+async def test_synthesized_answers_and_header_rewrites(registry_token: RegistryServer, rng_seed: int) -> None:
+    with FaultProxy(registry_token.host, seed=rng_seed) as proxy:
+        proxy.add_rule(Fault.rewrite_realm("http://127.0.0.2:9/token"), path=r"/v2/", times=0)
+        proxy.add_rule(Fault.invalid_token(), method="PATCH")
+        proxy.add_rule(Fault.manifest_blob_unknown(), method="PUT", path=r"/v2/.+/manifests/.+")
+        proxy.add_rule(Fault.too_large(1000), method="PUT", path=r"/v2/.+/blobs/uploads/.*", times=0)
+        async with aiohttp.ClientSession() as session:
+            async with session.get(f"{proxy.url}/v2/") as ping:
+                challenge = ping.headers["WWW-Authenticate"]
+            assert ping.status == 401 and 'realm="http://127.0.0.2:9/token"' in challenge
+            async with session.patch(f"{proxy.url}/v2/a/b/blobs/uploads/x", data=b"12345") as patch:
+                refused = patch.headers["WWW-Authenticate"]
+            assert patch.status == 401 and 'error="invalid_token"' in refused
+            assert 'scope="repository:a/b:pull,push"' in refused and "service=" in refused
+            async with session.put(f"{proxy.url}/v2/a/b/manifests/v1", data=b"{}") as put:
+                assert put.status == 400 and "MANIFEST_BLOB_UNKNOWN" in await put.text()
+            async with session.put(f"{proxy.url}/v2/a/b/blobs/uploads/x", data=b"x" * 2000) as big:
+                assert big.status == 413
+    assert proxy.injected() == {
+        "token realm elsewhere": 1,
+        "401 invalid_token": 1,
+        "MANIFEST_BLOB_UNKNOWN": 1,
+        "413 over 1000 bytes": 1,
+    }
