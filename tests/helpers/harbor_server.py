@@ -51,12 +51,21 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Self
-from urllib.parse import quote, unquote, urlencode
+from urllib.parse import unquote
 
 import aiohttp
 from aiohttp import web
 
-from tests.helpers.harbor_state import Account, Artifact, HarborState, Project
+from tests.helpers.harbor_state import (
+    Account,
+    Artifact,
+    HarborState,
+    Project,
+    artifact_json,
+    error_response,
+    paged_response,
+    project_json,
+)
 from tests.helpers.registry import RegistryServer, start_registry
 from tests.helpers.token_service import TokenService
 
@@ -70,10 +79,6 @@ _IMAGE_TYPES = (
     "application/vnd.oci.image.manifest.v1+json",
 )
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
-
-
-def _error(status: int, code: str, message: str) -> web.Response:
-    return web.json_response({"errors": [{"code": code, "message": message}]}, status=status)
 
 
 class HarborServer:
@@ -287,13 +292,13 @@ class HarborServer:
         is_tag = not reference.startswith("sha256:")
         if method == "PUT" and is_tag and self.state.tagged(repository, reference) is not None:
             message = f"Failed to process request due to '{name}:{reference}' configured as immutable."
-            return _error(412, "PRECONDITION", message)
+            return error_response(412, "PRECONDITION", message)
         if method == "DELETE":
             artifact = self.state.artifacts.get(repository, {}).get(reference)
             if artifact is not None and artifact.tags:
                 tag = sorted(artifact.tags)[0]
                 message = f"Failed to process request due to '{name}:{tag}' configured as immutable."
-                return _error(412, "PRECONDITION", message)
+                return error_response(412, "PRECONDITION", message)
         return None
 
     def _record(
@@ -337,25 +342,8 @@ class HarborServer:
             sep = ""
         account = self.state.authenticate(user, password) if scheme.lower() == "basic" and sep else None
         if account is None:
-            return None, _error(401, "UNAUTHORIZED", "unauthorized")
+            return None, error_response(401, "UNAUTHORIZED", "unauthorized")
         return account, None
-
-    def _paged(self, request: web.Request, items: list[dict[str, Any]]) -> web.Response:
-        try:
-            page = int(request.query.get("page", "1"))
-            size = int(request.query.get("page_size", "10"))
-        except ValueError:
-            return _error(400, "BAD_REQUEST", "invalid page or page_size")
-        if page < 1 or not 1 <= size <= 100:
-            return _error(400, "BAD_REQUEST", "page must be >= 1 and page_size between 1 and 100")
-        chunk = items[(page - 1) * size : page * size]
-        response = web.json_response(chunk)
-        response.headers["X-Total-Count"] = str(len(items))
-        if page * size < len(items):
-            query = {k: v for k, v in request.query.items() if k not in ("page", "page_size")}
-            query.update(page=str(page + 1), page_size=str(size))
-            response.headers["Link"] = f'<{request.path}?{urlencode(query, quote_via=quote)}>; rel="next"'
-        return response
 
     def _readable_project(
         self, request: web.Request, name: str
@@ -365,10 +353,10 @@ class HarborServer:
             return None, None, refusal
         project = self.state.projects.get(name)
         if project is None:
-            return None, account, _error(404, "NOT_FOUND", f"project {name} not found")
+            return None, account, error_response(404, "NOT_FOUND", f"project {name} not found")
         if not self.state.can_read(account, project):
             status, code = (403, "FORBIDDEN") if account is not None else (401, "UNAUTHORIZED")
-            return None, account, _error(status, code, "forbidden")
+            return None, account, error_response(status, code, "forbidden")
         return project, account, None
 
     async def _projects(self, request: web.Request) -> web.StreamResponse:
@@ -381,28 +369,28 @@ class HarborServer:
         if request.method == "POST":
             return await self._create_project(request, account)
         if request.method != "GET":
-            return _error(405, "METHOD_NOT_ALLOWED", "method not allowed")
+            return error_response(405, "METHOD_NOT_ALLOWED", "method not allowed")
         with self.state.lock:
             visible = [p for p in self.state.projects.values() if self.state.can_read(account, p)]
-        items = [_project_json(p) for p in sorted(visible, key=lambda p: p.name)]
-        return self._paged(request, items)
+        items = [project_json(p) for p in sorted(visible, key=lambda p: p.name)]
+        return paged_response(request, items)
 
     async def _create_project(self, request: web.Request, account: Account | None) -> web.Response:
         if account is None:
-            return _error(401, "UNAUTHORIZED", "unauthorized")
+            return error_response(401, "UNAUTHORIZED", "unauthorized")
         if account.kind == "robot":
-            return _error(403, "FORBIDDEN", "forbidden")
+            return error_response(403, "FORBIDDEN", "forbidden")
         try:
             data = await request.json()
             name = str(data["project_name"])
         except (ValueError, KeyError, TypeError):
-            return _error(400, "BAD_REQUEST", "project_name is required")
+            return error_response(400, "BAD_REQUEST", "project_name is required")
         if not name or name != name.lower() or "/" in name:
-            return _error(400, "BAD_REQUEST", f"invalid project name {name!r}")
+            return error_response(400, "BAD_REQUEST", f"invalid project name {name!r}")
         public = str((data.get("metadata") or {}).get("public", "false")).lower() == "true"
         with self.state.lock:
             if name in self.state.projects:
-                return _error(409, "CONFLICT", f"The project named {name} already exists")
+                return error_response(409, "CONFLICT", f"The project named {name} already exists")
             project = self.state.add_project(name, public=public)
             if account.kind == "user" and account.projects is not None:
                 account.projects = account.projects | {name}
@@ -413,7 +401,7 @@ class HarborServer:
         if refusal is not None:
             return refusal
         assert project is not None
-        return web.json_response(_project_json(project))
+        return web.json_response(project_json(project))
 
     def _repository_json(self, name: str) -> dict[str, Any]:
         project = self.state.projects[name.split("/", 1)[0]]
@@ -432,7 +420,7 @@ class HarborServer:
         assert project is not None
         with self.state.lock:
             items = [self._repository_json(name) for name in self.state.repositories(project.name)]
-        return self._paged(request, items)
+        return paged_response(request, items)
 
     def _repository_name(self, request: web.Request) -> str:
         # The router decoded the path once; Harbor decodes repository names a second time.
@@ -444,7 +432,7 @@ class HarborServer:
             return refusal
         name = self._repository_name(request)
         if name not in self.state.repositories():
-            return _error(404, "NOT_FOUND", f"repository {name} not found")
+            return error_response(404, "NOT_FOUND", f"repository {name} not found")
         with self.state.lock:
             return web.json_response(self._repository_json(name))
 
@@ -457,8 +445,8 @@ class HarborServer:
         with_tag = request.query.get("with_tag", "true").lower() != "false"
         with self.state.lock:
             artifacts = sorted(self.state.artifacts.get(name, {}).values(), key=lambda a: -a.push_time)
-            items = [_artifact_json(a, project, with_tag) for a in artifacts]
-        return self._paged(request, items)
+            items = [artifact_json(a, project, with_tag) for a in artifacts]
+        return paged_response(request, items)
 
     async def _delete_tag(self, request: web.Request) -> web.Response:
         project, account, refusal = self._readable_project(request, request.match_info["project"])
@@ -466,16 +454,16 @@ class HarborServer:
             return refusal
         assert project is not None
         if not self.state.is_member(account, project.name):
-            return _error(403, "FORBIDDEN", "forbidden")
+            return error_response(403, "FORBIDDEN", "forbidden")
         name, tag = self._repository_name(request), request.match_info["tag"]
         if project.immutable:
             self.refusals.append(f"DELETE {name}:{tag}")
             message = (
                 f"Failed to process request due to '{name.split('/', 1)[1]}:{tag}' configured as immutable."
             )
-            return _error(412, "PRECONDITION", message)
+            return error_response(412, "PRECONDITION", message)
         if not self.state.remove_tag(name, tag):
-            return _error(404, "NOT_FOUND", f"tag {tag} not found")
+            return error_response(404, "NOT_FOUND", f"tag {tag} not found")
         assert self.registry is not None
         # Harbor keeps tags in its database; here the registry's own tag link goes.
         link = self.registry.data_dir / "docker/registry/v2/repositories" / name / "_manifests/tags" / tag
@@ -494,7 +482,7 @@ class HarborServer:
             elif key == "name":
                 names = [n for n in names if (value[1:] in n if value.startswith("~") else n == value)]
             else:
-                return _error(400, "BAD_REQUEST", f"unsupported query key {key!r}")
+                return error_response(400, "BAD_REQUEST", f"unsupported query key {key!r}")
         with self.state.lock:
             visible = []
             for name in names:
@@ -502,7 +490,7 @@ class HarborServer:
                 robot = account is not None and account.kind == "robot"
                 if project.public or (not robot and self.state.is_member(account, project.name)):
                     visible.append(self._repository_json(name))
-        return self._paged(request, visible)
+        return paged_response(request, visible)
 
 
 def _manifest_path(path: str) -> tuple[str, str] | None:
@@ -510,25 +498,3 @@ def _manifest_path(path: str) -> tuple[str, str] | None:
     if not sep or not head.startswith("/v2/") or "/" in reference:
         return None
     return head[len("/v2/") :], reference
-
-
-def _project_json(project: Project) -> dict[str, Any]:
-    return {
-        "project_id": project.project_id,
-        "name": project.name,
-        "metadata": {"public": "true" if project.public else "false"},
-    }
-
-
-def _artifact_json(artifact: Artifact, project: Project, with_tag: bool) -> dict[str, Any]:
-    tags = [
-        {"name": name, "immutable": project.immutable, "push_time": when}
-        for name, when in sorted(artifact.tags.items())
-    ]
-    return {
-        "digest": artifact.digest,
-        "manifest_media_type": artifact.media_type,
-        "project_id": project.project_id,
-        "references": [{"child_digest": d} for d in artifact.references] or None,
-        "tags": (tags or None) if with_tag else None,
-    }

@@ -15,6 +15,9 @@ database and the test server needs:
 :meth:`HarborState.token_policy` is the :class:`~tests.helpers.token_service.TokenService` policy:
 it grants nothing on a repository outside an existing project, which is how Harbor refuses a
 push into a missing project (the registry then answers 401 "unauthorized").
+
+The module also renders the API's documents the way Harbor does: error bodies, paged lists
+(``page``/``page_size``/``X-Total-Count``/``Link``), projects and artifacts with tags.
 """
 
 from __future__ import annotations
@@ -23,7 +26,10 @@ import itertools
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
+from urllib.parse import quote, urlencode
+
+from aiohttp import web
 
 from tests.helpers.token_service import Scope
 
@@ -175,3 +181,53 @@ class HarborState:
                 for name, artifacts in self.artifacts.items()
                 if any(digest in artifact.blobs for artifact in artifacts.values())
             )
+
+
+# -- the JSON documents of the API ------------------------------------------------------------
+
+
+def error_response(status: int, code: str, message: str) -> web.Response:
+    """Harbor's error body: ``{"errors": [{"code", "message"}]}``."""
+    return web.json_response({"errors": [{"code": code, "message": message}]}, status=status)
+
+
+def paged_response(request: web.Request, items: list[dict[str, Any]]) -> web.Response:
+    """One page of ``items`` as Harbor pages lists: ``page``, ``page_size`` <= 100, ``X-Total-Count``,
+    ``Link: <...>; rel="next"``."""
+    try:
+        page = int(request.query.get("page", "1"))
+        size = int(request.query.get("page_size", "10"))
+    except ValueError:
+        return error_response(400, "BAD_REQUEST", "invalid page or page_size")
+    if page < 1 or not 1 <= size <= 100:
+        return error_response(400, "BAD_REQUEST", "page must be >= 1 and page_size between 1 and 100")
+    chunk = items[(page - 1) * size : page * size]
+    response = web.json_response(chunk)
+    response.headers["X-Total-Count"] = str(len(items))
+    if page * size < len(items):
+        query = {k: v for k, v in request.query.items() if k not in ("page", "page_size")}
+        query.update(page=str(page + 1), page_size=str(size))
+        response.headers["Link"] = f'<{request.path}?{urlencode(query, quote_via=quote)}>; rel="next"'
+    return response
+
+
+def project_json(project: Project) -> dict[str, Any]:
+    return {
+        "project_id": project.project_id,
+        "name": project.name,
+        "metadata": {"public": "true" if project.public else "false"},
+    }
+
+
+def artifact_json(artifact: Artifact, project: Project, with_tag: bool) -> dict[str, Any]:
+    tags = [
+        {"name": name, "immutable": project.immutable, "push_time": when}
+        for name, when in sorted(artifact.tags.items())
+    ]
+    return {
+        "digest": artifact.digest,
+        "manifest_media_type": artifact.media_type,
+        "project_id": project.project_id,
+        "references": [{"child_digest": d} for d in artifact.references] or None,
+        "tags": (tags or None) if with_tag else None,
+    }

@@ -13,8 +13,8 @@ from asyncsync.mirror.cron import CronSchedule
 NOW = dt.datetime(2026, 11, 22, 6, 41, 30, tzinfo=dt.UTC)
 
 
-def at(*parts: int) -> dt.datetime:
-    return dt.datetime(*parts, tzinfo=dt.UTC)  # type: ignore[misc]
+def at(year: int, month: int, day: int, hour: int, minute: int) -> dt.datetime:
+    return dt.datetime(year, month, day, hour, minute, tzinfo=dt.UTC)
 
 
 @pytest.mark.parametrize(
