@@ -112,9 +112,15 @@ def _view(log_format: str, quiet: bool) -> SyncView:
 
 @app.command("sync", cls=SkopeoCommand)
 def sync_command(
-    source: Annotated[str, typer.Argument(metavar="SOURCE", help="Spec file (yaml/native) or repository.")],
+    source: Annotated[
+        str,
+        typer.Argument(
+            metavar="SOURCE", help="Spec file (yaml/native), repository, or directory (--src dir)."
+        ),
+    ],
     destination: Annotated[
-        str | None, typer.Argument(metavar="DESTINATION", help="Registry (and path prefix) to sync into.")
+        str | None,
+        typer.Argument(metavar="DESTINATION", help="Registry (and path prefix), or directory (--dest dir)."),
     ] = None,
     src: Annotated[str | None, typer.Option("--src", "-s", help="Source type: yaml, docker or dir.")] = None,
     dest: Annotated[str | None, typer.Option("--dest", "-d", help="Destination type: docker or dir.")] = None,
@@ -246,9 +252,8 @@ def sync_command(
 
     Examples: asyncsync sync --src yaml --dest docker sync.yml registry.example/mirror;
     asyncsync sync --src docker --dest docker quay.io/org/app registry.example/mirror;
-    asyncsync sync --src docker --dest dir registry.example/org/app /media/usb (one directory per
-    image, as skopeo; --scoped keeps the full name); asyncsync sync --src dir --dest docker
-    /media/usb registry.internal/mirror;
+    asyncsync sync --src docker --dest dir registry.example/org/app /media/usb;
+    asyncsync sync --src dir --dest docker /media/usb registry.internal/mirror;
     asyncsync sync migrate.yaml (native spec, see configs/).
     """
     del remove_signatures, keep_going  # accepted for skopeo compatibility; behaviour is the default
