@@ -18,9 +18,10 @@ Endpoints used (Harbor 2.x):
   their tags. ``R`` is the repository path without the project, URL-encoded *twice* when it
   contains ``/`` (``a/b`` -> ``a%252Fb``), as Harbor's API requires;
 * ``GET /api/v2.0/repositories?q=blob_digest=<digest>`` - repositories holding an artifact that
-  references the blob. This is a real Harbor query (``RepoRecord.FilterByBlobDigest`` joins
-  ``artifact_blob``): it finds blobs of pushed manifests, within the projects the caller may
-  see (all of them for an admin);
+  references the blob. This is a real Harbor query (``RepoRecord.FilterByBlobDigest`` in
+  ``src/pkg/repository/model/model.go`` joins ``artifact_blob``): it finds blobs of pushed
+  manifests, within the projects the caller may see (all for an admin, public ones for a robot
+  account). Only the first page is read (see :meth:`HarborAPI.repositories_with_blob`);
 * ``DELETE /api/v2.0/projects/{P}/repositories/{R}/artifacts/{digest}/tags/{tag}`` - removes one
   tag and leaves the artifact (and its other tags) alone.
 
@@ -249,13 +250,22 @@ class HarborAPI:
             artifacts.append(HarborArtifact(digest, media_type, tuple(names)))
         return artifacts
 
-    async def repositories_with_blob(self, digest: Digest) -> list[str]:
-        """Repositories (full names) holding an artifact that references blob ``digest``."""
-        items = await self._paged(
-            f"{API}/repositories",
-            {"q": f"blob_digest={digest}"},
-            f"finding repositories with blob {digest.short} on {self.registry}",
+    async def repositories_with_blob(self, digest: Digest, *, limit: int = 10) -> list[str]:
+        """Up to ``limit`` repositories (full names) holding an artifact that references ``digest``.
+
+        One page only: a mount needs a few candidates, and a Harbor too old to know the
+        ``blob_digest`` key (it would list every repository) then costs one request, not a walk.
+        """
+        query = urlencode(
+            {"q": f"blob_digest={digest}", "page": "1", "page_size": str(limit)}, quote_via=quote
         )
+        answer = await self._exchange(
+            "GET",
+            f"{API}/repositories?{query}",
+            ok=(200,),
+            what=f"finding repositories with blob {digest.short} on {self.registry}",
+        )
+        items = _json_list(answer.body, "finding repositories with a blob")
         return sorted({str(item["name"]) for item in items if isinstance(item.get("name"), str)})
 
     async def delete_tag(self, repository: str, digest: Digest, tag: str) -> None:

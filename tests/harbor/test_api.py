@@ -100,6 +100,7 @@ async def test_unknown_repository_is_not_found_and_blob_query_finds_holders(
         with pytest.raises(NotFoundError):
             await api.list_artifacts("p/missing")
         assert await api.repositories_with_blob(digest) == ["p/one", "public/two"]
+        assert len(await api.repositories_with_blob(digest, limit=1)) == 1  # one page, never a walk
         assert await api.repositories_with_blob(Digest.parse(image_a.config_digest)) == ["p/one"]
     async with api_for(harbor, robot.name, "pw") as as_robot:
         assert await as_robot.repositories_with_blob(digest) == ["public/two"]
