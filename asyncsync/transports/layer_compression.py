@@ -16,6 +16,7 @@ from __future__ import annotations
 import bz2
 import lzma
 import zlib
+from abc import ABC, abstractmethod
 from collections.abc import Iterator
 from typing import Any
 
@@ -147,7 +148,7 @@ class _Decompressor:
             raise LocalStorageError(f"{self.what}: truncated {self.kind} data")
 
 
-class _Detecting:
+class _Detecting(ABC):
     """Base of the transforms: buffers the first bytes until the compression can be detected."""
 
     def __init__(self, what: str) -> None:
@@ -173,18 +174,21 @@ class _Detecting:
             yield from self._end()
 
     @property
+    @abstractmethod
     def changed(self) -> bool:
         """Whether the output differs from the input (so its digest and media type change)."""
-        raise NotImplementedError
 
+    @abstractmethod
     def _start(self) -> None:
-        raise NotImplementedError
+        """Called once the input's compression is known (``self.compression``)."""
 
+    @abstractmethod
     def _process(self, data: bytes) -> Iterator[bytes]:
-        raise NotImplementedError
+        """Transform one piece of input; yields output pieces of bounded size."""
 
+    @abstractmethod
     def _end(self) -> Iterator[bytes]:
-        raise NotImplementedError
+        """Flush at end of input; yields the last output pieces."""
 
 
 class Decompress(_Detecting):
