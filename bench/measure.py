@@ -3,10 +3,11 @@
 Contract of :func:`run_measured`: the command runs with stdout and stderr appended to ``log_path``; the
 caller's thread polls every ``poll_s`` seconds until it exits, meanwhile summing ``VmRSS`` over the
 process and all its live descendants (from ``/proc/<pid>/task/*/children``) and keeping the peak of that
-sum. On exit ``os.wait4`` gives the kernel's figures for the process and every descendant it reaped:
-``ru_maxrss`` (the largest single process's peak, exact even for spikes shorter than the poll) and user +
-system CPU time. :attr:`Measurement.peak_rss` is the larger of the two peaks, so it is never below the
-exact single-process peak and includes concurrently running children. ``timeout_s`` kills the whole
+sum, and the largest ``VmHWM`` (a process's own peak since its exec) seen for any of them. On exit
+``os.wait4`` gives the user + system CPU time of the process and every descendant it reaped. Its
+``ru_maxrss`` is not used: Linux counts the pre-exec copy of the parent (this bench process) in it,
+which inflated every tool's figure by the parent's size. :attr:`Measurement.peak_rss` is the larger of
+the single-process peak and the tree peak. ``timeout_s`` kills the whole
 process group and marks the measurement ``timed_out``; an exception while waiting (e.g. Ctrl-C) kills the
 process group too, then propagates.
 """
@@ -71,12 +72,22 @@ def process_tree(pid: int) -> list[int]:
     return tree
 
 
-def _rss_bytes(pid: int) -> int:
+def _status_bytes(pid: int, field: str) -> int:
     with contextlib.suppress(OSError), open(f"/proc/{pid}/status") as handle:
         for line in handle:
-            if line.startswith("VmRSS:"):
+            if line.startswith(field):
                 return int(line.split()[1]) * 1024
     return 0
+
+
+def _rss_bytes(pid: int) -> int:
+    return _status_bytes(pid, "VmRSS:")
+
+
+def _hwm_bytes(pid: int) -> int:
+    """The process's own peak RSS since its exec (unlike ``ru_maxrss``, which also counts the
+    pre-exec copy of the parent: a big parent would inflate every child's figure)."""
+    return _status_bytes(pid, "VmHWM:")
 
 
 def run_measured(
@@ -101,13 +112,15 @@ def run_measured(
             cwd=cwd,
             start_new_session=True,
         )
-        tree_peak, timed_out = 0, False
+        tree_peak, single, timed_out = 0, 0, False
         try:
             while True:
                 pid, status, usage = os.wait4(process.pid, os.WNOHANG)
                 if pid == process.pid:
                     break
-                tree_peak = max(tree_peak, sum(_rss_bytes(p) for p in process_tree(process.pid)))
+                tree = process_tree(process.pid)
+                tree_peak = max(tree_peak, sum(_rss_bytes(p) for p in tree))
+                single = max(single, *(_hwm_bytes(p) for p in tree))
                 if timeout_s is not None and time.monotonic() - start > timeout_s and not timed_out:
                     timed_out = True
                     with contextlib.suppress(ProcessLookupError):
@@ -122,7 +135,6 @@ def run_measured(
         wall = time.monotonic() - start
         # os.wait4 reaped the child: tell Popen so it does not wait (or warn) again.
         process.returncode = os.waitstatus_to_exitcode(status)
-    single = usage.ru_maxrss * 1024  # Linux reports KiB
     return Measurement(
         argv=tuple(argv),
         returncode=process.returncode,

@@ -1,0 +1,182 @@
+"""One big image, registry to registry: ``asyncsync copy`` against ``skopeo copy`` in the same run.
+
+Seeds a local source registry with one image of ~1 GiB in 3 layers (streamed into the registry,
+never held in memory; incompressible bytes so neither tool gains from compression), then copies it
+to a fresh destination registry with each tool, alternating which goes first, ``--rounds`` times
+each, and prints the median wall time, the ratio skopeo / asyncsync, and peak RSS (from
+:func:`bench.measure.run_measured`). Each run's destination is checked: the manifest digest equals the
+source's. Target from issue 3: asyncsync no slower than skopeo (ratio >= 1.0), peak RSS <= 100 MiB.
+
+    python -m bench.copy_big [--layer-mib 341] [--layers 3] [--rounds 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import hashlib
+import json
+import os
+import statistics
+import tempfile
+import urllib.request
+import zlib
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import aiohttp
+
+from bench.measure import Measurement, run_measured
+from bench.registries import Registry, running_registry
+from bench.tools import asyncsync_base
+
+DOCKER_MANIFEST = "application/vnd.docker.distribution.manifest.v2+json"
+DOCKER_CONFIG = "application/vnd.docker.container.image.v1+json"
+DOCKER_LAYER = "application/vnd.docker.image.rootfs.diff.tar.gzip"
+BLOCK = 1024 * 1024
+MIB = 1024 * 1024
+
+
+async def _stream_layer(
+    http: aiohttp.ClientSession, registry: Registry, repo: str, index: int, mib: int
+) -> tuple[str, str, int]:
+    """Upload a gzip stream of ``mib`` MiB of distinct random bytes (deflate level 0: stored blocks,
+    cheap to make, and neither tool gains by recompressing). Returns the blob digest, the
+    uncompressed digest (diff id) and the blob size."""
+    hasher, diff_hasher = hashlib.sha256(), hashlib.sha256()
+    block = os.urandom(BLOCK)
+    size = 0
+
+    async def body() -> AsyncIterator[bytes]:
+        nonlocal size
+        gzip = zlib.compressobj(0, zlib.DEFLATED, 31)
+        for n in range(mib):
+            raw = index.to_bytes(4, "big") + n.to_bytes(4, "big") + block[8:]
+            diff_hasher.update(raw)
+            piece = gzip.compress(raw) + (gzip.flush() if n == mib - 1 else b"")
+            hasher.update(piece)
+            size += len(piece)
+            yield piece
+
+    async with http.post(f"{registry.url}/v2/{repo}/blobs/uploads/") as response:
+        location = response.headers["Location"]
+    async with http.patch(location, data=body()) as response:
+        location = response.headers["Location"]
+    digest = "sha256:" + hasher.hexdigest()
+    separator = "&" if "?" in location else "?"
+    async with http.put(f"{location}{separator}digest={digest}") as response:
+        if response.status != 201:
+            raise RuntimeError(f"layer upload failed: HTTP {response.status}")
+    return digest, "sha256:" + diff_hasher.hexdigest(), size
+
+
+async def seed(registry: Registry, repo: str, tag: str, layers: int, layer_mib: int) -> str:
+    """Push the big image; returns its manifest digest."""
+    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=None)) as http:
+        uploaded = [await _stream_layer(http, registry, repo, i, layer_mib) for i in range(layers)]
+        diff_ids = [diff_id for _, diff_id, _ in uploaded]
+        config = json.dumps(
+            {"architecture": "amd64", "os": "linux", "rootfs": {"type": "layers", "diff_ids": diff_ids}}
+        ).encode()
+        config_digest = "sha256:" + hashlib.sha256(config).hexdigest()
+        async with http.post(f"{registry.url}/v2/{repo}/blobs/uploads/") as response:
+            location = response.headers["Location"]
+        separator = "&" if "?" in location else "?"
+        async with http.put(f"{location}{separator}digest={config_digest}", data=config) as response:
+            if response.status != 201:
+                raise RuntimeError(f"config upload failed: HTTP {response.status}")
+        manifest = json.dumps(
+            {
+                "schemaVersion": 2,
+                "mediaType": DOCKER_MANIFEST,
+                "config": {"mediaType": DOCKER_CONFIG, "size": len(config), "digest": config_digest},
+                "layers": [{"mediaType": DOCKER_LAYER, "size": n, "digest": d} for d, _, n in uploaded],
+            }
+        ).encode()
+        async with http.put(
+            f"{registry.url}/v2/{repo}/manifests/{tag}",
+            data=manifest,
+            headers={"Content-Type": DOCKER_MANIFEST},
+        ) as response:
+            if response.status != 201:
+                raise RuntimeError(f"manifest upload failed: HTTP {response.status}")
+    return "sha256:" + hashlib.sha256(manifest).hexdigest()
+
+
+def destination_digest(registry: Registry, repo: str, tag: str) -> str:
+    request = urllib.request.Request(
+        f"{registry.url}/v2/{repo}/manifests/{tag}", headers={"Accept": DOCKER_MANIFEST}, method="GET"
+    )
+    with urllib.request.urlopen(request, timeout=30) as response:
+        return "sha256:" + hashlib.sha256(response.read()).hexdigest()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.copy_big", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--layers", type=int, default=3)
+    parser.add_argument(
+        "--layer-mib", type=int, default=341, help="size of each layer (default: 3 x 341 MiB)"
+    )
+    parser.add_argument("--rounds", type=int, default=3)
+    args = parser.parse_args(argv)
+    base, extra_env = asyncsync_base()
+    env = {**os.environ, **extra_env}
+    results: dict[str, list[Measurement]] = {"asyncsync": [], "skopeo": []}
+    with tempfile.TemporaryDirectory(prefix="asyncsync-copy-big-") as tmp:
+        work = Path(tmp)
+        with running_registry(work / "source", name="source") as source:
+            digest = asyncio.run(seed(source, "big/app", "v1", args.layers, args.layer_mib))
+            total = args.layers * args.layer_mib
+            print(f"source {source.host}: big/app:v1 {digest[:19]} ({args.layers} layers, {total} MiB)")
+            for round_index in range(args.rounds):
+                order = ["asyncsync", "skopeo"] if round_index % 2 == 0 else ["skopeo", "asyncsync"]
+                for tool in order:
+                    run_dir = work / f"r{round_index}-{tool}"
+                    with running_registry(run_dir / "dest", name="dest") as dest:
+                        src, dst = f"docker://{source.host}/big/app:v1", f"docker://{dest.host}/big/app:v1"
+                        if tool == "asyncsync":
+                            argv = [
+                                *base,
+                                "copy",
+                                "--quiet",
+                                "--src-tls-verify=false",
+                                "--dest-tls-verify=false",
+                            ]
+                        else:
+                            argv = [
+                                "skopeo",
+                                "copy",
+                                "--quiet",
+                                "--src-tls-verify=false",
+                                "--dest-tls-verify=false",
+                            ]
+                        measured = run_measured([*argv, src, dst], log_path=run_dir / "log.txt", env=env)
+                        ok = measured.returncode == 0 and destination_digest(dest, "big/app", "v1") == digest
+                        if not ok:
+                            log = (run_dir / "log.txt").read_text()[-2000:]
+                            print(f"  exit {measured.returncode}: {log}")
+                        print(
+                            f"[round {round_index + 1}] {tool}: {measured.wall_s:.2f} s, "
+                            f"peak RSS {measured.peak_rss / MIB:.0f} MiB, {'ok' if ok else 'FAILED'}"
+                        )
+                        if ok:
+                            results[tool].append(measured)
+    if not results["asyncsync"] or not results["skopeo"]:
+        print("a tool failed every run; no comparison")
+        return 1
+    median = {tool: statistics.median(m.wall_s for m in runs) for tool, runs in results.items()}
+    peak = {tool: max(m.peak_rss for m in runs) / MIB for tool, runs in results.items()}
+    ratio = median["skopeo"] / median["asyncsync"]
+    print("\n| tool | runs | median wall | peak RSS |\n|---|---|---|---|")
+    for tool in ("asyncsync", "skopeo"):
+        print(f"| {tool} | {len(results[tool])} | {median[tool]:.2f} s | {peak[tool]:.0f} MiB |")
+    print(
+        f"\nskopeo / asyncsync wall time: {ratio:.2f}x (target >= 1.0: {'PASS' if ratio >= 1.0 else 'FAIL'})"
+    )
+    verdict = "PASS" if peak["asyncsync"] <= 100 else "FAIL"
+    print(f"asyncsync peak RSS {peak['asyncsync']:.0f} MiB (target <= 100: {verdict})")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
