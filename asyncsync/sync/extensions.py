@@ -44,7 +44,13 @@ class Extensions:
 
 
 def build_hooks(spec: SyncSpec, extensions: Extensions, *extra: SyncHooks) -> HookChain:
-    """The hooks for one run of ``spec`` (create a fresh chain per run: hooks keep run state)."""
+    """The hooks for one run of ``spec`` (create a fresh chain per run: hooks keep run state).
+
+    Raises :class:`UsageError` for ``--prune``/``--create-projects`` with a spec that has
+    ``dir:`` entries: both act on destination registries a directory side does not have."""
+    if spec.has_local_entries and (extensions.prune or extensions.create_projects):
+        flag = "--prune" if extensions.prune else "--create-projects"
+        raise UsageError(f"{flag} needs registries on both sides; {spec.file} has 'dir:' entries")
     hooks: list[SyncHooks] = []
     if harbor_hosts(spec) or extensions.create_projects:
         hooks.append(HarborHooks(spec, create_projects=extensions.create_projects))

@@ -155,7 +155,7 @@ async def local_image_state(image: PlannedImage) -> LocalState | None:
 # ---------------------------------------------------------------------------------- planning
 
 
-def _drop_conflicts(
+def drop_conflicts(
     images: list[PlannedImage], key: Callable[[PlannedImage], str], what: str
 ) -> tuple[list[PlannedImage], list[PlanError]]:
     """Images whose ``key`` (where they are written) is unique; the others become plan errors."""
@@ -217,7 +217,7 @@ class DirTreeDestination:
                 errors.append(PlanError(image.origin, f"no directory for {image.describe_source()}: {exc}"))
                 continue
             named.append(replace(image, destination_local=DirReference(path)))
-        kept, conflicts = _drop_conflicts(named, lambda image: image.describe_destination(), "directory")
+        kept, conflicts = drop_conflicts(named, lambda image: image.describe_destination(), "directory")
         errors.extend(conflicts)
         errors.sort(key=lambda error: error.origin.line)
         return Plan(images=tuple(kept), errors=tuple(errors), warnings=plan.warnings)
@@ -306,7 +306,7 @@ class DirTreeSource:
                     source_local=DirReference(image.path),
                 )
             )
-        kept, conflicts = _drop_conflicts(images, lambda image: str(image.destination), "destination")
+        kept, conflicts = drop_conflicts(images, lambda image: str(image.destination), "destination")
         return Plan(images=tuple(kept), errors=tuple(errors + conflicts))
 
 

@@ -349,7 +349,24 @@ class _Planner:
 
 
 async def build_plan(spec: SyncSpec, lister: SourceLister, *, limit: int = DEFAULT_PLAN_CONCURRENCY) -> Plan:
-    """Expand ``spec`` into a :class:`Plan` (see the module docstring for phases and ordering)."""
+    """Expand ``spec`` into a :class:`Plan` (see the module docstring for phases and ordering).
+
+    A spec with ``dir:`` entries is planned by
+    :func:`asyncsync.sync.local_spec.plan_with_local_entries`, which calls back here for the
+    registry parts."""
+    if spec.has_local_entries:
+        # Imported here: local_spec builds on this module.
+        from asyncsync.sync.local_spec import plan_with_local_entries
+
+        return await plan_with_local_entries(spec, lister, limit=limit)
+    return await build_registry_plan(spec, lister, limit=limit)
+
+
+async def build_registry_plan(
+    spec: SyncSpec, lister: SourceLister, *, limit: int = DEFAULT_PLAN_CONCURRENCY
+) -> Plan:
+    """:func:`build_plan` for entries whose sources are registries, whatever their destination
+    rule; local planning calls this for the registry side of its ``to: dir:`` entries."""
     planner = _Planner(spec, lister, limit)
     repositories = await planner.repositories()
     candidates = await planner.candidates(repositories)

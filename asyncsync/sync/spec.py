@@ -48,12 +48,19 @@ unchanged, with skopeo's destination naming (see :mod:`asyncsync.sync.spec_skope
         format: oci
         skip-existing: true
         tag-suffix: -mirror               # appended to destination tags
+      - from: harbor-a.example/proj/*     # registry -> skopeo's directory tree (air gap)
+        to: dir:/media/usb                # one dir: image per tag: /media/usb/app:v1
+        scoped: true                      # optional: /media/usb/harbor-a.example/proj/app:v1
+      - from: dir:/media/usb              # directory tree -> registry: every image in it
+        to: harbor-b.example/imported/    # a prefix; tag filters apply to the images' tags
 
 Source globs: ``*`` matches within one path component, a final ``**`` matches one or more
 components (``proj/**`` = every repository under ``proj`` at any depth); globs need the
 registry's ``/v2/_catalog``. Destinations: with a prefix ``to``, a glob source keeps the path
 after its literal part (``proj/*`` -> ``newproj/<name>``), a plain repository keeps its last
-component; an exact ``to`` needs exactly one plain source repository.
+component; an exact ``to`` needs exactly one plain source repository. ``dir:PATH`` (relative to the
+spec's directory) on one side of an entry reads or writes a local tree as ``skopeo sync``
+does; such entries are planned by :mod:`asyncsync.sync.local_spec`.
 
 Every check that needs no network happens at load: unknown keys (with a suggestion), types,
 regexes, version ranges, names, conflicting options, missing secrets, and destinations
@@ -259,9 +266,13 @@ class Destination:
     * ``skopeo``: skopeo sync's rule: ``path.Join(DEST, suffix) + append-suffix`` where
       ``suffix`` is the source's full ``registry/repo:tag`` with ``scoped``, else its last
       component; ``path`` holds DEST exactly as given.
+    * ``dir``: a local directory tree (``to: dir:PATH`` of a native spec): ``path`` is the
+      absolute root, ``registry`` is empty, and each image goes to the ``dir:`` directory
+      ``skopeo sync --dest dir`` would use (``scoped`` keeps the full reference;
+      :mod:`asyncsync.sync.local_spec`). Its Docker reference is the source's own name.
     """
 
-    kind: Literal["repository", "prefix", "skopeo"]
+    kind: Literal["repository", "prefix", "skopeo", "dir"]
     registry: str
     path: str
     scoped: bool = False
@@ -269,6 +280,8 @@ class Destination:
     def __str__(self) -> str:
         if self.kind == "skopeo":
             return self.path
+        if self.kind == "dir":
+            return f"dir:{self.path}"
         if self.kind == "prefix":
             return f"{self.registry}/{self.path}/" if self.path else f"{self.registry}/"
         return f"{self.registry}/{self.path}"
@@ -276,7 +289,12 @@ class Destination:
 
 @dataclass(frozen=True, slots=True)
 class SyncEntry:
-    """One unit of a spec: sources, destination rule, tag filter and copy settings."""
+    """One unit of a spec: sources, destination rule, tag filter and copy settings.
+
+    ``source_dir`` (``from: dir:PATH`` of a native spec) is the absolute root of a local
+    directory tree whose every image is copied; ``sources`` is then empty and ``destination``
+    a registry prefix. ``scoped`` selects skopeo's scoped naming on the ``dir:`` side.
+    """
 
     origin: Origin
     sources: tuple[SourceSelector, ...]
@@ -284,6 +302,13 @@ class SyncEntry:
     tags: TagFilter
     settings: CopySettings
     tag_suffix: str = ""
+    source_dir: str | None = None
+    scoped: bool = False
+
+    @property
+    def is_local(self) -> bool:
+        """Whether a side of this entry is a local directory tree (see :mod:`asyncsync.sync.local_spec`)."""
+        return self.source_dir is not None or self.destination.kind == "dir"
 
     def destination_for(
         self, selector: SourceSelector, repository: str, *, tag: str | None, digest: Digest | None
@@ -295,6 +320,9 @@ class SyncEntry:
         dest = self.destination
         if tag is None and digest is None:
             raise InvalidReferenceError("a destination needs a tag or a digest")
+        if dest.kind == "dir":
+            # The reference a dir: image keeps is the source's; the directory is named from it.
+            return ImageName(selector.registry, repository, tag, None if tag is not None else digest)
         if dest.kind == "skopeo":
             suffix = f"{selector.registry}/{repository}" + (f":{tag}" if tag is not None else f"@{digest}")
             if not dest.scoped:
@@ -332,6 +360,11 @@ class SyncSpec:
     defaults: RunDefaults = field(default_factory=RunDefaults)
     warnings: tuple[str, ...] = ()
 
+    @property
+    def has_local_entries(self) -> bool:
+        """Whether an entry reads or writes a local directory tree (see :attr:`SyncEntry.is_local`)."""
+        return any(entry.is_local for entry in self.entries)
+
     def registry(self, host: str) -> RegistryConfig | None:
         for config in self.registries:
             if config.host == host:
@@ -359,6 +392,8 @@ def check_explicit_destinations(entries: tuple[SyncEntry, ...]) -> None:
     """
     seen: dict[str, tuple[str, CopySettings, int]] = {}
     for entry in entries:
+        if entry.is_local:
+            continue  # directories are named at planning; the local planner finds their collisions
         for selector in entry.sources:
             if selector.is_glob:
                 continue

@@ -47,7 +47,9 @@ LIMIT_KEYS = ("tls-verify", "max-concurrent-requests", "requests-per-second", "c
 DEFAULT_KEYS = ("parallel", "parallel-blobs", "retry-times", "retry-delay", *LIMIT_KEYS, *SETTING_KEYS)
 REGISTRY_KEYS = ("type", "create-projects", "credentials", "authfile", "no-creds", "cert-dir", *LIMIT_KEYS)
 CREDENTIAL_KEYS = ("username", "password", "password-env", "password-file")
-ENTRY_KEYS = ("from", "to", "tags", "tag-suffix", *SETTING_KEYS)
+ENTRY_KEYS = ("from", "to", "tags", "tag-suffix", "scoped", *SETTING_KEYS)
+#: The prefix of a local directory tree on either side of an entry (skopeo's ``dir:`` transport).
+DIR_PREFIX = "dir:"
 TAG_KEYS = ("include", "exclude", "semver", "latest", "digests")
 
 _DURATION = re.compile(r"^\s*([0-9]+(?:\.[0-9]+)?)\s*(ms|s|m)?\s*$")
@@ -409,6 +411,14 @@ class _NativeParser:
         except TagRegexError as exc:
             raise self.doc.error(node.line, f"invalid regex {text!r} in {what}: {exc}") from None
 
+    def local_dir(self, text: str, line: int, what: str) -> str:
+        """The absolute directory of a ``dir:PATH`` value (relative to the spec's directory)."""
+        raw = text[len(DIR_PREFIX) :]
+        if not raw.strip():
+            raise self.doc.error(line, f"{what} names no directory after 'dir:'")
+        path = Path(os.path.expanduser(raw))
+        return os.path.abspath(path if path.is_absolute() else self.base_dir / path)
+
     def entry(self, node: YNode, index: int, defaults: CopySettings) -> SyncEntry:
         doc = self.doc
         where = f"sync entry {index}"
@@ -424,13 +434,50 @@ class _NativeParser:
                 raise doc.error(from_node.line, f"'from' of {where} is an empty list")
         else:
             items = [(doc.string(from_node, f"'from' of {where}"), from_node.line)]
-        sources = tuple(self.source(text, line, where) for text, line in items)
-        destination = self.destination(doc.string(to_node, f"'to' of {where}"), to_node.line, where, sources)
+        to_text = doc.string(to_node, f"'to' of {where}")
+        source_dir: str | None = None
+        local_items = [(text, line) for text, line in items if text.startswith(DIR_PREFIX)]
+        if local_items:
+            text, line = local_items[0]
+            if len(items) > 1:
+                raise doc.error(line, f"a 'dir:' source must be the only 'from' value of {where}")
+            if to_text.startswith(DIR_PREFIX):
+                raise doc.error(
+                    to_node.line,
+                    f"{where} copies a directory tree to a directory tree, which is not supported "
+                    "(as in skopeo): copy the tree itself",
+                )
+            source_dir = self.local_dir(text, line, f"'from' of {where}")
+            sources: tuple[SourceSelector, ...] = ()
+        else:
+            sources = tuple(self.source(text, line, where) for text, line in items)
+        if to_text.startswith(DIR_PREFIX):
+            destination = Destination(
+                kind="dir", registry="", path=self.local_dir(to_text, to_node.line, f"'to' of {where}")
+            )
+        elif source_dir is not None and not to_text.endswith(("/", "/*")):
+            raise doc.error(
+                to_node.line,
+                f"'to' of {where} must be a registry prefix ending in '/' "
+                f"(every image of the directory tree goes below it), not {to_text!r}",
+            )
+        else:
+            destination = self.destination(to_text, to_node.line, where, sources)
         tags_node = block.value("tags")
         tags = self.tags(tags_node, where) if tags_node is not None else TagFilter()
+        is_local = source_dir is not None or destination.kind == "dir"
+        scoped = False
+        if (item := block.get("scoped")) is not None:
+            scoped = doc.boolean(item.value, f"'scoped' of {where}")
+            if not is_local:
+                raise doc.error(
+                    item.key_line, f"'scoped' of {where} needs a 'dir:' side (it names directories)"
+                )
         suffix = ""
         if (item := block.get("tag-suffix")) is not None:
             suffix = doc.string(item.value, f"'tag-suffix' of {where}")
+            if is_local:
+                raise doc.error(item.key_line, f"'tag-suffix' cannot be used with the 'dir:' side of {where}")
             if not _TAG_SUFFIX.match(suffix):
                 raise doc.error(
                     item.value.line,
@@ -438,6 +485,11 @@ class _NativeParser:
                 )
             if tags.digests:
                 raise doc.error(item.key_line, f"'tag-suffix' cannot apply to the digests of {where}")
+        if source_dir is not None and tags.digests:
+            raise doc.error(
+                tags.digests[0][1],
+                f"'digests' cannot select images of the directory tree of {where} (use tags)",
+            )
         entry = SyncEntry(
             origin=Origin(self.file, block.line),
             sources=sources,
@@ -445,7 +497,11 @@ class _NativeParser:
             tags=tags,
             settings=self.settings(block, defaults, where),
             tag_suffix=suffix,
+            source_dir=source_dir,
+            scoped=scoped,
         )
+        if destination.kind == "dir":
+            return entry
         for selector in sources:
             if selector.is_glob:
                 continue
