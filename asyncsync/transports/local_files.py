@@ -233,7 +233,9 @@ async def open_chunks(
     A missing file is a :class:`LocalStorageError` naming ``what`` (default: the path).
     """
     try:
-        handle = await aiofiles.open(path, "rb")
+        # Shielded: a cancel while the worker thread opens the file would drop the handle unclosed.
+        with anyio.CancelScope(shield=True):
+            handle = await aiofiles.open(path, "rb")
     except FileNotFoundError:
         raise LocalStorageError(f"{what or path}: no such file") from None
     except OSError as exc:
@@ -256,7 +258,10 @@ async def open_chunks(
         async with aclosing(chunks()) as stream:
             yield stream
     finally:
-        await handle.close()
+        # Shielded: when a failed copy cancels the reading task, the file must still be closed
+        # (a cancelled close would leak the descriptor).
+        with anyio.CancelScope(shield=True):
+            await handle.close()
 
 
 async def read_capped(path: str, limit: int, what: str = "") -> bytes:
