@@ -41,7 +41,7 @@ from asyncsync.registry.client import RegistryClient
 from asyncsync.registry.errors import translate_client_error
 
 #: Largest piece read from a GET at a time; bounds memory per blob in flight.
-READ_CHUNK = 1024 * 1024
+READ_CHUNK = 256 * 1024
 #: Chunk size for chunked uploads when none was configured (after a 413, or above a threshold).
 DEFAULT_CHUNK_SIZE = 8 * 1024 * 1024
 #: Pieces buffered between a source stream and an upload body.
