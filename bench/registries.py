@@ -126,6 +126,15 @@ class Registry:
         """Whether the process is still alive."""
         return self._process.poll() is None
 
+    def cpu_seconds(self) -> float:
+        """User + system CPU time the registry process has used so far (0.0 once it has exited)."""
+        try:
+            fields = Path(f"/proc/{self.pid}/stat").read_text().rpartition(")")[2].split()
+        except OSError:
+            return 0.0
+        # After the ")" that ends the command name, utime and stime are the 12th and 13th fields.
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
     def _barrier(self, timeout: float = 10.0) -> None:
         if not self.running:
             return

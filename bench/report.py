@@ -54,6 +54,7 @@ class ToolSummary:
     wall_s: float | None = None
     walls: list[float] = field(default_factory=list)
     cpu_s: float | None = None
+    registry_cpu_s: float | None = None
     peak_rss: int | None = None
     requests: int | None = None
     requests_per_tag: float | None = None
@@ -94,6 +95,7 @@ def summarize(results: list[RunResult], tags: int) -> list[ToolSummary]:
             summary.walls = walls
             median = summary.wall_s = statistics.median(walls)
             summary.cpu_s = statistics.median(r.measurement.cpu_s for r in ok if r.measurement)
+            summary.registry_cpu_s = statistics.median(r.registry_cpu_s for r in ok)
             summary.peak_rss = max(r.measurement.peak_rss for r in ok if r.measurement)
             summary.requests = round(statistics.median(r.requests_total for r in ok))
             summary.requests_per_tag = summary.requests / tags if tags else None
@@ -184,16 +186,17 @@ def render_report(
         f"Workload: {params.tag_count} tags in {params.repos} repos (seed {params.seed}); "
         f"{os.cpu_count()} CPUs; {', '.join(t.version or t.name for t in tools)}",
         "",
-        "| mode | RTT | tool | runs ok | median wall | CPU | peak RSS | requests (src+dest) | per tag "
-        "| by method | TCP conns |",
-        "|---|---|---|---|---|---|---|---|---|---|---|",
+        "| mode | RTT | tool | runs ok | median wall | CPU | registries' CPU | peak RSS "
+        "| requests (src+dest) | per tag | by method | TCP conns |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for s in summaries:
         methods = ", ".join(f"{m} {s.by_method[m]}" for m in METHODS if s.by_method.get(m))
         rss = None if s.peak_rss is None else s.peak_rss / MIB
         lines.append(
             f"| {s.mode} | {s.rtt_ms:g} ms | {s.tool} | {s.ok_runs}/{s.runs} | {_fmt(s.wall_s, '.2f', ' s')} "
-            f"| {_fmt(s.cpu_s, '.1f', ' s')} | {_fmt(rss, '.0f', ' MiB')} | {_fmt(s.requests, 'd')} "
+            f"| {_fmt(s.cpu_s, '.1f', ' s')} | {_fmt(s.registry_cpu_s, '.1f', ' s')} "
+            f"| {_fmt(rss, '.0f', ' MiB')} | {_fmt(s.requests, 'd')} "
             f"| {_fmt(s.requests_per_tag, '.1f')} | {methods or '—'} | {_fmt(s.connections, 'd')} |"
         )
     scenarios = sorted({(s.mode, s.rtt_ms) for s in summaries})

@@ -19,8 +19,10 @@ What one invocation does:
    direct loopback.
 3. Per measured run: wall time, peak RSS and CPU of the tool's process tree (:mod:`bench.measure`), HTTP
    requests by method from the source's and destination's access logs (truncated just before the run and
-   read just after, before verification), proxy connection counts, and a verification of the destination
-   (:mod:`bench.verify`: every tag present, digest-equal, every blob present with the right size).
+   read just after, before verification), the CPU time both registries spent during the run (on a small
+   machine they compete with the tool for cores), proxy connection counts, and a verification of the
+   destination (:mod:`bench.verify`: every tag present, digest-equal, every blob present with the right
+   size).
 4. Print progress lines, then the summary and targets as a markdown table (:mod:`bench.report`), and write
    everything as JSON to ``bench/results/<timestamp>.json``.
 
@@ -80,6 +82,7 @@ class RunResult:
     warmup: Measurement | None = None
     src_requests: dict[str, int] = field(default_factory=dict)
     dest_requests: dict[str, int] = field(default_factory=dict)
+    registry_cpu_s: float = 0.0
     src_proxy: ProxyStats | None = None
     dest_proxy: ProxyStats | None = None
     verify: VerifyReport | None = None
@@ -116,6 +119,7 @@ class RunResult:
             "src_requests": self.src_requests,
             "dest_requests": self.dest_requests,
             "requests_total": self.requests_total,
+            "registry_cpu_s": self.registry_cpu_s,
             "src_proxy": self.src_proxy.__dict__ if self.src_proxy else None,
             "dest_proxy": self.dest_proxy.__dict__ if self.dest_proxy else None,
             "verify": self.verify.to_json() if self.verify else None,
@@ -209,9 +213,11 @@ def run_one(ctx: BenchContext, tool: Tool, mode: str, rtt_ms: float, round_no: i
             command = tool.command(spec, f"{dest_host}/{DEST_PREFIX}", extra)
             ctx.source.truncate_log()
             dest.truncate_log()
+            cpu_before = ctx.source.cpu_seconds() + dest.cpu_seconds()
             result.measurement = run_measured(
                 command, log_path=run_dir / "tool.log", env=tool.environment(run_dir), timeout_s=ctx.timeout_s
             )
+            result.registry_cpu_s = ctx.source.cpu_seconds() + dest.cpu_seconds() - cpu_before
             result.src_requests = dict(ctx.source.counts())
             result.dest_requests = dict(dest.counts())
             if proxies is not None:

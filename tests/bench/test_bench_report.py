@@ -54,7 +54,9 @@ def test_targets_pass_fail_and_not_measured() -> None:
     assert verdicts["asyncsync peak RSS <= 150 MiB"] == (False, "200 MiB")
     report = render_report(summaries, SCALES["full"], [], full_scale=True)
     assert "| full migration, loopback: >= 4x faster | PASS | 5.0x |" in report.markdown
-    assert "| full | 0 ms | asyncsync | 3/3 | 3.00 s |" in report.markdown
+    assert (
+        "| full | 0 ms | asyncsync | 3/3 | 3.00 s | 1.5 s | 0.0 s | 50 MiB | 2000 | 10.0 |" in report.markdown
+    )
 
 
 def test_a_corrupt_destination_makes_its_scenario_unjudged_and_fails_correctness() -> None:

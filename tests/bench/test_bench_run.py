@@ -75,6 +75,7 @@ def test_runner_measures_counts_verifies_and_reports_both_tools(stand_in: str, t
         assert run["ok"] and run["verify"]["ok"] and run["verify"]["tags_checked"] == 10
         assert run["src_requests"]["GET"] > 0 and run["dest_requests"]["PUT"] > 0
         assert run["measurement"]["peak_rss"] > 10 * 2**20
+        assert run["registry_cpu_s"] > 0  # the registries worked during the run
     assert "| full | 0 ms | skopeo | 1/1 |" in document["markdown"]
 
 
