@@ -138,8 +138,8 @@ class HarborAPI:
             try:
                 async with (
                     session.limiters.hold(self.client.host),
-                    session.http.request(
-                        method, url, headers=headers, data=body, ssl=ssl, allow_redirects=False
+                    session.request(
+                        method, str(url), headers=headers, data=body, ssl=ssl, allow_redirects=False
                     ) as response,
                 ):
                     if response.status not in ok:

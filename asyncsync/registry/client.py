@@ -29,6 +29,7 @@ from urllib.parse import urlencode, urljoin, urlsplit
 import aiohttp
 import anyio
 import orjson
+from aiohttp.client import _RequestContextManager
 
 from asyncsync import __version__
 from asyncsync.errors import (
@@ -52,6 +53,7 @@ from asyncsync.registry.auth import (
 )
 from asyncsync.registry.credentials import Credentials, lookup_credentials
 from asyncsync.registry.errors import error_from_response, read_capped, translate_client_error
+from asyncsync.registry.proxies import ProxyResolver
 from asyncsync.registry.tls import ssl_context_for
 from asyncsync.retry import RetryPolicy, with_retries
 
@@ -111,6 +113,7 @@ class RegistrySession:
         )
         self._http: aiohttp.ClientSession | None = None
         self._clients: dict[tuple[str, RegistryOptions], RegistryClient] = {}
+        self._proxies = ProxyResolver()
 
     async def __aenter__(self) -> RegistrySession:
         connector = aiohttp.TCPConnector(limit=0, limit_per_host=0, ttl_dns_cache=300)
@@ -119,7 +122,7 @@ class RegistrySession:
             timeout=self._timeout,
             headers={"User-Agent": USER_AGENT},
             auto_decompress=False,
-            trust_env=True,
+            trust_env=False,  # proxies come from ProxyResolver, once per origin (see proxies.py)
         )
         return self
 
@@ -133,6 +136,14 @@ class RegistrySession:
         if self._http is None:
             raise RuntimeError("RegistrySession used outside 'async with'")
         return self._http
+
+    def request(self, method: str, url: str, **kwargs: Any) -> _RequestContextManager:
+        """``aiohttp.ClientSession.request`` with the environment's proxy for ``url`` (if any).
+
+        Every request of the run goes through here; use it as ``async with``.
+        """
+        proxy, proxy_headers = self._proxies.for_url(url)
+        return self.http.request(method, url, proxy=proxy, proxy_headers=proxy_headers, **kwargs)
 
     def client(self, registry: str, options: RegistryOptions | None = None) -> RegistryClient:
         """The client for ``registry`` (a reference domain such as ``docker.io`` or ``host:5000``)."""
@@ -197,7 +208,7 @@ class RegistryClient:
             try:
                 async with (
                     self.session.limiters.hold(self.host),
-                    self.session.http.get(url, ssl=self._ssl, allow_redirects=False) as response,
+                    self.session.request("GET", url, ssl=self._ssl, allow_redirects=False) as response,
                 ):
                     await read_capped(response, 64 * 1024)
                     if response.status == 401:
@@ -284,7 +295,7 @@ class RegistryClient:
         try:
             async with (
                 realm_slot,
-                self.session.http.request(
+                self.session.request(
                     method, url, headers=headers, data=data, ssl=self._ssl, allow_redirects=False
                 ) as response,
             ):
@@ -407,7 +418,7 @@ class RegistryClient:
             send_headers = dict(request_headers)
             if auth and origin_of(url) == registry_origin:
                 send_headers["Authorization"] = auth
-            response = await self.session.http.request(
+            response = await self.session.request(
                 method, url, headers=send_headers, data=data, ssl=self._ssl, allow_redirects=False
             )
             log.debug("%s %s -> %s", method, redact_url(url), response.status)
