@@ -11,7 +11,7 @@ Each exposes ``statistics()`` returning a frozen dataclass, for the progress vie
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
 
@@ -123,9 +123,6 @@ class HostLimiters:
                 )
             )
         return result
-
-    def hosts(self) -> Iterable[str]:
-        return self._slots.keys()
 
 
 @dataclass(frozen=True, slots=True)

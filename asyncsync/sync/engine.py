@@ -270,14 +270,6 @@ def _configure_hosts(limiters: HostLimiters, spec: SyncSpec) -> None:
         limiters.default_rate = defaults.requests_per_second
 
 
-async def plan_sync(spec: SyncSpec, settings: SyncSettings, session: RegistrySession) -> Plan:
-    """Expand the spec against the source registries (tag lists, filters, one HEAD per tag)."""
-    run = _Run(spec, settings, session)
-    with closing(run.destinations):
-        lister = RegistryLister(session, lambda host: run.options_for(host, "source"))
-        return await build_plan(spec, lister)
-
-
 async def dry_run(
     spec: SyncSpec, settings: SyncSettings, hooks: SyncHooks | None = None, *, planner: Planner = build_plan
 ) -> tuple[Plan, list[str]]:
