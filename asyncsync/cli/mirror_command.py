@@ -25,23 +25,22 @@ from asyncsync.cli.common import (
     parse_duration,
     registry_token_option,
     retry_delay_option,
-    retry_policy,
     retry_times_option,
     tls_verify_option,
 )
-from asyncsync.cli.copy_command import parse_size
 from asyncsync.cli.extension_options import (
     create_projects_option,
     prune_option,
     shard_count_option,
     shard_option,
 )
+from asyncsync.cli.sync_command import sync_settings
 from asyncsync.cli.sync_view import JsonSyncView, PlainSyncView
 from asyncsync.errors import UsageError
 from asyncsync.mirror.cron import CronSchedule
 from asyncsync.mirror.loop import Cron, Every, MirrorLoop, Schedule
 from asyncsync.mirror.metrics import MetricsServer, MirrorMetrics
-from asyncsync.sync.engine import SyncSettings, SyncView, default_mount_index_dir
+from asyncsync.sync.engine import SyncView
 from asyncsync.sync.extensions import Extensions
 from asyncsync.sync.spec import CopySettings, SyncSpec, load_spec
 
@@ -208,15 +207,16 @@ def mirror_command(
             shard=shard, shard_count=shard_count, prune=prune, create_projects=create_projects
         )
         load()  # a spec that does not load now is a usage error, before any server starts
-        settings = SyncSettings(
-            source_options=source_flags.to_options(),
-            destination_options=destination_flags.to_options(),
+        settings = sync_settings(
+            source_flags,
+            destination_flags,
             parallel=parallel,
-            parallel_blobs=image_parallel_copies,
-            retry=retry_policy(retry_times, retry_delay) if retry_times is not None or retry_delay else None,
+            image_parallel_copies=image_parallel_copies,
+            retry_times=retry_times,
+            retry_delay=retry_delay,
             max_requests_per_host=max_requests_per_host,
-            chunk_size=parse_size(chunk_size, "--chunk-size") if chunk_size is not None else None,
-            mount_index_dir=None if no_mount_cache else default_mount_index_dir(),
+            chunk_size=chunk_size,
+            no_mount_cache=no_mount_cache,
         )
         metrics = MirrorMetrics()
         loop = MirrorLoop(

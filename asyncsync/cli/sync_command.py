@@ -110,6 +110,33 @@ def _view(log_format: str, quiet: bool) -> SyncView:
     return PlainSyncView(quiet=quiet)
 
 
+def sync_settings(
+    source_flags: RegistryFlags,
+    destination_flags: RegistryFlags,
+    *,
+    parallel: int | None,
+    image_parallel_copies: int | None,
+    retry_times: int | None,
+    retry_delay: str | None,
+    max_requests_per_host: int | None,
+    chunk_size: str | None,
+    no_mount_cache: bool,
+    fail_fast: bool = False,
+) -> SyncSettings:
+    """The engine's run settings from the flags ``sync`` and ``mirror`` share (validated here)."""
+    return SyncSettings(
+        source_options=source_flags.to_options(),
+        destination_options=destination_flags.to_options(),
+        parallel=parallel,
+        parallel_blobs=image_parallel_copies,
+        retry=retry_policy(retry_times, retry_delay) if retry_times is not None or retry_delay else None,
+        max_requests_per_host=max_requests_per_host,
+        chunk_size=parse_size(chunk_size, "--chunk-size") if chunk_size is not None else None,
+        fail_fast=fail_fast,
+        mount_index_dir=None if no_mount_cache else default_mount_index_dir(),
+    )
+
+
 @app.command("sync", cls=SkopeoCommand)
 def sync_command(
     source: Annotated[
@@ -310,16 +337,17 @@ def sync_command(
         planner = local.planner if local else build_plan
         for warning in spec.warnings:
             typer.echo(f"warning: {warning}", err=True)
-        settings = SyncSettings(
-            source_options=source_flags.to_options(),
-            destination_options=destination_flags.to_options(),
+        settings = sync_settings(
+            source_flags,
+            destination_flags,
             parallel=parallel,
-            parallel_blobs=image_parallel_copies,
-            retry=retry_policy(retry_times, retry_delay) if retry_times is not None or retry_delay else None,
+            image_parallel_copies=image_parallel_copies,
+            retry_times=retry_times,
+            retry_delay=retry_delay,
             max_requests_per_host=max_requests_per_host,
-            chunk_size=parse_size(chunk_size, "--chunk-size") if chunk_size is not None else None,
+            chunk_size=chunk_size,
+            no_mount_cache=no_mount_cache,
             fail_fast=fail_fast,
-            mount_index_dir=None if no_mount_cache else default_mount_index_dir(),
         )
         hooks = build_hooks(spec, extensions)
         if dry_run_flag:
