@@ -113,11 +113,9 @@ class ImageReference(Protocol):
 
     def within_transport(self) -> str:
         """The part after ``transport:`` (``//host/repo:tag`` for docker)."""
-        ...
 
     def docker_reference(self) -> ImageName | None:
         """The Docker reference this names, if any (docker:, and tagged archives)."""
-        ...
 
     async def new_source(self, ctx: TransportContext) -> ImageSource: ...
 
@@ -125,7 +123,6 @@ class ImageReference(Protocol):
 
     async def delete(self, ctx: TransportContext) -> list[str]:
         """Delete the image; returns human-readable notes (e.g. other tags removed with it)."""
-        ...
 
 
 @runtime_checkable
@@ -140,21 +137,17 @@ class ImageSource(Protocol):
 
     async def get_manifest(self, instance: Digest | None = None) -> tuple[bytes, str]:
         """``(raw bytes, media type)`` of the named manifest, or of child ``instance``."""
-        ...
 
     def open_blob(
         self, blob: Descriptor, offset: int = 0
     ) -> AbstractAsyncContextManager[AsyncIterator[bytes]]:
         """Stream a blob's bytes from ``offset``; unverified (the engine verifies)."""
-        ...
 
     def blob_locations(self) -> Sequence[BlobLocation]:
         """Where this source's blobs live, usable as mount sources on the same registry."""
-        ...
 
     async def list_tags(self) -> list[str]:
         """Tags of the repository/layout this source reads (for sync expansion)."""
-        ...
 
     async def close(self) -> None: ...
 
@@ -177,19 +170,15 @@ class ImageDestination(Protocol):
         ``known_absent``: the caller saw the blob absent here moments ago, so the presence
         check may be skipped (a registry saves a HEAD; local stores may ignore it).
         """
-        ...
 
     async def put_blob(self, blob: Descriptor, chunks: AsyncIterator[bytes]) -> None:
         """Store a blob from a verified stream; on any error nothing is committed."""
-        ...
 
     async def put_manifest(self, raw: bytes, media_type: str, instance: Digest | None = None) -> Digest:
         """Store manifest bytes unchanged: by digest for a child (``instance``), else at the reference."""
-        ...
 
     async def commit(self) -> None:
         """Make the written image visible (atomic for local stores; no-op for registries)."""
-        ...
 
     async def close(self) -> None: ...
 

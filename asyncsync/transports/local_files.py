@@ -290,19 +290,15 @@ class FileTree(Protocol):
 
     def describe(self, name: str) -> str:
         """A human-readable location of ``name``, for messages."""
-        ...
 
     async def read_bytes(self, name: str, limit: int) -> bytes:
         """The content of a small file; :class:`LocalStorageError` if missing or over ``limit``."""
-        ...
 
     async def size(self, name: str) -> int | None:
         """The size of a regular file, or ``None`` when there is none."""
-        ...
 
     def open_chunks(self, name: str, offset: int = 0) -> AbstractAsyncContextManager[AsyncIterator[bytes]]:
         """Stream a file from ``offset``."""
-        ...
 
 
 class DirectoryTree:
