@@ -22,11 +22,13 @@ from asyncsync.cli.common import (
     cert_dir_option,
     creds_option,
     no_creds_option,
+    password_option,
     registry_token_option,
     retry_delay_option,
     retry_policy,
     retry_times_option,
     tls_verify_option,
+    username_option,
 )
 from asyncsync.cli.copy_command import parse_size, platform_from_flags
 from asyncsync.cli.extension_options import (
@@ -264,6 +266,10 @@ def sync_command(
     dest_authfile: Annotated[str | None, authfile_option("dest-")] = None,
     src_creds: Annotated[str | None, creds_option("src-")] = None,
     dest_creds: Annotated[str | None, creds_option("dest-")] = None,
+    src_username: Annotated[str | None, username_option("src-")] = None,
+    src_password: Annotated[str | None, password_option("src-")] = None,
+    dest_username: Annotated[str | None, username_option("dest-")] = None,
+    dest_password: Annotated[str | None, password_option("dest-")] = None,
     src_tls_verify: Annotated[bool, tls_verify_option("src-")] = True,
     dest_tls_verify: Annotated[bool, tls_verify_option("dest-")] = True,
     src_cert_dir: Annotated[str | None, cert_dir_option("src-")] = None,
@@ -288,6 +294,8 @@ def sync_command(
     source_flags = RegistryFlags(
         prefix="src-",
         creds=src_creds,
+        username=src_username,
+        password=src_password,
         authfile=src_authfile or authfile,
         tls_verify=src_tls_verify,
         cert_dir=src_cert_dir,
@@ -297,6 +305,8 @@ def sync_command(
     destination_flags = RegistryFlags(
         prefix="dest-",
         creds=dest_creds,
+        username=dest_username,
+        password=dest_password,
         authfile=dest_authfile or authfile,
         tls_verify=dest_tls_verify,
         cert_dir=dest_cert_dir,

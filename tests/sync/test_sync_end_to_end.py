@@ -276,3 +276,29 @@ def test_fresh_destination_repositories_need_no_blob_heads_and_a_crash_journal_k
     # The journal named the blobs the first run uploaded into app0: HEADed, found, not re-sent.
     assert _blob_uploads(dest) == 0
     assert dest.count("HEAD", r"/v2/app0/blobs/.+") > 0
+
+
+def test_destination_username_and_password_flags_reach_a_basic_auth_registry(
+    make_registry: RegistryFactory, tmp_path: Path
+) -> None:
+    source, dest = make_registry("anon"), make_registry("basic")
+    push_image_sync(source, "proj/auth", "1", make_image("auth-flags", layers=1))
+    spec = tmp_path / "s.yaml"
+    spec.write_text(f"{source.host}:\n  tls-verify: false\n  images:\n    proj/auth: ['1']\n")
+    base = ("sync", "--src", "yaml", "--dest", "docker", "--dest-tls-verify=false", "--no-mount-cache")
+
+    denied = run_cli(*base, str(spec), dest.host)
+    accepted = run_cli(
+        *base,
+        "--dest-username",
+        dest.username or "",
+        "--dest-password",
+        dest.password or "",
+        str(spec),
+        dest.host,
+    )
+
+    assert denied.returncode == 1 and "unauthorized" in denied.all_output.lower()
+    assert accepted.returncode == 0, accepted.all_output
+    assert list_tags_sync(dest, "auth") == ["1"]
+    assert (dest.password or "") not in accepted.all_output
