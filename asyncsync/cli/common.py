@@ -9,7 +9,7 @@ lists them explicitly and mypy sees every parameter)::
         image: str,
         creds: Annotated[str | None, creds_option()] = None,
         tls_verify: Annotated[bool, tls_verify_option()] = True,
-        ...
+        # ... and the other option factories this command needs
     ) -> None:
         flags = RegistryFlags(creds=creds, tls_verify=tls_verify, ...)
         options = flags.to_options()          # UsageError for conflicting flags

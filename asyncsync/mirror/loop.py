@@ -55,11 +55,9 @@ class Schedule(Protocol):
     def next_start(self, previous: float | None, now: float) -> tuple[float, int]:
         """The nominal start after the cycle that nominally started at ``previous`` (``None``: the
         first), never before ``now``; and how many starts were skipped because they passed."""
-        ...
 
     def period(self, now: float) -> float:
         """The usual time between starts (for the automatic jitter)."""
-        ...
 
 
 @dataclass(frozen=True, slots=True)

@@ -52,15 +52,12 @@ class DestinationChecker(Protocol):
 
     async def head(self, registry: str, repository: str, reference: str) -> Digest | None:
         """The digest at a tag or digest (one HEAD), ``None`` when absent."""
-        ...
 
     async def tags(self, registry: str, repository: str) -> list[str]:
         """Every tag of the repository; an empty list when the repository does not exist."""
-        ...
 
     async def repository_exists(self, registry: str, repository: str) -> bool:
         """Whether the repository exists (one tag-list request; ``NAME_UNKNOWN`` is ``False``)."""
-        ...
 
 
 @dataclass(frozen=True, slots=True)

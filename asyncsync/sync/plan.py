@@ -61,15 +61,12 @@ class SourceLister(Protocol):
 
     async def list_tags(self, registry: str, repository: str) -> list[str]:
         """Every tag of ``registry/repository`` (raises NotFoundError for an unknown repository)."""
-        ...
 
     async def list_repositories(self, registry: str, prefix: str) -> list[str]:
         """Repository paths under ``prefix/`` (every repository when ``prefix`` is empty)."""
-        ...
 
     async def resolve(self, registry: str, repository: str, reference: str) -> ResolvedManifest | None:
         """Digest and media type of a tag or digest (one HEAD); ``None`` when it does not exist."""
-        ...
 
 
 @dataclass(frozen=True, slots=True)
