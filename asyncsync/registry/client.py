@@ -2,12 +2,17 @@
 
 :class:`RegistrySession` is created once per command run and owns the aiohttp session and
 the run's :class:`~asyncsync.limits.HostLimiters`. It hands out one :class:`RegistryClient`
-per (registry host, options). A client pings ``/v2/`` once, learns the auth challenge and
-base URL, and sends every request through :meth:`RegistryClient.open`, which
+per (registry host, options). A client does not ping ``/v2/``: its first replayable request
+goes alone (the others wait for it), finds the scheme (https, then plain http when TLS
+verification is off) and, from a 401, the auth challenge; every request goes through
+:meth:`RegistryClient.open`, which
 
 * holds one request slot of the host for the whole exchange (body included);
-* adds ``Authorization`` for the requested token scopes, and on a 401 refreshes the token
-  (or learns a new challenge) and replays the request once when its body is replayable;
+* adds ``Authorization`` for the requested token scopes; a 401 is replayed (at most twice, and
+  only with a replayable body) when replaying can change the answer: a challenge learned
+  from it, a token another task renewed meanwhile, or a rejected token dropped and fetched
+  anew. The same Basic challenge for the credentials just sent is final (a wrong password is
+  refused once, not repeated against lockout policies);
 * follows redirects of GET/HEAD itself, dropping ``Authorization`` when the origin changes;
 * turns any non-expected status into a :class:`~asyncsync.errors.RegistryError` and any
   aiohttp failure into a :class:`~asyncsync.errors.TransportError`.
@@ -63,6 +68,8 @@ DOCKER_HUB = "docker.io"
 DOCKER_HUB_ENDPOINT = "registry-1.docker.io"
 MAX_TOKEN_BODY = 1024 * 1024
 MAX_REDIRECTS = 10
+#: A 401 can need two replays: learn the challenge, then renew a token the registry rejected.
+MAX_AUTH_REPLAYS = 2
 USER_AGENT = f"asyncsync/{__version__}"
 
 Body = bytes | AsyncIterable[bytes] | None
@@ -159,6 +166,33 @@ def _endpoint_host(registry: str) -> str:
     return DOCKER_HUB_ENDPOINT if registry == DOCKER_HUB else registry
 
 
+def _preferred_challenge(headers: list[str]) -> Challenge | None:
+    """The challenge we answer out of ``WWW-Authenticate`` values: Bearer (with a realm), else Basic."""
+    challenges = [c for header in headers for c in parse_challenges(header)]
+    bearer = [c for c in challenges if c.scheme == "bearer" and c.realm]
+    basic = [c for c in challenges if c.scheme == "basic"]
+    return bearer[0] if bearer else basic[0] if basic else None
+
+
+def _challenge_identity(challenge: Challenge) -> tuple[str, str, str]:
+    """What makes two challenges the same authority; ``error``/``scope`` parameters vary per 401."""
+    return (challenge.scheme, challenge.realm, challenge.service)
+
+
+@dataclass(frozen=True, slots=True)
+class _Exchange:
+    """One request as :meth:`RegistryClient.open` was asked for it (replays resend it as is)."""
+
+    method: str
+    path: str
+    scopes: tuple[str, ...]
+    repository: str | None
+    headers: Mapping[str, str] | None
+    data: Body
+    follow: bool
+    what: str
+
+
 class RegistryClient:
     """Requests to one registry with one set of options. Obtain from :meth:`RegistrySession.client`."""
 
@@ -170,7 +204,9 @@ class RegistryClient:
         self._ssl = ssl_context_for(self.host, verify=options.tls_verify, cert_dir=options.cert_dir)
         self._base_url: str | None = None
         self._challenge: Challenge | None = None
-        self._ping_lock = anyio.Lock()
+        # Held by the one request that discovers scheme and challenge; ``_learned`` once it has.
+        self._learn_lock = anyio.Lock()
+        self._learned = False
         self._tokens = TokenCache()
         self._token_locks: dict[tuple[str, str, tuple[str, ...]], anyio.Lock] = {}
         self._credentials: Credentials | None = None
@@ -192,9 +228,10 @@ class RegistryClient:
     # -- ping --------------------------------------------------------------------------
 
     async def base_url(self) -> str:
-        """``scheme://host`` of the registry, found by pinging ``/v2/`` once."""
+        """``scheme://host`` of the registry: known after the first request, else found by
+        pinging ``/v2/`` (for callers that need it before any request)."""
         if self._base_url is None:
-            async with self._ping_lock:
+            async with self._learn_lock:
                 if self._base_url is None:
                     await self._ping()
         assert self._base_url is not None
@@ -219,39 +256,42 @@ class RegistryClient:
                 last_error = translate_client_error(exc, f"pinging {self.registry}")
                 continue
             self._base_url = f"{scheme}://{self.host}"
+            self._learned = True
             return
         assert last_error is not None
         raise last_error
 
     def _set_challenge(self, headers: list[str]) -> None:
-        challenges = [c for header in headers for c in parse_challenges(header)]
-        bearer = [c for c in challenges if c.scheme == "bearer" and c.realm]
-        basic = [c for c in challenges if c.scheme == "basic"]
-        self._challenge = bearer[0] if bearer else basic[0] if basic else None
+        self._challenge = _preferred_challenge(headers)
 
     # -- authorization -------------------------------------------------------------------
 
-    async def _authorization(self, scopes: tuple[str, ...], repository: str | None) -> str | None:
-        if self.options.no_creds and not self.options.registry_token:
-            creds = None
-        else:
-            creds = self.credentials(repository)
+    def _current_authorization(self, scopes: tuple[str, ...], repository: str | None) -> str | None:
+        """The ``Authorization`` value a request would carry now, without fetching anything;
+        ``None`` also when a bearer token for ``scopes`` is not cached yet."""
         if self.options.registry_token:
             return f"Bearer {self.options.registry_token}"
         challenge = self._challenge
         if challenge is None:
             return None
         if challenge.scheme == "basic":
+            creds = self.credentials(repository)
             return basic_header(creds) if creds and creds.username else None
         token = self._tokens.get(challenge, scopes)
-        if token is None:
-            key = TokenCache.key(challenge, scopes)
-            lock = self._token_locks.setdefault(key, anyio.Lock())
-            async with lock:
-                token = self._tokens.get(challenge, scopes)
-                if token is None:
-                    token = await self._fetch_token(challenge, scopes, creds)
-                    self._tokens.put(challenge, scopes, token)
+        return f"Bearer {token.token}" if token is not None else None
+
+    async def _authorization(self, scopes: tuple[str, ...], repository: str | None) -> str | None:
+        current = self._current_authorization(scopes, repository)
+        challenge = self._challenge
+        if current is not None or challenge is None or challenge.scheme != "bearer":
+            return current
+        key = TokenCache.key(challenge, scopes)
+        lock = self._token_locks.setdefault(key, anyio.Lock())
+        async with lock:
+            token = self._tokens.get(challenge, scopes)
+            if token is None:
+                token = await self._fetch_token(challenge, scopes, self.credentials(repository))
+                self._tokens.put(challenge, scopes, token)
         return f"Bearer {token.token}"
 
     async def _fetch_token(
@@ -354,83 +394,137 @@ class RegistryClient:
 
         ``path`` is ``/v2/...`` or an absolute URL (an upload ``Location``). The host's request
         slot is held until the block exits. Errors inside the block that come from aiohttp are
-        translated too. ``data`` as ``bytes`` is replayable (a 401 is retried once with a fresh
-        token); an async iterable is sent once.
+        translated too. ``data`` as ``bytes`` is replayable (a 401 is replayed when that can
+        help, see the module docstring); an async iterable is sent once.
+
+        The client's first replayable request to a ``/v2/`` path runs alone and discovers the
+        scheme and the challenge on the way; concurrent requests wait until it has answered.
         """
         what = what or f"{method} {self.registry}"
-        url = await self.url(path)
         follow = method in ("GET", "HEAD") if follow_redirects is None else follow_redirects
         replayable = data is None or isinstance(data, bytes)
+        relative = not path.startswith(("http://", "https://"))
         async with self.session.limiters.hold(self.host):
+            learner = False
+            if not self._learned and relative and replayable:
+                await self._learn_lock.acquire()
+                learner = not self._learned
+                if not learner:
+                    self._learn_lock.release()
             try:
-                response = await self._send(method, url, scopes, repository, headers, data, follow, what)
-                if response.status == 401 and self._replay_may_help(response):
-                    challenge_headers = response.headers.getall("WWW-Authenticate", [])
-                    await self._drain(response)
-                    had_token = self._challenge is not None and self._challenge.scheme == "bearer"
-                    previous = self._challenge
-                    self._set_challenge(challenge_headers)
-                    if previous is not None and had_token:
-                        self._tokens.invalidate(previous, scopes)
-                    if not replayable:
-                        err = AuthenticationError(
-                            401, "", "authorization expired during the request", what=what
-                        )
-                        err.temporary = bool(self._challenge and self._challenge.scheme == "bearer")
-                        raise err
-                    response = await self._send(method, url, scopes, repository, headers, data, follow, what)
-                if response.status not in ok:
+                try:
+                    send = _Exchange(method, path, scopes, repository, headers, data, follow, what)
+                    if learner:
+                        response, sent = await self._send_discovering_scheme(send)
+                    else:
+                        response, sent = await self._send(send, await self.url(path), await self.base_url())
+                    response = await self._replay_unauthorized(send, response, sent, replayable)
+                    if learner:
+                        self._learned = True
+                        self._learn_lock.release()
+                        learner = False
+                    if response.status not in ok:
+                        try:
+                            raise await error_from_response(response, what)
+                        finally:
+                            response.release()
                     try:
-                        raise await error_from_response(response, what)
+                        yield response
                     finally:
                         response.release()
-                try:
-                    yield response
-                finally:
-                    response.release()
-            except (aiohttp.ClientError, OSError, TimeoutError) as exc:
-                raise translate_client_error(exc, what) from None
+                except (aiohttp.ClientError, OSError, TimeoutError) as exc:
+                    raise translate_client_error(exc, what) from None
+            finally:
+                if learner:
+                    self._learn_lock.release()
 
-    def _replay_may_help(self, response: aiohttp.ClientResponse) -> bool:
-        """Whether a 401 is worth one replay: a bearer token can be refreshed and a new challenge
-        learned, but the same Basic (or no) challenge again means the credentials are wrong, and
-        replaying would only repeat the refusal (and count against lockout policies)."""
-        if self._challenge is None or self._challenge.scheme == "bearer":
-            return True
-        challenges = [c for h in response.headers.getall("WWW-Authenticate", []) for c in parse_challenges(h)]
-        return not any(c == self._challenge for c in challenges)
+    async def _send_discovering_scheme(self, send: _Exchange) -> tuple[aiohttp.ClientResponse, str | None]:
+        """Send the client's first request: over https, and when TLS verification is off and
+        https fails to connect, over plain http (what the ``/v2/`` ping used to find out).
+        The scheme that answered becomes the client's base URL."""
+        schemes = ["https"] if self.options.tls_verify else ["https", "http"]
+        for index, scheme in enumerate(schemes):
+            base = f"{scheme}://{self.host}"
+            try:
+                answer = await self._send(send, urljoin(base, send.path), base)
+            except (aiohttp.ClientError, OSError, TimeoutError):
+                if index + 1 == len(schemes):
+                    raise
+                continue
+            self._base_url = base
+            return answer
+        raise AssertionError("unreachable: the last scheme's failure is raised")
+
+    async def _replay_unauthorized(
+        self, send: _Exchange, response: aiohttp.ClientResponse, sent: str | None, replayable: bool
+    ) -> aiohttp.ClientResponse:
+        """Replay a 401 while replaying can change the answer (at most :data:`MAX_AUTH_REPLAYS`)."""
+        dropped_token = False
+        for _ in range(MAX_AUTH_REPLAYS):
+            if response.status != 401:
+                return response
+            challenge_headers = response.headers.getall("WWW-Authenticate", [])
+            verdict = self._after_unauthorized(challenge_headers, sent, send, may_drop=not dropped_token)
+            if verdict == "final":
+                return response
+            dropped_token = dropped_token or verdict == "dropped"
+            await self._drain(response)
+            if not replayable:
+                err = AuthenticationError(401, "", "authorization expired during the request", what=send.what)
+                err.temporary = bool(self._challenge and self._challenge.scheme == "bearer")
+                raise err
+            response, sent = await self._send(send, await self.url(send.path), await self.base_url())
+        return response
+
+    def _after_unauthorized(
+        self, challenge_headers: list[str], sent: str | None, send: _Exchange, *, may_drop: bool
+    ) -> str:
+        """What a 401 to a request that carried ``sent`` means: ``"learned"`` (a new challenge),
+        ``"renewed"`` (another task changed the authorization meanwhile), ``"dropped"`` (the
+        bearer token was rejected and is forgotten) - each worth a replay - or ``"final"``."""
+        offered = _preferred_challenge(challenge_headers)
+        if self.options.registry_token or offered is None:
+            return "final"  # a fixed token, or nothing to authenticate with: a replay repeats the 401
+        known = self._challenge
+        if known is None or _challenge_identity(known) != _challenge_identity(offered):
+            self._challenge = offered
+            return "learned"
+        now = self._current_authorization(send.scopes, send.repository)
+        if known.scheme == "basic":
+            # The same Basic challenge for the credentials just sent: they are wrong.
+            return "renewed" if now is not None and now != sent else "final"
+        if now is not None and now != sent:
+            return "renewed"
+        if not may_drop:
+            return "final"
+        self._tokens.invalidate(known, send.scopes)
+        return "dropped"
 
     async def _send(
-        self,
-        method: str,
-        url: str,
-        scopes: tuple[str, ...],
-        repository: str | None,
-        headers: Mapping[str, str] | None,
-        data: Body,
-        follow: bool,
-        what: str,
-    ) -> aiohttp.ClientResponse:
-        registry_origin = origin_of(await self.base_url())
-        request_headers = dict(headers or {})
-        auth = await self._authorization(scopes, repository)
+        self, send: _Exchange, url: str, base_url: str
+    ) -> tuple[aiohttp.ClientResponse, str | None]:
+        """One request (following redirects of GET/HEAD); returns the response and the
+        ``Authorization`` it carried to the registry, so a 401 can be judged against it."""
+        registry_origin = origin_of(base_url)
+        request_headers = dict(send.headers or {})
+        auth = await self._authorization(send.scopes, send.repository)
         for _ in range(MAX_REDIRECTS + 1):
             send_headers = dict(request_headers)
             if auth and origin_of(url) == registry_origin:
                 send_headers["Authorization"] = auth
             response = await self.session.request(
-                method, url, headers=send_headers, data=data, ssl=self._ssl, allow_redirects=False
+                send.method, url, headers=send_headers, data=send.data, ssl=self._ssl, allow_redirects=False
             )
-            log.debug("%s %s -> %s", method, redact_url(url), response.status)
+            log.debug("%s %s -> %s", send.method, redact_url(url), response.status)
             location = response.headers.get("Location")
-            if follow and response.status in (301, 302, 303, 307, 308) and location:
+            if send.follow and response.status in (301, 302, 303, 307, 308) and location:
                 await self._drain(response)
                 url = urljoin(url, location)
                 if urlsplit(url).scheme not in ("http", "https"):
-                    raise UsageError(f"{what}: redirect to an unsupported URL scheme")
+                    raise UsageError(f"{send.what}: redirect to an unsupported URL scheme")
                 continue
-            return response
-        raise TransportError(f"{what}: too many redirects", temporary=False)
+            return response, auth
+        raise TransportError(f"{send.what}: too many redirects", temporary=False)
 
     @staticmethod
     async def _drain(response: aiohttp.ClientResponse) -> None:

@@ -133,7 +133,9 @@ async def test_token_refreshed_on_invalid_token(make_registry: RegistryFactory) 
     assert fetched.raw
     assert len(service.requests) == 2
     manifest_requests = [(r.method, r.status) for r in server.requests() if "/manifests/" in r.path]
-    assert manifest_requests == [("GET", 401), ("GET", 200)]
+    # No /v2/ ping: the first 401 teaches the challenge, the second rejects the expired token.
+    assert manifest_requests == [("GET", 401), ("GET", 401), ("GET", 200)]
+    assert not [r for r in server.requests() if r.path == "/v2/"]
 
 
 def _refresh_token(server: RegistryServer) -> str:

@@ -51,6 +51,8 @@ class EndlessServer:
         return web.json_response({}, status=401, headers={"WWW-Authenticate": challenge})
 
     async def manifest(self, request: web.Request) -> web.StreamResponse:
+        if self.token_auth and "Authorization" not in request.headers:
+            return await self.ping(request)  # the 401 with the challenge that leads to the token
         return await self._endless(request, 200, OCI_MANIFEST)
 
     async def error(self, request: web.Request) -> web.StreamResponse:
