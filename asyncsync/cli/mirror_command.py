@@ -23,10 +23,12 @@ from asyncsync.cli.common import (
     creds_option,
     no_creds_option,
     parse_duration,
+    password_option,
     registry_token_option,
     retry_delay_option,
     retry_times_option,
     tls_verify_option,
+    username_option,
 )
 from asyncsync.cli.extension_options import (
     create_projects_option,
@@ -157,6 +159,10 @@ def mirror_command(
     dest_authfile: Annotated[str | None, authfile_option("dest-")] = None,
     src_creds: Annotated[str | None, creds_option("src-")] = None,
     dest_creds: Annotated[str | None, creds_option("dest-")] = None,
+    src_username: Annotated[str | None, username_option("src-")] = None,
+    src_password: Annotated[str | None, password_option("src-")] = None,
+    dest_username: Annotated[str | None, username_option("dest-")] = None,
+    dest_password: Annotated[str | None, password_option("dest-")] = None,
     src_tls_verify: Annotated[bool, tls_verify_option("src-")] = True,
     dest_tls_verify: Annotated[bool, tls_verify_option("dest-")] = True,
     src_cert_dir: Annotated[str | None, cert_dir_option("src-")] = None,
@@ -176,6 +182,8 @@ def mirror_command(
     source_flags = RegistryFlags(
         prefix="src-",
         creds=src_creds,
+        username=src_username,
+        password=src_password,
         authfile=src_authfile or authfile,
         tls_verify=src_tls_verify,
         cert_dir=src_cert_dir,
@@ -185,6 +193,8 @@ def mirror_command(
     destination_flags = RegistryFlags(
         prefix="dest-",
         creds=dest_creds,
+        username=dest_username,
+        password=dest_password,
         authfile=dest_authfile or authfile,
         tls_verify=dest_tls_verify,
         cert_dir=dest_cert_dir,

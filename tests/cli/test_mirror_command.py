@@ -58,6 +58,23 @@ def test_once_exit_codes_and_report(make_registry: RegistryFactory, tmp_path: Pa
     assert "plan error" in failed.out
 
 
+def test_destination_username_and_password_flags(make_registry: RegistryFactory, tmp_path: Path) -> None:
+    source, target = make_registry("anon"), make_registry("basic")
+    push_image_sync(source, "team/app", "1", make_image("mirror-user-flags", layers=1))
+    spec = _spec(tmp_path, source.host, target.host)
+    base = ("mirror", "--once", "--no-mount-cache")
+
+    denied = run_cli(*base, str(spec))
+    accepted = run_cli(
+        *base, "--dest-username", target.username or "", "--dest-password", target.password or "", str(spec)
+    )
+
+    assert denied.returncode == 1 and "unauthorized" in denied.all_output.lower()
+    assert accepted.returncode == 0, accepted.all_output
+    assert list_tags_sync(target, "mirror/app") == ["1"]
+    assert (target.password or "") not in accepted.all_output
+
+
 @pytest.mark.parametrize(
     ("args", "message"),
     [
