@@ -165,6 +165,32 @@ async def copy_all(
     return outcome
 
 
+def peak_answered_in_flight(records: list[RecordedRequest]) -> int:
+    """Most requests the proxy handled at once, leaving out exchanges the client abandoned.
+
+    The proxy counts an exchange until it notices the client left, which can be just after the
+    client, having released its slot, sent its next request: counting those would measure the
+    proxy's lag, not the client's limit. Abandoned are: requests without an answer, and requests
+    to an upload session the client then cancelled with DELETE (a sibling blob's failure cancels
+    uploads in flight; the proxy may still relay the registry's 201 into the closed connection).
+    Every other exchange counts from its first to its last byte.
+    """
+    cancelled = {r.path for r in records if r.method == "DELETE" and "/blobs/uploads/" in r.path}
+    kept = [
+        r
+        for r in records
+        if r.status is not None
+        and r.finished is not None
+        and not (r.method != "DELETE" and r.path in cancelled)
+    ]
+    events = sorted([(r.started, 1) for r in kept] + [(r.finished or 0.0, -1) for r in kept])
+    peak = current = 0
+    for _, step in events:
+        current += step
+        peak = max(peak, current)
+    return peak
+
+
 def _uploaded(records: list[RecordedRequest]) -> list[str]:
     """``repo@digest`` of every upload the destination completed (a 201 to a final PUT)."""
     found = []
@@ -204,7 +230,9 @@ async def run_scenario(
         run.injected = sum(source_proxy.injected().values()) + sum(destination_proxy.injected().values())
         run.source_records = source_proxy.records()
         run.destination_records = destination_proxy.records()
-        run.peak_in_flight = max(source_proxy.peak_in_flight(), destination_proxy.peak_in_flight())
+        run.peak_in_flight = max(
+            peak_answered_in_flight(run.source_records), peak_answered_in_flight(run.destination_records)
+        )
     run.seconds = time.monotonic() - started
     repos = [repo for repo, _ in images]
     first = await crawl(destination, repos)
