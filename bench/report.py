@@ -221,8 +221,12 @@ def write_results(
     results: list[RunResult],
     summaries: list[ToolSummary],
     report: Report,
+    *,
+    storage: str = "unknown",
 ) -> Path:
-    """Write the whole run as JSON to ``results_dir/<timestamp>.json``; returns the path."""
+    """Write the whole run as JSON to ``results_dir/<timestamp>.json``; returns the path.
+
+    ``storage`` is the filesystem type the registries stored blobs on (``tmpfs``, ``ext4``...)."""
     results_dir.mkdir(parents=True, exist_ok=True)
     stamp = time.strftime("%Y%m%d-%H%M%S", time.localtime(started))
     document: dict[str, Any] = {
@@ -231,6 +235,7 @@ def write_results(
             "cpus": os.cpu_count(),
             "python": platform.python_version(),
             "platform": platform.platform(),
+            "registry_storage": storage,
         },
         "workload": {**asdict(params), "key": params.key()},
         "tools": [{"name": t.name, "argv": [*t.base, "sync", *t.flags], "version": t.version} for t in tools],
