@@ -2,9 +2,11 @@
 
 :class:`RegistrySession` is created once per command run and owns the aiohttp session and
 the run's :class:`~asyncsync.limits.HostLimiters`. It hands out one :class:`RegistryClient`
-per (registry host, options). A client does not ping ``/v2/``: its first replayable request
-goes alone (the others wait for it), finds the scheme (https, then plain http when TLS
-verification is off) and, from a 401, the auth challenge; every request goes through
+per (registry host, options). A client's first replayable request goes alone (the others
+wait for it) and finds the scheme (https, then plain http when TLS verification is off) and
+the auth challenge: a client with credentials pings ``/v2/`` first (that 401 is the one the
+request would have cost), an anonymous client sends the request itself and learns from its 401
+(an anonymous registry thus costs no extra request). Every request goes through
 :meth:`RegistryClient.open`, which
 
 * holds one request slot of the host for the whole exchange (body included);
@@ -225,6 +227,14 @@ class RegistryClient:
             self._credentials_loaded = True
         return self._credentials
 
+    def _has_credentials(self, repository: str | None) -> bool:
+        """Whether requests would carry a username/password (a fixed ``--registry-token`` needs no
+        challenge: it is sent as it is)."""
+        if self.options.registry_token:
+            return False
+        creds = self.credentials(repository)
+        return creds is not None and bool(creds.username or creds.identity_token)
+
     # -- ping --------------------------------------------------------------------------
 
     async def base_url(self) -> str:
@@ -237,14 +247,17 @@ class RegistryClient:
         assert self._base_url is not None
         return self._base_url
 
-    async def _ping(self) -> None:
+    async def _ping(self, *, slot_held: bool = False) -> None:
+        """``GET /v2/``: the scheme that answers and, from a 401, the challenge. ``slot_held``
+        when the calling task already holds a request slot of the host (it must not take two)."""
         schemes = ["https", "http"] if not self.options.tls_verify else ["https"]
         last_error: AsyncSyncError | None = None
         for scheme in schemes:
             url = f"{scheme}://{self.host}/v2/"
+            slot = contextlib.nullcontext() if slot_held else self.session.limiters.hold(self.host)
             try:
                 async with (
-                    self.session.limiters.hold(self.host),
+                    slot,
                     self.session.request("GET", url, ssl=self._ssl, allow_redirects=False) as response,
                 ):
                     await read_capped(response, 64 * 1024)
@@ -414,7 +427,13 @@ class RegistryClient:
             try:
                 try:
                     send = _Exchange(method, path, scopes, repository, headers, data, follow, what)
-                    if learner:
+                    if learner and self._has_credentials(repository):
+                        # Credentials to send: learn the challenge first, as the ping costs the same
+                        # one 401 that the request would, and a registry that hides private
+                        # repositories from anonymous requests (404) cannot mislead us.
+                        await self._ping(slot_held=True)
+                        response, sent = await self._send(send, await self.url(path), await self.base_url())
+                    elif learner:
                         response, sent = await self._send_discovering_scheme(send)
                     else:
                         response, sent = await self._send(send, await self.url(path), await self.base_url())

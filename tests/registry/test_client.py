@@ -1,4 +1,4 @@
-"""The registry client against real distribution registries: ping, Basic, bearer tokens, refresh.
+"""The registry client against real registries: learning the challenge, Basic, bearer tokens, refresh.
 
 Request counts come from the registry's access log and the token service's records, so "no retry
 loop" and "one token for many requests" are measured, not assumed.
@@ -133,9 +133,7 @@ async def test_token_refreshed_on_invalid_token(make_registry: RegistryFactory) 
     assert fetched.raw
     assert len(service.requests) == 2
     manifest_requests = [(r.method, r.status) for r in server.requests() if "/manifests/" in r.path]
-    # No /v2/ ping: the first 401 teaches the challenge, the second rejects the expired token.
-    assert manifest_requests == [("GET", 401), ("GET", 401), ("GET", 200)]
-    assert not [r for r in server.requests() if r.path == "/v2/"]
+    assert manifest_requests == [("GET", 401), ("GET", 200)]
 
 
 def _refresh_token(server: RegistryServer) -> str:
@@ -237,3 +235,58 @@ async def test_credential_helper_credentials_reach_the_registry(
         options = RegistryOptions(tls_verify=False, authfile=str(authfile))
         fetched = await get_manifest(session.client(registry_basic.host, options), repo, "v1")
     assert str(fetched.digest) == digest
+
+
+@pytest.mark.anyio
+async def test_anonymous_client_sends_no_ping(registry_anon: RegistryServer) -> None:
+    repo = "client/no-ping"
+    _push(registry_anon, repo)
+    registry_anon.reset_log()
+    async with RegistrySession() as session:
+        client = session.client(registry_anon.host, RegistryOptions(tls_verify=False, no_creds=True))
+        async with anyio.create_task_group() as group:
+            for _ in range(8):
+                group.start_soon(head_manifest, client, repo, "v1")
+    assert registry_anon.count(None, r"/v2/") == 0
+    assert registry_anon.count("HEAD", rf"/v2/{repo}/manifests/v1", status=200) == 8
+    assert len(registry_anon.requests()) == 8
+
+
+@pytest.mark.anyio
+async def test_concurrent_anonymous_requests_learn_the_challenge_once(make_registry: RegistryFactory) -> None:
+    server = make_registry("token")  # anonymous pull allowed, with a token
+    service = server.token_service
+    assert service is not None
+    repo = "client/learn-once"
+    _push(server, repo)
+    server.reset_log()
+    tokens_before = len(service.requests)
+    async with RegistrySession() as session:
+        client = session.client(server.host, RegistryOptions(tls_verify=False, no_creds=True))
+        async with anyio.create_task_group() as group:
+            for _ in range(10):
+                group.start_soon(get_manifest, client, repo, "v1")
+    # The first request goes alone and learns the challenge from its 401; the other nine wait for
+    # it and then carry the token it fetched: one 401, one token, no ping.
+    statuses = [r.status for r in server.requests() if "/manifests/" in r.path]
+    assert sorted(statuses) == [200] * 10 + [401]
+    assert len(service.requests) - tokens_before == 1
+    assert server.count(None, r"/v2/") == 0
+
+
+@pytest.mark.anyio
+async def test_client_with_credentials_learns_the_challenge_from_a_ping(
+    registry_basic: RegistryServer,
+) -> None:
+    repo = "client/creds-ping"
+    _push(registry_basic, repo)
+    registry_basic.reset_log()
+    async with RegistrySession() as session:
+        client = session.client(registry_basic.host, options_for(registry_basic))
+        await get_manifest(client, repo, "v1")
+    # A registry may hide private repositories from anonymous requests (404): with credentials the
+    # challenge is learned first, at the price the request's own 401 would have cost.
+    assert [(r.method, r.path, r.status) for r in registry_basic.requests()] == [
+        ("GET", "/v2/", 401),
+        ("GET", f"/v2/{repo}/manifests/v1", 200),
+    ]

@@ -152,8 +152,6 @@ async def test_invalid_token_on_manifest_put_refreshes_and_replays(
         proxy.add_rule(Fault.invalid_token(), method="PUT", path=MANIFEST)
         creds = {"username": server.username, "password": server.password}
         async with registry_client(proxy.address, **creds) as client:
-            # A client that already holds a token (and the proxy has seen the real challenge).
-            await get_manifest(client, "faults/token", "v1")
             await put_manifest(client, "faults/token", "v2", image.manifest, image.media_type)
             fetched = await get_manifest(client, "faults/token", "v2")
         assert fetched.raw == image.manifest
