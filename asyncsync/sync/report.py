@@ -130,8 +130,11 @@ class SyncReport:
 
     def summary_lines(self) -> list[str]:
         counts = self.counts
+        wall = self.wall_seconds
+        # Two decimals below 10 s: a no-op re-sync on a LAN takes tens of milliseconds, not "0.0s".
+        took = f"{wall:.2f}s" if wall < 10 else f"{wall:.1f}s"
         lines = [
-            f"Synced {len(self.results)} images in {self.wall_seconds:.1f}s: "
+            f"Synced {len(self.results)} images in {took}: "
             f"{counts[Outcome.COPIED]} copied, {counts[Outcome.SKIPPED]} skipped, "
             f"{counts[Outcome.FAILED]} failed",
             f"Uploaded {human_bytes(self.bytes_uploaded)}; saved {human_bytes(self.bytes_reused)} "
