@@ -1,7 +1,10 @@
 """Soak: a long ``asyncsync sync`` through fault proxies injecting 5-10% mixed faults, then the invariants.
 
-    python -m bench.soak                      # 120 images (~3,000 requests), about a minute
-    python -m bench.soak --images 400 --fault-rate 0.1 --seed 7
+    python tests/reliability/soak.py                      # 120 images (~3,000 requests), about a minute
+    python tests/reliability/soak.py --images 400 --fault-rate 0.1 --seed 7
+
+It lives with the reliability tests (not in bench/) because it is built on the test bed: registries,
+fault proxy, crawler and image generator of :mod:`tests.helpers`.
 
 It starts two local registries (nothing from the internet), pushes a seeded workload (single-arch Docker
 and OCI images, two-platform indexes, layers shared between repositories), and runs the real command,
@@ -34,7 +37,7 @@ from pathlib import Path
 import anyio
 import yaml
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parent.parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
