@@ -6,7 +6,7 @@ import re
 
 import orjson
 
-from asyncsync.errors import RegistryError
+from asyncsync.errors import ContentError
 from asyncsync.registry.auth import repository_scope
 from asyncsync.registry.client import RegistryClient
 
@@ -34,12 +34,12 @@ async def _paginate(
         try:
             data = orjson.loads(response.body)
         except orjson.JSONDecodeError:
-            raise RegistryError(502, "", "registry answered invalid JSON", what=what) from None
+            raise ContentError(f"{what}: registry answered invalid JSON (HTTP 200)") from None
         if not isinstance(data, dict):
-            raise RegistryError(502, "", "registry answered an unexpected document", what=what)
+            raise ContentError(f"{what}: registry answered an unexpected document (HTTP 200)")
         values = data.get(key) or []
         if not isinstance(values, list):
-            raise RegistryError(502, "", f"registry answered a non-list {key!r}", what=what)
+            raise ContentError(f"{what}: registry answered a non-list {key!r} (HTTP 200)")
         items.extend(str(v) for v in values)
         link = next_link(response.headers.get("Link"))
         url = await client.url(link) if link and link.startswith(("http://", "https://")) else link

@@ -8,7 +8,7 @@ from collections.abc import Callable
 import pytest
 from aiohttp import web
 
-from asyncsync.errors import NotFoundError, RegistryError
+from asyncsync.errors import ContentError, NotFoundError
 from asyncsync.registry.client import RegistryOptions, RegistrySession
 from asyncsync.registry.tags import list_tags, next_link
 from tests.helpers.client_options import options_for
@@ -119,6 +119,8 @@ async def test_garbage_answers_are_errors(body: bytes, message: str) -> None:
         fake.route("GET", "/v2/r/tags/list", Canned(200, body, JSON))
         async with RegistrySession() as session:
             client = session.client(fake.host, RegistryOptions(tls_verify=False))
-            with pytest.raises(RegistryError, match=message) as info:
+            with pytest.raises(ContentError, match=message) as info:
                 await list_tags(client, "r")
-    assert "listing tags of" in str(info.value)
+    # What the server said (200) rather than an invented 502; not retried: the same bytes would come.
+    assert "listing tags of" in str(info.value) and "HTTP 200" in str(info.value)
+    assert not info.value.temporary
