@@ -18,7 +18,8 @@ import typer
 
 from asyncsync.cli._run import run
 from asyncsync.cli.app import app
-from asyncsync.cli.common import SkopeoCommand, authfile_option, cert_dir_option, tls_verify_option
+from asyncsync.cli.common import RegistryFlags, SkopeoCommand, registry_group
+from asyncsync.cli.flag_groups import with_flag_groups
 from asyncsync.errors import AuthenticationError, CredentialsError, UsageError
 from asyncsync.reference import DEFAULT_DOMAIN, LEGACY_DEFAULT_DOMAIN
 from asyncsync.registry.client import RegistryOptions, RegistrySession
@@ -35,6 +36,10 @@ _HOST = re.compile(
     r"(?::[0-9]{1,5})?$"
 )
 _PATH = re.compile(r"^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*(?:/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*$")
+
+#: The registry flags login and logout take (skopeo's: no --creds, its own --username/--password).
+_LOGIN_FLAGS = registry_group(("authfile", "tls_verify", "cert_dir"))
+_LOGOUT_FLAGS = registry_group(("authfile",))
 
 
 def parse_login_key(text: str) -> tuple[str, str]:
@@ -77,8 +82,10 @@ def _interactive() -> bool:
 
 
 @app.command("login", cls=SkopeoCommand)
+@with_flag_groups
 def login_command(
     registry: Annotated[str, typer.Argument(metavar="REGISTRY", help="host[:port] (or host/namespace).")],
+    *,
     username: Annotated[
         str | None, typer.Option("--username", "-u", help="Username for the registry.")
     ] = None,
@@ -91,11 +98,10 @@ def login_command(
     get_login: Annotated[
         bool, typer.Option("--get-login", help="Print the username stored for the registry and exit.")
     ] = False,
-    authfile: Annotated[str | None, authfile_option()] = None,
-    tls_verify: Annotated[bool, tls_verify_option()] = True,
-    cert_dir: Annotated[str | None, cert_dir_option()] = None,
+    flags: Annotated[RegistryFlags, _LOGIN_FLAGS],
 ) -> None:
     """Log in to a registry: verify the credentials, then store them in the auth file."""
+    authfile, tls_verify, cert_dir = flags.authfile, flags.tls_verify, flags.cert_dir
 
     async def main() -> None:
         key, host = parse_login_key(registry)
@@ -144,6 +150,7 @@ def login_command(
 
 
 @app.command("logout", cls=SkopeoCommand)
+@with_flag_groups
 def logout_command(
     registry: Annotated[
         str | None, typer.Argument(metavar="[REGISTRY]", help="host[:port] (or host/namespace).")
@@ -151,9 +158,11 @@ def logout_command(
     all_registries: Annotated[
         bool, typer.Option("--all", "-a", help="Remove the credentials of every registry.")
     ] = False,
-    authfile: Annotated[str | None, authfile_option()] = None,
+    *,
+    flags: Annotated[RegistryFlags, _LOGOUT_FLAGS],
 ) -> None:
     """Remove stored credentials for a registry (or all of them with --all)."""
+    authfile = flags.authfile
 
     async def main() -> None:
         if all_registries:

@@ -1,22 +1,24 @@
 """Shared command-line pieces: skopeo's registry flags, their validation, and command helpers.
 
-Every command that reaches a registry declares skopeo's per-registry flags with the option
-factories below, in its own signature (Typer builds options from signatures, so each command
-lists them explicitly and mypy sees every parameter)::
+Commands receive skopeo's per-registry flags as flag groups (:mod:`asyncsync.cli.flag_groups`):
+each set of options is declared once here and a command asks for it with a keyword-only
+placeholder, getting one object back::
 
     @app.command("inspect", cls=SkopeoCommand)
+    @with_flag_groups
     def inspect(
         image: str,
-        creds: Annotated[str | None, creds_option()] = None,
-        tls_verify: Annotated[bool, tls_verify_option()] = True,
-        # ... and the other option factories this command needs
+        *,
+        registry: Annotated[RegistryFlags, REGISTRY_FLAGS],  # --creds, --tls-verify and the rest
+        retry: Annotated[RetryFlags, RETRY_FLAGS],  # --retry-times, --retry-delay
     ) -> None:
-        flags = RegistryFlags(creds=creds, tls_verify=tls_verify, ...)
-        options = flags.to_options()          # UsageError for conflicting flags
+        options = registry.to_options()  # UsageError for conflicting flags
 
-Two-sided commands (copy, sync) pass ``prefix="src-"`` or ``prefix="dest-"`` to every factory
-and to :class:`RegistryFlags`, which yields ``--src-creds``, ``--dest-tls-verify`` and so on,
-with error messages naming the prefixed flag.
+Two-sided commands (copy, sync, mirror) take :data:`REGISTRY_SIDES`, a :class:`RegistrySides`
+with the ``--src-*`` and ``--dest-*`` flags (and the shared ``--authfile``); error messages name
+the prefixed flag. Each flag is described once, in ``_REGISTRY_FLAGS``; :func:`registry_option`
+makes its ``typer.Option`` for a prefix, and :func:`registry_group` a group of a subset
+(``login`` takes three of the flags).
 
 :class:`SkopeoCommand` makes boolean flags accept skopeo's ``--flag=false`` / ``--flag=true``
 spelling (pflag style) besides ``--flag`` and ``--no-flag``.
@@ -24,15 +26,18 @@ spelling (pflag style) besides ``--flag`` and ``--no-flag``.
 
 from __future__ import annotations
 
+import inspect
 import re
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any
+from functools import partial
+from typing import Annotated, Any
 
 import typer
 from typer.core import TyperCommand
 
+from asyncsync.cli.flag_groups import FlagGroup, flag_option
 from asyncsync.errors import CredentialsError, InvalidReferenceError, NotFoundError, UsageError
 from asyncsync.reference import ImageName, parse_repository
 from asyncsync.registry.client import RegistryOptions, RegistrySession
@@ -101,80 +106,75 @@ def _side(prefix: str) -> str:
     return {"src-": "the source registry", "dest-": "the destination registry"}.get(prefix, "the registry")
 
 
-def creds_option(prefix: str = "") -> Any:
-    """``--[prefix]creds USERNAME[:PASSWORD]``."""
+@dataclass(frozen=True, slots=True)
+class _RegistryFlag:
+    """One of skopeo's registry flags. ``help`` is a template: ``{side}`` names the registry,
+    ``{prefix}`` is the flag's prefix."""
+
+    kind: object
+    default: object
+    metavar: str | None
+    help: str
+
+
+#: skopeo's registry flags by :class:`RegistryFlags` field, in --help order.
+_REGISTRY_FLAGS: dict[str, _RegistryFlag] = {
+    "creds": _RegistryFlag(
+        str | None,
+        None,
+        "USERNAME[:PASSWORD]",
+        "Credentials for {side} (prompts for a missing password on a terminal).",
+    ),
+    "username": _RegistryFlag(str | None, None, "USERNAME", "Username for {side}."),
+    "password": _RegistryFlag(str | None, None, "PASSWORD", "Password for {side}."),
+    "authfile": _RegistryFlag(
+        str | None,
+        None,
+        "PATH",
+        "Path of the authentication file. Default is ${{XDG_RUNTIME_DIR}}/containers/auth.json.",
+    ),
+    "tls_verify": _RegistryFlag(
+        bool,
+        True,
+        None,
+        "Require HTTPS and verify certificates for {side} (--{prefix}tls-verify=false: skip).",
+    ),
+    "cert_dir": _RegistryFlag(
+        str | None, None, "PATH", "Use certificates at PATH (*.crt, *.cert, *.key) to connect to {side}."
+    ),
+    "no_creds": _RegistryFlag(bool, False, None, "Access {side} anonymously."),
+    "registry_token": _RegistryFlag(str | None, None, "TOKEN", "A bearer token for accessing {side}."),
+}
+
+
+def registry_option(field: str, prefix: str = "") -> Any:
+    """The ``typer.Option`` of the registry flag for :class:`RegistryFlags` field ``field``.
+
+    ``prefix`` (``"src-"``, ``"dest-"``) is put after the dashes: ``--src-creds``. A flag that
+    defaults to true also gets its negative form, ``--no-[prefix]tls-verify``.
+    """
+    flag = _REGISTRY_FLAGS[field]
+    spelling = f"--{prefix}{field.replace('_', '-')}"
+    if flag.default is True:
+        spelling += f"/--no-{prefix}{field.replace('_', '-')}"
     return typer.Option(
-        f"--{prefix}creds",
-        metavar="USERNAME[:PASSWORD]",
-        help=f"Credentials for {_side(prefix)} (prompts for a missing password on a terminal).",
+        spelling,
+        metavar=flag.metavar,
+        help=flag.help.format(side=_side(prefix), prefix=prefix),
         rich_help_panel=REGISTRY_PANEL,
     )
 
 
-def username_option(prefix: str = "") -> Any:
-    """``--[prefix]username USERNAME`` (with ``--[prefix]password``)."""
-    return typer.Option(
-        f"--{prefix}username",
-        metavar="USERNAME",
-        help=f"Username for {_side(prefix)}.",
-        rich_help_panel=REGISTRY_PANEL,
-    )
-
-
-def password_option(prefix: str = "") -> Any:
-    """``--[prefix]password PASSWORD`` (with ``--[prefix]username``)."""
-    return typer.Option(
-        f"--{prefix}password",
-        metavar="PASSWORD",
-        help=f"Password for {_side(prefix)}.",
-        rich_help_panel=REGISTRY_PANEL,
-    )
-
-
-def authfile_option(prefix: str = "") -> Any:
-    """``--[prefix]authfile PATH``."""
-    return typer.Option(
-        f"--{prefix}authfile",
-        metavar="PATH",
-        help="Path of the authentication file. Default is ${XDG_RUNTIME_DIR}/containers/auth.json.",
-        rich_help_panel=REGISTRY_PANEL,
-    )
-
-
-def tls_verify_option(prefix: str = "") -> Any:
-    """``--[prefix]tls-verify[=false]``; false also allows plain HTTP."""
-    return typer.Option(
-        f"--{prefix}tls-verify/--no-{prefix}tls-verify",
-        help=f"Require HTTPS and verify certificates for {_side(prefix)} (--{prefix}tls-verify=false: skip).",
-        rich_help_panel=REGISTRY_PANEL,
-    )
-
-
-def cert_dir_option(prefix: str = "") -> Any:
-    """``--[prefix]cert-dir PATH`` (``*.crt`` CAs, ``*.cert``/``*.key`` client certificates)."""
-    return typer.Option(
-        f"--{prefix}cert-dir",
-        metavar="PATH",
-        help=f"Use certificates at PATH (*.crt, *.cert, *.key) to connect to {_side(prefix)}.",
-        rich_help_panel=REGISTRY_PANEL,
-    )
-
-
-def no_creds_option(prefix: str = "") -> Any:
-    """``--[prefix]no-creds``: access the registry anonymously."""
-    return typer.Option(
-        f"--{prefix}no-creds", help=f"Access {_side(prefix)} anonymously.", rich_help_panel=REGISTRY_PANEL
-    )
-
-
-def registry_token_option(prefix: str = "") -> Any:
-    """``--[prefix]registry-token TOKEN``: a bearer token used as is."""
-    return typer.Option(
-        f"--{prefix}registry-token",
-        metavar="TOKEN",
-        help=f"A bearer token for accessing {_side(prefix)}.",
-        rich_help_panel=REGISTRY_PANEL,
-    )
+# The option of one flag, for a command that takes a single flag outside the groups below:
+# ``creds_option("src-")`` is ``registry_option("creds", "src-")``.
+creds_option = partial(registry_option, "creds")
+username_option = partial(registry_option, "username")
+password_option = partial(registry_option, "password")
+authfile_option = partial(registry_option, "authfile")
+tls_verify_option = partial(registry_option, "tls_verify")
+cert_dir_option = partial(registry_option, "cert_dir")
+no_creds_option = partial(registry_option, "no_creds")
+registry_token_option = partial(registry_option, "registry_token")
 
 
 def retry_times_option() -> Any:
@@ -272,6 +272,109 @@ class RegistryFlags:
             no_creds=self.no_creds,
             authfile=self.authfile,
         )
+
+
+# ------------------------------------------------------------------------------- flag groups
+
+#: Two-sided commands list the flags source then destination, field by field, the pair
+#: --username/--password kept together per side.
+_SIDES_ORDER = (
+    ("authfile",),
+    ("creds",),
+    ("username", "password"),
+    ("tls_verify",),
+    ("cert_dir",),
+    ("no_creds",),
+    ("registry_token",),
+)
+_SIDE_PREFIXES = ("src-", "dest-")
+
+
+def _registry_option(field: str, prefix: str = "") -> inspect.Parameter:
+    flag = _REGISTRY_FLAGS[field]
+    return flag_option(
+        prefix.replace("-", "_") + field, Annotated[flag.kind, registry_option(field, prefix)], flag.default
+    )
+
+
+def registry_group(fields: Sequence[str] = tuple(_REGISTRY_FLAGS)) -> FlagGroup[RegistryFlags]:
+    """A group of skopeo's unprefixed registry flags delivering one :class:`RegistryFlags`.
+
+    ``fields`` (names of :class:`RegistryFlags` fields, in --help order) picks a subset; the flags
+    left out keep their defaults in the object.
+    """
+    unknown = [field for field in fields if field not in _REGISTRY_FLAGS]
+    if unknown:
+        raise TypeError(f"not registry flags: {', '.join(unknown)}")
+    return FlagGroup(
+        RegistryFlags, tuple(_registry_option(field) for field in fields), lambda v: RegistryFlags(**v)
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class RegistrySides:
+    """The registry flags of a two-sided command: ``--src-*`` and ``--dest-*``."""
+
+    source: RegistryFlags
+    destination: RegistryFlags
+
+
+def _registry_sides(values: Mapping[str, Any]) -> RegistrySides:
+    def side(prefix: str) -> RegistryFlags:
+        key = prefix.replace("-", "_")
+        fields = {field: values[key + field] for field in _REGISTRY_FLAGS}
+        # The side's own --src-/--dest-authfile wins over the shared --authfile.
+        fields["authfile"] = fields["authfile"] or values["authfile"]
+        return RegistryFlags(prefix=prefix, **fields)
+
+    return RegistrySides(source=side("src-"), destination=side("dest-"))
+
+
+@dataclass(frozen=True, slots=True)
+class RetryFlags:
+    """``--retry-times`` and ``--retry-delay`` as given (``None``: not given); unvalidated."""
+
+    times: int | None = None
+    delay: str | None = None
+
+    @property
+    def given(self) -> bool:
+        """Whether either flag was given (an empty ``--retry-delay`` counts as not given)."""
+        return self.times is not None or bool(self.delay)
+
+    def policy(self) -> RetryPolicy:
+        """The run's retry policy; raises :class:`UsageError` for a malformed ``--retry-delay``."""
+        return retry_policy(self.times, self.delay)
+
+
+#: ``--creds``, ``--username``, ``--password``, ``--authfile``, ``--tls-verify``, ``--cert-dir``,
+#: ``--no-creds``, ``--registry-token``: commands that reach one registry.
+REGISTRY_FLAGS: FlagGroup[RegistryFlags] = registry_group()
+
+#: ``--authfile`` then each ``--src-*``/``--dest-*`` registry flag: copy, sync, mirror.
+REGISTRY_SIDES: FlagGroup[RegistrySides] = FlagGroup(
+    RegistrySides,
+    (
+        _registry_option("authfile"),
+        *(
+            _registry_option(field, prefix)
+            for fields in _SIDES_ORDER
+            for prefix in _SIDE_PREFIXES
+            for field in fields
+        ),
+    ),
+    _registry_sides,
+)
+
+#: ``--retry-times`` and ``--retry-delay``.
+RETRY_FLAGS: FlagGroup[RetryFlags] = FlagGroup(
+    RetryFlags,
+    (
+        flag_option("retry_times", Annotated[int | None, retry_times_option()], None),
+        flag_option("retry_delay", Annotated[str | None, retry_delay_option()], None),
+    ),
+    lambda v: RetryFlags(times=v["retry_times"], delay=v["retry_delay"]),
+)
 
 
 def transport_context(

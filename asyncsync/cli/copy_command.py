@@ -26,21 +26,14 @@ from rich.console import Console
 from asyncsync.cli._run import run
 from asyncsync.cli.app import app
 from asyncsync.cli.common import (
-    RegistryFlags,
+    REGISTRY_SIDES,
+    RETRY_FLAGS,
+    RegistrySides,
+    RetryFlags,
     SkopeoCommand,
-    authfile_option,
-    cert_dir_option,
-    creds_option,
-    no_creds_option,
-    password_option,
-    registry_token_option,
-    retry_delay_option,
-    retry_policy,
-    retry_times_option,
-    tls_verify_option,
-    username_option,
     warn,
 )
+from asyncsync.cli.flag_groups import with_flag_groups
 from asyncsync.copy import (
     BlobCoordinator,
     CopyEnvironment,
@@ -228,28 +221,14 @@ async def run_copy(
 
 
 @app.command("copy", cls=SkopeoCommand)
+@with_flag_groups
 def copy_command(
     source: Annotated[str, typer.Argument(metavar="SOURCE-IMAGE", help="e.g. docker://host/repo:tag")],
     destination: Annotated[
         str, typer.Argument(metavar="DESTINATION-IMAGE", help="e.g. docker://host/repo:tag")
     ],
-    authfile: Annotated[str | None, authfile_option()] = None,
-    src_authfile: Annotated[str | None, authfile_option("src-")] = None,
-    dest_authfile: Annotated[str | None, authfile_option("dest-")] = None,
-    src_creds: Annotated[str | None, creds_option("src-")] = None,
-    dest_creds: Annotated[str | None, creds_option("dest-")] = None,
-    src_username: Annotated[str | None, username_option("src-")] = None,
-    src_password: Annotated[str | None, password_option("src-")] = None,
-    dest_username: Annotated[str | None, username_option("dest-")] = None,
-    dest_password: Annotated[str | None, password_option("dest-")] = None,
-    src_tls_verify: Annotated[bool, tls_verify_option("src-")] = True,
-    dest_tls_verify: Annotated[bool, tls_verify_option("dest-")] = True,
-    src_cert_dir: Annotated[str | None, cert_dir_option("src-")] = None,
-    dest_cert_dir: Annotated[str | None, cert_dir_option("dest-")] = None,
-    src_no_creds: Annotated[bool, no_creds_option("src-")] = False,
-    dest_no_creds: Annotated[bool, no_creds_option("dest-")] = False,
-    src_registry_token: Annotated[str | None, registry_token_option("src-")] = None,
-    dest_registry_token: Annotated[str | None, registry_token_option("dest-")] = None,
+    *,
+    registries: Annotated[RegistrySides, REGISTRY_SIDES],
     digestfile: Annotated[
         Path | None,
         typer.Option("--digestfile", metavar="PATH", help="Write the digest of the pushed image to PATH."),
@@ -404,32 +383,9 @@ def copy_command(
             rich_help_panel=_LOCAL_PANEL,
         ),
     ] = None,
-    retry_times: Annotated[int | None, retry_times_option()] = None,
-    retry_delay: Annotated[str | None, retry_delay_option()] = None,
+    retry_flags: Annotated[RetryFlags, RETRY_FLAGS],
 ) -> None:
     """Copy an image (or a multi-arch image) from SOURCE-IMAGE to DESTINATION-IMAGE."""
-    source_flags = RegistryFlags(
-        prefix="src-",
-        creds=src_creds,
-        username=src_username,
-        password=src_password,
-        authfile=src_authfile or authfile,
-        tls_verify=src_tls_verify,
-        cert_dir=src_cert_dir,
-        no_creds=src_no_creds,
-        registry_token=src_registry_token,
-    )
-    destination_flags = RegistryFlags(
-        prefix="dest-",
-        creds=dest_creds,
-        username=dest_username,
-        password=dest_password,
-        authfile=dest_authfile or authfile,
-        tls_verify=dest_tls_verify,
-        cert_dir=dest_cert_dir,
-        no_creds=dest_no_creds,
-        registry_token=dest_registry_token,
-    )
 
     async def main() -> None:
         options = copy_options(
@@ -444,9 +400,9 @@ def copy_command(
             source,
             destination,
             options,
-            source_flags.to_options(),
-            destination_flags.to_options(),
-            retry=retry_policy(retry_times, retry_delay),
+            registries.source.to_options(),
+            registries.destination.to_options(),
+            retry=retry_flags.policy(),
             parallel=image_parallel_copies,
             chunk_size=parse_size(chunk_size, "--chunk-size") if chunk_size is not None else None,
             progress=make_progress(quiet),

@@ -18,23 +18,16 @@ import typer
 from asyncsync.cli._run import run
 from asyncsync.cli.app import app
 from asyncsync.cli.common import (
+    REGISTRY_FLAGS,
+    RETRY_FLAGS,
     RegistryFlags,
+    RetryFlags,
     SkopeoCommand,
-    authfile_option,
-    cert_dir_option,
-    creds_option,
-    no_creds_option,
     not_found_as,
-    password_option,
-    registry_token_option,
-    retry_delay_option,
-    retry_policy,
-    retry_times_option,
-    tls_verify_option,
     transport_context,
-    username_option,
     warn,
 )
+from asyncsync.cli.flag_groups import with_flag_groups
 from asyncsync.digest import Digest, DigestVerifier
 from asyncsync.errors import ContentError, ManifestError, RegistryError, UsageError
 from asyncsync.inspect import (
@@ -212,10 +205,12 @@ async def inspect_reference(
 
 
 @app.command("inspect", cls=SkopeoCommand)
+@with_flag_groups
 def inspect_command(
     image: Annotated[
         str, typer.Argument(metavar="IMAGE-NAME", help="The image, e.g. docker://host/repo:tag.")
     ],
+    *,
     raw: Annotated[
         bool, typer.Option("--raw", help="Output the raw manifest (or config with --config).")
     ] = False,
@@ -242,14 +237,7 @@ def inspect_command(
             "--override-variant", metavar="VARIANT", help="Pick this variant from a multi-arch image."
         ),
     ] = None,
-    creds: Annotated[str | None, creds_option()] = None,
-    username: Annotated[str | None, username_option()] = None,
-    password: Annotated[str | None, password_option()] = None,
-    authfile: Annotated[str | None, authfile_option()] = None,
-    tls_verify: Annotated[bool, tls_verify_option()] = True,
-    cert_dir: Annotated[str | None, cert_dir_option()] = None,
-    no_creds: Annotated[bool, no_creds_option()] = False,
-    registry_token: Annotated[str | None, registry_token_option()] = None,
+    registry: Annotated[RegistryFlags, REGISTRY_FLAGS],
     shared_blob_dir: Annotated[
         str | None,
         typer.Option(
@@ -264,8 +252,7 @@ def inspect_command(
             "--daemon-host", metavar="HOST", help="Use the docker daemon at HOST (docker-daemon: only)."
         ),
     ] = None,
-    retry_times: Annotated[int | None, retry_times_option()] = None,
-    retry_delay: Annotated[str | None, retry_delay_option()] = None,
+    retry_flags: Annotated[RetryFlags, RETRY_FLAGS],
 ) -> None:
     """Return low-level information about IMAGE-NAME (skopeo-compatible JSON)."""
     request = InspectRequest(
@@ -276,16 +263,6 @@ def inspect_command(
         no_tags=no_tags,
         platform=wanted_platform(override_os, override_arch, override_variant),
     )
-    flags = RegistryFlags(
-        creds=creds,
-        username=username,
-        password=password,
-        authfile=authfile,
-        tls_verify=tls_verify,
-        cert_dir=cert_dir,
-        no_creds=no_creds,
-        registry_token=registry_token,
-    )
 
     async def main() -> None:
         if raw and fmt:
@@ -294,8 +271,8 @@ def inspect_command(
         await inspect_reference(
             ref,
             request,
-            flags.to_options(),
-            retry_policy(retry_times, retry_delay),
+            registry.to_options(),
+            retry_flags.policy(),
             shared_blob_dir=shared_blob_dir,
             daemon_host=daemon_host,
         )

@@ -16,26 +16,15 @@ import typer
 from asyncsync.cli._run import EXIT_FAILURE, run
 from asyncsync.cli.app import app
 from asyncsync.cli.common import (
-    RegistryFlags,
+    REGISTRY_SIDES,
+    RETRY_FLAGS,
+    RegistrySides,
+    RetryFlags,
     SkopeoCommand,
-    authfile_option,
-    cert_dir_option,
-    creds_option,
-    no_creds_option,
     parse_duration,
-    password_option,
-    registry_token_option,
-    retry_delay_option,
-    retry_times_option,
-    tls_verify_option,
-    username_option,
 )
-from asyncsync.cli.extension_options import (
-    create_projects_option,
-    prune_option,
-    shard_count_option,
-    shard_option,
-)
+from asyncsync.cli.extension_options import EXTENSION_FLAGS, ExtensionFlags
+from asyncsync.cli.flag_groups import with_flag_groups
 from asyncsync.cli.sync_command import sync_settings
 from asyncsync.cli.sync_view import JsonSyncView, PlainSyncView
 from asyncsync.errors import UsageError
@@ -43,7 +32,6 @@ from asyncsync.mirror.cron import CronSchedule
 from asyncsync.mirror.loop import Cron, Every, MirrorLoop, Schedule
 from asyncsync.mirror.metrics import MetricsServer, MirrorMetrics
 from asyncsync.sync.engine import SyncView
-from asyncsync.sync.extensions import Extensions
 from asyncsync.sync.spec import CopySettings, SyncSpec, load_spec
 
 _PANEL = "Mirror"
@@ -68,6 +56,7 @@ def _schedule(every: str | None, cron: str | None, once: bool) -> Schedule | Non
 
 
 @app.command("mirror", cls=SkopeoCommand)
+@with_flag_groups
 def mirror_command(
     spec_path: Annotated[
         Path, typer.Argument(metavar="SPEC", help="Sync spec (native, or skopeo's with DEST).")
@@ -75,6 +64,7 @@ def mirror_command(
     destination: Annotated[
         str | None, typer.Argument(metavar="DEST", help="Destination of a skopeo-format spec.")
     ] = None,
+    *,
     every: Annotated[
         str | None,
         typer.Option(
@@ -150,57 +140,15 @@ def mirror_command(
     no_mount_cache: Annotated[
         bool, typer.Option("--no-mount-cache", help="Do not read or write the persisted mount-source index.")
     ] = False,
-    shard: Annotated[str | None, shard_option()] = None,
-    shard_count: Annotated[int | None, shard_count_option()] = None,
-    prune: Annotated[bool, prune_option()] = False,
-    create_projects: Annotated[bool, create_projects_option()] = False,
-    authfile: Annotated[str | None, authfile_option()] = None,
-    src_authfile: Annotated[str | None, authfile_option("src-")] = None,
-    dest_authfile: Annotated[str | None, authfile_option("dest-")] = None,
-    src_creds: Annotated[str | None, creds_option("src-")] = None,
-    dest_creds: Annotated[str | None, creds_option("dest-")] = None,
-    src_username: Annotated[str | None, username_option("src-")] = None,
-    src_password: Annotated[str | None, password_option("src-")] = None,
-    dest_username: Annotated[str | None, username_option("dest-")] = None,
-    dest_password: Annotated[str | None, password_option("dest-")] = None,
-    src_tls_verify: Annotated[bool, tls_verify_option("src-")] = True,
-    dest_tls_verify: Annotated[bool, tls_verify_option("dest-")] = True,
-    src_cert_dir: Annotated[str | None, cert_dir_option("src-")] = None,
-    dest_cert_dir: Annotated[str | None, cert_dir_option("dest-")] = None,
-    src_no_creds: Annotated[bool, no_creds_option("src-")] = False,
-    dest_no_creds: Annotated[bool, no_creds_option("dest-")] = False,
-    src_registry_token: Annotated[str | None, registry_token_option("src-")] = None,
-    dest_registry_token: Annotated[str | None, registry_token_option("dest-")] = None,
-    retry_times: Annotated[int | None, retry_times_option()] = None,
-    retry_delay: Annotated[str | None, retry_delay_option()] = None,
+    extension_flags: Annotated[ExtensionFlags, EXTENSION_FLAGS],
+    registries: Annotated[RegistrySides, REGISTRY_SIDES],
+    retry_flags: Annotated[RetryFlags, RETRY_FLAGS],
 ) -> None:
     """Mirror on a schedule: the sync of SPEC every DURATION or at cron times, in one process.
 
     Examples: asyncsync mirror mirror.yaml --every 30m --metrics-port 9100 --listen 0.0.0.0;
     asyncsync mirror mirror.yaml --cron "0 * * * *"; asyncsync mirror mirror.yaml --once.
     """
-    source_flags = RegistryFlags(
-        prefix="src-",
-        creds=src_creds,
-        username=src_username,
-        password=src_password,
-        authfile=src_authfile or authfile,
-        tls_verify=src_tls_verify,
-        cert_dir=src_cert_dir,
-        no_creds=src_no_creds,
-        registry_token=src_registry_token,
-    )
-    destination_flags = RegistryFlags(
-        prefix="dest-",
-        creds=dest_creds,
-        username=dest_username,
-        password=dest_password,
-        authfile=dest_authfile or authfile,
-        tls_verify=dest_tls_verify,
-        cert_dir=dest_cert_dir,
-        no_creds=dest_no_creds,
-        registry_token=dest_registry_token,
-    )
 
     def load() -> SyncSpec:
         settings = CopySettings(multi_arch="all" if all_images else "system")
@@ -213,17 +161,13 @@ def mirror_command(
         schedule = _schedule(every, cron, once)
         if log_format not in ("text", "json"):
             raise UsageError(f"--log-format: unknown format {log_format!r} (text or json)")
-        extensions = Extensions.from_flags(
-            shard=shard, shard_count=shard_count, prune=prune, create_projects=create_projects
-        )
+        extensions = extension_flags.extensions()
         load()  # a spec that does not load now is a usage error, before any server starts
         settings = sync_settings(
-            source_flags,
-            destination_flags,
+            registries,
+            retry_flags,
             parallel=parallel,
             image_parallel_copies=image_parallel_copies,
-            retry_times=retry_times,
-            retry_delay=retry_delay,
             max_requests_per_host=max_requests_per_host,
             chunk_size=chunk_size,
             no_mount_cache=no_mount_cache,

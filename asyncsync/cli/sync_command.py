@@ -16,31 +16,19 @@ import typer
 from asyncsync.cli._run import EXIT_FAILURE, run
 from asyncsync.cli.app import app
 from asyncsync.cli.common import (
-    RegistryFlags,
+    REGISTRY_SIDES,
+    RETRY_FLAGS,
+    RegistrySides,
+    RetryFlags,
     SkopeoCommand,
-    authfile_option,
-    cert_dir_option,
-    creds_option,
-    no_creds_option,
-    password_option,
-    registry_token_option,
-    retry_delay_option,
-    retry_policy,
-    retry_times_option,
-    tls_verify_option,
-    username_option,
 )
 from asyncsync.cli.copy_command import parse_size, platform_from_flags
-from asyncsync.cli.extension_options import (
-    create_projects_option,
-    prune_option,
-    shard_count_option,
-    shard_option,
-)
+from asyncsync.cli.extension_options import EXTENSION_FLAGS, ExtensionFlags
+from asyncsync.cli.flag_groups import with_flag_groups
 from asyncsync.cli.sync_view import JsonSyncView, PlainSyncView, RichSyncView
 from asyncsync.errors import UsageError
 from asyncsync.sync.engine import SyncSettings, SyncView, default_mount_index_dir, dry_run, run_sync
-from asyncsync.sync.extensions import Extensions, build_hooks
+from asyncsync.sync.extensions import build_hooks
 from asyncsync.sync.hooks import HookChain
 from asyncsync.sync.local import local_sync
 from asyncsync.sync.plan import build_plan
@@ -113,13 +101,11 @@ def _view(log_format: str, quiet: bool) -> SyncView:
 
 
 def sync_settings(
-    source_flags: RegistryFlags,
-    destination_flags: RegistryFlags,
+    registries: RegistrySides,
+    retry: RetryFlags,
     *,
     parallel: int | None,
     image_parallel_copies: int | None,
-    retry_times: int | None,
-    retry_delay: str | None,
     max_requests_per_host: int | None,
     chunk_size: str | None,
     no_mount_cache: bool,
@@ -127,11 +113,11 @@ def sync_settings(
 ) -> SyncSettings:
     """The engine's run settings from the flags ``sync`` and ``mirror`` share (validated here)."""
     return SyncSettings(
-        source_options=source_flags.to_options(),
-        destination_options=destination_flags.to_options(),
+        source_options=registries.source.to_options(),
+        destination_options=registries.destination.to_options(),
         parallel=parallel,
         parallel_blobs=image_parallel_copies,
-        retry=retry_policy(retry_times, retry_delay) if retry_times is not None or retry_delay else None,
+        retry=retry.policy() if retry.given else None,
         max_requests_per_host=max_requests_per_host,
         chunk_size=parse_size(chunk_size, "--chunk-size") if chunk_size is not None else None,
         fail_fast=fail_fast,
@@ -140,6 +126,7 @@ def sync_settings(
 
 
 @app.command("sync", cls=SkopeoCommand)
+@with_flag_groups
 def sync_command(
     source: Annotated[
         str,
@@ -151,6 +138,7 @@ def sync_command(
         str | None,
         typer.Argument(metavar="DESTINATION", help="Registry (and path prefix), or directory (--dest dir)."),
     ] = None,
+    *,
     src: Annotated[str | None, typer.Option("--src", "-s", help="Source type: yaml, docker or dir.")] = None,
     dest: Annotated[str | None, typer.Option("--dest", "-d", help="Destination type: docker or dir.")] = None,
     scoped: Annotated[
@@ -257,29 +245,9 @@ def sync_command(
     chunk_size: Annotated[
         str | None, typer.Option("--chunk-size", metavar="SIZE", help="Upload blobs in chunks of SIZE.")
     ] = None,
-    shard: Annotated[str | None, shard_option()] = None,
-    shard_count: Annotated[int | None, shard_count_option()] = None,
-    prune: Annotated[bool, prune_option()] = False,
-    create_projects: Annotated[bool, create_projects_option()] = False,
-    authfile: Annotated[str | None, authfile_option()] = None,
-    src_authfile: Annotated[str | None, authfile_option("src-")] = None,
-    dest_authfile: Annotated[str | None, authfile_option("dest-")] = None,
-    src_creds: Annotated[str | None, creds_option("src-")] = None,
-    dest_creds: Annotated[str | None, creds_option("dest-")] = None,
-    src_username: Annotated[str | None, username_option("src-")] = None,
-    src_password: Annotated[str | None, password_option("src-")] = None,
-    dest_username: Annotated[str | None, username_option("dest-")] = None,
-    dest_password: Annotated[str | None, password_option("dest-")] = None,
-    src_tls_verify: Annotated[bool, tls_verify_option("src-")] = True,
-    dest_tls_verify: Annotated[bool, tls_verify_option("dest-")] = True,
-    src_cert_dir: Annotated[str | None, cert_dir_option("src-")] = None,
-    dest_cert_dir: Annotated[str | None, cert_dir_option("dest-")] = None,
-    src_no_creds: Annotated[bool, no_creds_option("src-")] = False,
-    dest_no_creds: Annotated[bool, no_creds_option("dest-")] = False,
-    src_registry_token: Annotated[str | None, registry_token_option("src-")] = None,
-    dest_registry_token: Annotated[str | None, registry_token_option("dest-")] = None,
-    retry_times: Annotated[int | None, retry_times_option()] = None,
-    retry_delay: Annotated[str | None, retry_delay_option()] = None,
+    extension_flags: Annotated[ExtensionFlags, EXTENSION_FLAGS],
+    registries: Annotated[RegistrySides, REGISTRY_SIDES],
+    retry_flags: Annotated[RetryFlags, RETRY_FLAGS],
 ) -> None:
     """Synchronise images between registries: a skopeo sync YAML, a repository, or a native spec.
 
@@ -291,36 +259,11 @@ def sync_command(
     """
     del remove_signatures, keep_going  # accepted for skopeo compatibility; behaviour is the default
 
-    source_flags = RegistryFlags(
-        prefix="src-",
-        creds=src_creds,
-        username=src_username,
-        password=src_password,
-        authfile=src_authfile or authfile,
-        tls_verify=src_tls_verify,
-        cert_dir=src_cert_dir,
-        no_creds=src_no_creds,
-        registry_token=src_registry_token,
-    )
-    destination_flags = RegistryFlags(
-        prefix="dest-",
-        creds=dest_creds,
-        username=dest_username,
-        password=dest_password,
-        authfile=dest_authfile or authfile,
-        tls_verify=dest_tls_verify,
-        cert_dir=dest_cert_dir,
-        no_creds=dest_no_creds,
-        registry_token=dest_registry_token,
-    )
-
     hooks: HookChain | None = None
 
     async def main() -> SyncReport | None:
         nonlocal hooks
-        extensions = Extensions.from_flags(
-            shard=shard, shard_count=shard_count, prune=prune, create_projects=create_projects
-        )
+        extensions = extension_flags.extensions()
         if preserve_digests and fmt is not None:
             raise UsageError(
                 "--preserve-digests and --format cannot be used together: conversion changes digests"
@@ -336,8 +279,8 @@ def sync_command(
             scoped=scoped,
             append_suffix=append_suffix,
             settings=copy_settings,
-            prune=prune,
-            create_projects=create_projects,
+            prune=extension_flags.prune,
+            create_projects=extension_flags.create_projects,
         )
         spec = (
             local.spec
@@ -348,12 +291,10 @@ def sync_command(
         for warning in spec.warnings:
             typer.echo(f"warning: {warning}", err=True)
         settings = sync_settings(
-            source_flags,
-            destination_flags,
+            registries,
+            retry_flags,
             parallel=parallel,
             image_parallel_copies=image_parallel_copies,
-            retry_times=retry_times,
-            retry_delay=retry_delay,
             max_requests_per_host=max_requests_per_host,
             chunk_size=chunk_size,
             no_mount_cache=no_mount_cache,

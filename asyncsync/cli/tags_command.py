@@ -26,22 +26,15 @@ import typer
 from asyncsync.cli._run import run
 from asyncsync.cli.app import app
 from asyncsync.cli.common import (
+    REGISTRY_FLAGS,
+    RETRY_FLAGS,
     RegistryFlags,
+    RetryFlags,
     SkopeoCommand,
-    authfile_option,
-    cert_dir_option,
-    creds_option,
-    no_creds_option,
     not_found_as,
     parse_docker_repository,
-    password_option,
-    registry_token_option,
-    retry_delay_option,
-    retry_policy,
-    retry_times_option,
-    tls_verify_option,
-    username_option,
 )
+from asyncsync.cli.flag_groups import with_flag_groups
 from asyncsync.errors import InvalidReferenceError, LocalStorageError
 from asyncsync.gotemplate import GoStruct, go_json
 from asyncsync.registry.client import RegistrySession
@@ -110,6 +103,7 @@ async def local_tags(text: str) -> list[str] | None:
 
 
 @app.command("list-tags", cls=SkopeoCommand)
+@with_flag_groups
 def list_tags_command(
     repository: Annotated[
         str,
@@ -118,16 +112,9 @@ def list_tags_command(
             help="docker://HOST/REPO, docker-archive:PATH or oci:PATH.",
         ),
     ],
-    creds: Annotated[str | None, creds_option()] = None,
-    username: Annotated[str | None, username_option()] = None,
-    password: Annotated[str | None, password_option()] = None,
-    authfile: Annotated[str | None, authfile_option()] = None,
-    tls_verify: Annotated[bool, tls_verify_option()] = True,
-    cert_dir: Annotated[str | None, cert_dir_option()] = None,
-    no_creds: Annotated[bool, no_creds_option()] = False,
-    registry_token: Annotated[str | None, registry_token_option()] = None,
-    retry_times: Annotated[int | None, retry_times_option()] = None,
-    retry_delay: Annotated[str | None, retry_delay_option()] = None,
+    *,
+    registry: Annotated[RegistryFlags, REGISTRY_FLAGS],
+    retry_flags: Annotated[RetryFlags, RETRY_FLAGS],
 ) -> None:
     """List the tags of a repository (skopeo-compatible JSON).
 
@@ -135,16 +122,6 @@ def list_tags_command(
     beyond skopeo 1.9, oci:PATH (the ref names in index.json). Local listings print no
     Repository field.
     """
-    flags = RegistryFlags(
-        creds=creds,
-        username=username,
-        password=password,
-        authfile=authfile,
-        tls_verify=tls_verify,
-        cert_dir=cert_dir,
-        no_creds=no_creds,
-        registry_token=registry_token,
-    )
 
     async def main() -> None:
         local = await local_tags(repository)
@@ -152,8 +129,8 @@ def list_tags_command(
             typer.echo(tag_list_json("", local))
             return
         name = parse_docker_repository(repository, "list-tags")
-        options = flags.to_options()
-        async with RegistrySession(retry=retry_policy(retry_times, retry_delay)) as session:
+        options = registry.to_options()
+        async with RegistrySession(retry=retry_flags.policy()) as session:
             client = session.client(name.registry, options)
             with not_found_as(f"repository docker://{name.name}"):
                 tags = await list_tags(client, name.repository)
