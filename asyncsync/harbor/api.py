@@ -23,7 +23,10 @@ Endpoints used (Harbor 2.x):
   manifests, within the projects the caller may see (all for an admin, public ones for a robot
   account). Only the first page is read (see :meth:`HarborAPI.repositories_with_blob`);
 * ``DELETE /api/v2.0/projects/{P}/repositories/{R}/artifacts/{digest}/tags/{tag}`` - removes one
-  tag and leaves the artifact (and its other tags) alone.
+  tag and leaves the artifact (and its other tags) alone;
+* ``GET /api/v2.0/projects/{P}/immutabletagrules`` - the project's tag-immutability rules,
+  paginated, with ``X-Is-Resource-Name: true`` so that a numeric project name is not taken for
+  a project id (see :mod:`asyncsync.harbor.immutable`).
 
 Errors are the registry error tree (:func:`~asyncsync.errors.registry_error` on Harbor's
 ``{"errors": [{"code", "message"}]}`` bodies); idempotent requests are retried per the
@@ -44,6 +47,7 @@ import yarl
 
 from asyncsync.digest import Digest
 from asyncsync.errors import InvalidReferenceError, NotFoundError, RegistryError
+from asyncsync.harbor.immutable import ImmutableRule, parse_rules
 from asyncsync.registry.client import RegistryClient
 from asyncsync.registry.errors import error_from_response, read_capped, translate_client_error
 from asyncsync.registry.tags import next_link
@@ -119,6 +123,7 @@ class HarborAPI:
         ok: tuple[int, ...],
         what: str,
         body: bytes | None = None,
+        extra_headers: Mapping[str, str] | None = None,
     ) -> _Answer:
         """One request to ``target`` (a path with its already-encoded query, or a same-host URL)."""
         base = await self.client.base_url()
@@ -127,7 +132,7 @@ class HarborAPI:
         if (url.scheme, url.host, url.port) != (origin.scheme, origin.host, origin.port):
             # A pagination link to another origin must not receive our credentials.
             raise RegistryError(502, "", "Harbor answered a link to another host", what=what)
-        headers = {"Accept": "application/json", **self._authorization()}
+        headers = {"Accept": "application/json", **(extra_headers or {}), **self._authorization()}
         if body is not None:
             headers["Content-Type"] = "application/json"
         options = self.client.options
@@ -155,7 +160,9 @@ class HarborAPI:
 
         return await with_retries(session.retry, attempt)
 
-    async def _paged(self, path: str, query: Mapping[str, str], what: str) -> list[dict[str, Any]]:
+    async def _paged(
+        self, path: str, query: Mapping[str, str], what: str, headers: Mapping[str, str] | None = None
+    ) -> list[dict[str, Any]]:
         """Every item of a paginated list endpoint, following ``Link`` (or short pages)."""
         params = {**query, "page": "1", "page_size": str(self.page_size)}
         target: str | None = f"{path}?{urlencode(params, quote_via=quote)}"
@@ -163,7 +170,7 @@ class HarborAPI:
         pages = 0
         while target is not None and pages < MAX_PAGES:
             pages += 1
-            answer = await self._exchange("GET", target, ok=(200,), what=what)
+            answer = await self._exchange("GET", target, ok=(200,), what=what, extra_headers=headers)
             page = _json_list(answer.body, what)
             items.extend(page)
             link = next_link(answer.headers.get("Link"))
@@ -204,6 +211,20 @@ class HarborAPI:
         """Names of every project the credentials may see."""
         items = await self._paged(f"{API}/projects", {}, f"listing Harbor projects of {self.registry}")
         return sorted({str(item["name"]) for item in items if isinstance(item.get("name"), str)})
+
+    async def immutable_rules(self, project: str) -> tuple[ImmutableRule, ...]:
+        """The tag-immutability rules of ``project``, disabled ones included.
+
+        Raises the error tree for a refused request (401/403: the account may not read them;
+        robot accounts usually may not) and :class:`~asyncsync.errors.UsageError` for a rule
+        it cannot read."""
+        items = await self._paged(
+            f"{API}/projects/{_segment(project)}/immutabletagrules",
+            {},
+            f"reading the tag immutability rules of Harbor project {project!r} on {self.registry}",
+            {"X-Is-Resource-Name": "true"},
+        )
+        return parse_rules(items)
 
     # -- repositories and artifacts --------------------------------------------------------------
 

@@ -16,7 +16,14 @@ For registries declared ``type: harbor`` in the spec:
   ``/api/v2.0/repositories?q=blob_digest=`` for a blob of at least :data:`MIN_LOOKUP_SIZE`
   bytes the run has no location of, so a layer already somewhere in the target Harbor is
   mounted instead of uploaded (smaller blobs cost less to upload than to look up). The query
-  sees the projects the credentials may see; Harbor shows robot accounts public projects only.
+  sees the projects the credentials may see; Harbor shows robot accounts public projects only;
+* **immutable tags**: an image whose destination tag exists with another digest (the HEAD
+  decision "destination digest differs") is checked against its project's tag-immutability
+  rules (:mod:`asyncsync.harbor.immutable`, read once per project per run). A tag the rules
+  select is skipped as ``immutable``, exactly as Harbor's 412 is reported, before any blob
+  request to the destination. Rules that cannot be read (a robot account may not: 401/403)
+  or evaluated mean "unknown": the image is copied and Harbor's 412, if it comes, is the
+  fallback. Tags that do not exist yet are never checked: an immutable tag can be pushed once.
 
 ``--create-projects`` on the command line treats every destination registry as a Harbor with
 ``create-projects: true`` (a skopeo-format spec cannot declare ``type: harbor``).
@@ -35,8 +42,9 @@ from asyncsync.copy.coordinator import BlobCoordinator
 from asyncsync.digest import Digest
 from asyncsync.errors import AsyncSyncError, AuthenticationError, PermissionDeniedError
 from asyncsync.harbor.api import HarborAPI
+from asyncsync.harbor.immutable import ImmutabilityRules, ImmutableRule
 from asyncsync.harbor.lister import HarborLister
-from asyncsync.sync.decisions import DestinationChecker
+from asyncsync.sync.decisions import REASON_DIFFERS, Decision, DestinationChecker
 from asyncsync.sync.hooks import RunContext, SyncHooks
 from asyncsync.sync.plan import Plan, PlanError, PlannedImage, SourceLister, bounded_map
 from asyncsync.sync.spec import SyncSpec
@@ -69,6 +77,10 @@ class HarborHooks(SyncHooks):
         #: (registry, project) -> exists (or why that could not be checked), as this run found it
         self.known: dict[tuple[str, str], bool | AsyncSyncError] = {}
         self._checking: dict[tuple[str, str], anyio.Lock] = {}
+        #: this run's immutability rules (set by :meth:`destination_immutable` on first use)
+        self.immutability: ImmutabilityRules | None = None
+        #: images skipped because the rules said their tag is immutable
+        self.immutable_by_rule = 0
 
     def _is_harbor_destination(self, host: str) -> bool:
         return self.create_all or host in self.hosts
@@ -170,13 +182,44 @@ class HarborHooks(SyncHooks):
         for host in sorted(self.hosts):
             coordinator.set_locator(host, _Locator(HarborAPI(ctx.client(host, "dest")), self.min_lookup_size))
 
+    async def destination_immutable(self, image: PlannedImage, decision: Decision, ctx: RunContext) -> bool:
+        """``True`` when ``image`` would move an existing tag that its Harbor project's rules
+        keep immutable (see the module docstring); ``False`` when not or unknown."""
+        dest = image.destination
+        if (
+            decision.reason != REASON_DIFFERS
+            or dest.tag is None
+            or not self._is_harbor_destination(dest.registry)
+        ):
+            return False
+        if self.immutability is None:
+
+            async def fetch(registry: str, project: str) -> tuple[ImmutableRule, ...]:
+                return await HarborAPI(ctx.client(registry, "dest")).immutable_rules(project)
+
+            self.immutability = ImmutabilityRules(fetch)
+        if await self.immutability.immutable(dest.registry, dest.repository, dest.tag) is not True:
+            return False
+        self.immutable_by_rule += 1
+        return True
+
     def summary_lines(self) -> list[str]:
         return [f"Created Harbor project {name}" for name in self.created]
 
     def report_data(self) -> dict[str, Any]:
-        if not (self.created or self.refused):
-            return {}
-        return {"harbor": {"created_projects": self.created, "projects_not_created": sorted(self.refused)}}
+        """``{"harbor": {...}}`` with what happened, or ``{}``: ``created_projects`` and
+        ``projects_not_created``; ``immutable_skipped_by_rule`` (images the rules skipped, a
+        subset of the report's ``immutable`` skips); ``immutable_rules_unreadable``
+        (``registry/project`` whose rules could not be read: those rely on Harbor's 412)."""
+        data: dict[str, Any] = {}
+        if self.created or self.refused:
+            data.update(created_projects=self.created, projects_not_created=sorted(self.refused))
+        if self.immutable_by_rule:
+            data["immutable_skipped_by_rule"] = self.immutable_by_rule
+        unreadable = self.immutability.unreadable if self.immutability is not None else []
+        if unreadable:
+            data["immutable_rules_unreadable"] = sorted(unreadable)
+        return {"harbor": data} if data else {}
 
 
 class _Locator:

@@ -47,7 +47,8 @@ from asyncsync.transports.docker.reference import DockerReference
 #: Whole-image attempts for a temporary failure (blob transfers retry inside each attempt).
 IMAGE_ATTEMPTS = 2
 MOUNT_INDEX_FILE = "mount-index.json"
-#: The skip reason of an image whose destination tag the registry keeps immutable (HTTP 412).
+#: The skip reason of an image whose destination tag the registry keeps immutable (HTTP 412),
+#: whether the 412 arrived or a hook (Harbor's rules) predicted it before any upload.
 REASON_IMMUTABLE = "immutable: the destination tag is immutable (HTTP 412)"
 
 
@@ -348,6 +349,8 @@ async def run_sync(
                 return _failed(image, f"checking the destination: {exc}")
             if decision.action == "skip":
                 return _skipped(image, decision)
+            if await hooks.destination_immutable(image, decision, ctx):
+                return _immutable(image)  # known before any blob request (Harbor's rules)
             try:
                 return await run.copy_one(image, progress)
             except ImmutableTagError:

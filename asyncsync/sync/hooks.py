@@ -14,8 +14,10 @@
    (Harbor projects created; images of projects that could not be created leave the plan with a
    plan error naming the project), and :meth:`SyncHooks.configure` sees the run's
    :class:`~asyncsync.copy.BlobCoordinator` (Harbor mount-source lookup);
-5. every image's result goes to :meth:`SyncHooks.image_finished`;
-6. :meth:`SyncHooks.after_copy` runs after the pool, with the report (prune deletes here).
+5. an image decided "copy" is first offered to :meth:`SyncHooks.destination_immutable`: ``True``
+   skips it as immutable before any request to its destination's blobs (Harbor's rules);
+6. every image's result goes to :meth:`SyncHooks.image_finished`;
+7. :meth:`SyncHooks.after_copy` runs after the pool, with the report (prune deletes here).
 
 A hook never raises for an expected failure: it records it, shows it in :meth:`summary_lines`
 and :meth:`report_data`, and clears :attr:`ok`. Hooks are combined with :class:`HookChain`.
@@ -29,7 +31,7 @@ from typing import Any, Literal
 
 from asyncsync.copy.coordinator import BlobCoordinator
 from asyncsync.registry.client import RegistryClient, RegistryOptions, RegistrySession
-from asyncsync.sync.decisions import DestinationChecker
+from asyncsync.sync.decisions import Decision, DestinationChecker
 from asyncsync.sync.plan import Plan, PlannedImage, SourceLister
 from asyncsync.sync.report import ImageResult, SyncReport
 from asyncsync.sync.spec import SyncSpec
@@ -70,6 +72,12 @@ class SyncHooks:
 
     def configure(self, coordinator: BlobCoordinator, ctx: RunContext) -> None:
         """Called once per real run, before the first copy."""
+
+    async def destination_immutable(self, image: PlannedImage, decision: Decision, ctx: RunContext) -> bool:
+        """Whether the destination will refuse ``image`` because its tag is immutable; called for
+        each image ``decision`` says to copy. ``True`` skips the image exactly as the registry's
+        412 would (``immutable``). Never raises: when unsure, ``False`` (the copy finds out)."""
+        return False
 
     def image_finished(self, image: PlannedImage, result: ImageResult) -> None:
         """Called for every image result, in completion order."""
@@ -126,6 +134,12 @@ class HookChain(SyncHooks):
     def configure(self, coordinator: BlobCoordinator, ctx: RunContext) -> None:
         for hook in self.hooks:
             hook.configure(coordinator, ctx)
+
+    async def destination_immutable(self, image: PlannedImage, decision: Decision, ctx: RunContext) -> bool:
+        for hook in self.hooks:
+            if await hook.destination_immutable(image, decision, ctx):
+                return True
+        return False
 
     def image_finished(self, image: PlannedImage, result: ImageResult) -> None:
         for hook in self.hooks:

@@ -10,6 +10,7 @@ import pytest
 from asyncsync.digest import Digest
 from asyncsync.errors import AuthenticationError, NotFoundError, PermissionDeniedError
 from asyncsync.harbor.api import HarborAPI, project_of
+from asyncsync.harbor.immutable import Selector
 from asyncsync.registry.client import RegistryOptions, RegistrySession
 from asyncsync.registry.credentials import Credentials
 from tests.harbor.conftest import HarborFactory
@@ -120,3 +121,34 @@ async def test_delete_tag_removes_only_that_tag(make_harbor: HarborFactory) -> N
         (artifact,) = await api.list_artifacts("p/app")
     assert artifact.tags == ("keep",)
     assert await list_tags(registry, "p/app") == ["keep"]
+
+
+@pytest.mark.anyio
+async def test_immutable_rules_are_paged_read_by_name_and_refused_to_robots(
+    make_harbor: HarborFactory,
+) -> None:
+    harbor = make_harbor()
+    harbor.add_project("12345")  # a numeric name: without X-Is-Resource-Name Harbor reads an id
+    for tags in ("v*", "release-**", "{stable,lts}"):
+        harbor.rules.add("12345", repositories="apps/**", tags=tags)
+    harbor.rules.add("12345", tags="dev*", exclude_tags=True, disabled=True)
+    robot = harbor.add_robot("ci", "robot-secret", project="12345")
+    harbor.api_requests.clear()
+
+    async with api_for(harbor, "admin", harbor.admin_password, page_size=3) as api:
+        rules = await api.immutable_rules("12345")
+    assert [rule.tag_selectors[0].pattern for rule in rules] == ["v*", "release-**", "{stable,lts}", "dev*"]
+    assert [rule.disabled for rule in rules] == [False, False, False, True]
+    assert rules[3].tag_selectors[0].decoration == "excludes"
+    assert {rule.repository_selectors[0] for rule in rules[:3]} == {
+        Selector("doublestar", "repoMatches", "apps/**")
+    }
+    # Four rules in pages of three: two requests, both by name.
+    paths = [path for method, path, status in harbor.api_requests if "immutabletagrules" in path]
+    assert len(paths) == 2 and all(p.startswith("/api/v2.0/projects/12345/immutabletagrules?") for p in paths)
+    async with api_for(harbor, robot.name, "robot-secret") as as_robot:
+        with pytest.raises(PermissionDeniedError):
+            await as_robot.immutable_rules("12345")
+    async with api_for(harbor, "admin", harbor.admin_password) as api:
+        with pytest.raises(NotFoundError):
+            await api.immutable_rules("missing")

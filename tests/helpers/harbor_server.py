@@ -27,14 +27,20 @@ Harbor behaviours reproduced:
   references the blob; the admin sees every project, ordinary users their projects and public
   ones, robot accounts only public ones (as Harbor's ``ListAllRepositories`` does);
 * ``DELETE .../artifacts/{ref}/tags/{tag}`` removes only that tag;
-* tag immutability: in a project marked ``immutable``, a manifest PUT to an existing tag answers
-  **412** ``PRECONDITION`` ("... configured as immutable"), as does deleting a tagged manifest.
+* tag immutability: a manifest PUT to an existing tag that the project's rules keep immutable
+  answers **412** ``PRECONDITION`` ("... configured as immutable"), as does deleting a tagged
+  manifest or tag. Rules (:mod:`tests.helpers.harbor_rules`: doublestar repository and tag
+  patterns, ``matches``/``excludes`` decorations, disabled rules) are added with
+  ``server.rules.add(project, repositories=..., tags=...)``; a project created ``immutable=True``
+  has Harbor's ``**``/``**`` rule. ``GET /api/v2.0/projects/{p}/immutabletagrules`` lists them (paged; ``p``
+  is a name with ``X-Is-Resource-Name: true``, else an id when numeric) to members and the
+  admin; robot accounts get 403, as Harbor's default robot permissions give.
 
 Not reproduced: the web UI, sessions/CSRF, OIDC, quotas, replication, scanning, retention,
 labels, webhooks, proxy-cache projects, member roles finer than "member" (members may push and
-delete), tag-immutability rules with patterns (a project is all-immutable or not), Harbor's own
-``/v2/`` catalog and tag listing (the registry serves them), artifacts pushed around the front
-server, HTTPS, and pull counting.
+delete), creating rules through the API, doublestar patterns beyond the subset
+:mod:`tests.helpers.harbor_rules` supports, Harbor's own ``/v2/`` catalog and tag listing (the
+registry serves them), artifacts pushed around the front server, HTTPS, and pull counting.
 """
 
 from __future__ import annotations
@@ -56,6 +62,7 @@ from urllib.parse import unquote
 import aiohttp
 from aiohttp import web
 
+from tests.helpers.harbor_rules import RuleBook, immutable_response
 from tests.helpers.harbor_state import (
     Account,
     Artifact,
@@ -90,6 +97,8 @@ class HarborServer:
         self.base_dir = base_dir
         self.admin_password = admin_password or secrets.token_urlsafe(12)
         self.state = HarborState(self.admin_password)
+        #: tag-immutability rules per project (``rules.add(project, repositories=, tags=, ...)``)
+        self.rules = RuleBook()
         self.token_service = TokenService(
             users={}, anonymous_actions=(), expires_in=token_expires_in, policy=self.state.token_policy
         )
@@ -164,6 +173,7 @@ class HarborServer:
         app.router.add_route("*", f"{api}/projects", self._projects)
         app.router.add_get(f"{api}/projects/{{project}}", self._project)
         app.router.add_get(f"{api}/projects/{{project}}/repositories", self._repositories)
+        app.router.add_get(f"{api}/projects/{{project}}/immutabletagrules", self._immutable_rules)
         app.router.add_get(f"{api}/projects/{{project}}/repositories/{{repo}}", self._repository)
         app.router.add_get(f"{api}/projects/{{project}}/repositories/{{repo}}/artifacts", self._artifacts)
         app.router.add_delete(
@@ -201,6 +211,10 @@ class HarborServer:
 
     def add_project(self, name: str, *, public: bool = False, immutable: bool = False) -> Project:
         return self.state.add_project(name, public=public, immutable=immutable)
+
+    def tag_immutable(self, repository: str, tag: str) -> bool:
+        """Whether the rules keep ``tag`` of ``repository`` (``project/path``) immutable."""
+        return self.rules.tag_immutable(self.state, repository, tag)
 
     def add_robot(self, name: str, password: str, project: str | None = None) -> Account:
         account = self.state.add_robot(name, password, project)
@@ -278,28 +292,11 @@ class HarborServer:
             return response
 
     def _immutable_refusal(self, method: str, repository: str, reference: str) -> web.Response | None:
-        with self.state.lock:
-            refusal = self._immutable_refusal_locked(method, repository, reference)
-        if refusal is not None:
-            self.refusals.append(f"{method} {repository}:{reference}")
-        return refusal
-
-    def _immutable_refusal_locked(self, method: str, repository: str, reference: str) -> web.Response | None:
-        project = self.state.projects.get(repository.split("/", 1)[0])
-        if project is None or not project.immutable:
+        tag = self.rules.refused_tag(self.state, method, repository, reference)
+        if tag is None:
             return None
-        name = repository.split("/", 1)[-1]
-        is_tag = not reference.startswith("sha256:")
-        if method == "PUT" and is_tag and self.state.tagged(repository, reference) is not None:
-            message = f"Failed to process request due to '{name}:{reference}' configured as immutable."
-            return error_response(412, "PRECONDITION", message)
-        if method == "DELETE":
-            artifact = self.state.artifacts.get(repository, {}).get(reference)
-            if artifact is not None and artifact.tags:
-                tag = sorted(artifact.tags)[0]
-                message = f"Failed to process request due to '{name}:{tag}' configured as immutable."
-                return error_response(412, "PRECONDITION", message)
-        return None
+        self.refusals.append(f"{method} {repository}:{reference}")
+        return immutable_response(repository, tag)
 
     def _record(
         self, request: web.Request, manifest: tuple[str, str], body: Any, upstream: aiohttp.ClientResponse
@@ -446,7 +443,14 @@ class HarborServer:
         with self.state.lock:
             artifacts = sorted(self.state.artifacts.get(name, {}).values(), key=lambda a: -a.push_time)
             items = [artifact_json(a, project, with_tag) for a in artifacts]
+        for item in items:
+            for tag in item["tags"] or ():
+                tag["immutable"] = self.tag_immutable(name, tag["name"])
         return paged_response(request, items)
+
+    async def _immutable_rules(self, request: web.Request) -> web.Response:
+        account, refusal = self._caller(request)
+        return refusal or self.rules.response(request, self.state, account)
 
     async def _delete_tag(self, request: web.Request) -> web.Response:
         project, account, refusal = self._readable_project(request, request.match_info["project"])
@@ -456,12 +460,9 @@ class HarborServer:
         if not self.state.is_member(account, project.name):
             return error_response(403, "FORBIDDEN", "forbidden")
         name, tag = self._repository_name(request), request.match_info["tag"]
-        if project.immutable:
+        if self.tag_immutable(name, tag):
             self.refusals.append(f"DELETE {name}:{tag}")
-            message = (
-                f"Failed to process request due to '{name.split('/', 1)[1]}:{tag}' configured as immutable."
-            )
-            return error_response(412, "PRECONDITION", message)
+            return immutable_response(name, tag)
         if not self.state.remove_tag(name, tag):
             return error_response(404, "NOT_FOUND", f"tag {tag} not found")
         assert self.registry is not None
