@@ -279,6 +279,8 @@ class UploadSession:
         self.location = location
         self.min_chunk = min_chunk
         self.finished = False
+        #: Length of the chunk a 413 refused, for the caller to pick a smaller one.
+        self.refused_chunk: int | None = None
 
     def __repr__(self) -> str:
         return f"UploadSession({self.client.registry}/{self.repository})"
@@ -321,6 +323,7 @@ class UploadSession:
         what = self._what(digest)
         chunk = max(chunk_size, self.min_chunk, 1)
         offset = 0
+        length = 0
         try:
             while offset < size:
                 length = min(chunk, size - offset)
@@ -360,6 +363,7 @@ class UploadSession:
                 self.finished = True
         except RegistryError as exc:
             if exc.status == 413:
+                self.refused_chunk = length
                 raise RegistryError(
                     413,
                     exc.code,

@@ -15,6 +15,7 @@ import pytest
 from asyncsync.copy import CopyOptions
 from asyncsync.errors import DigestMismatchError
 from asyncsync.registry.client import RegistryOptions
+from asyncsync.transports.docker.destination import smaller_chunk
 from tests.copy.support import ScriptedSource, copy_run, ref, registry_options, serve_scripted
 from tests.helpers import skopeo
 from tests.helpers.fault_proxy import Fault, FaultProxy
@@ -131,6 +132,42 @@ async def test_413_on_monolithic_put_falls_back_to_chunked(
     assert proxy_anon.injected()["413 over 65536 bytes"] >= 1
     assert proxy_anon.count("PATCH", _uploads("large/dst"), status=202) >= 2
     assert skopeo.inspect(registry_anon, "large/dst:v1")["Digest"] == image.digest
+
+
+async def test_413_on_chunks_makes_them_smaller(
+    registry_anon: RegistryServer, proxy_anon: FaultProxy
+) -> None:
+    """A proxy refusing bodies over 300 KiB: the monolithic PUT and then the default 8 MiB chunk
+    (here the whole 700 KB layer) get 413, the next chunk size (256 KiB) passes, and the run keeps it."""
+    image = make_image("too-large-chunks", layers=2, layer_size=700_000)
+    await push_image(registry_anon, "chunks413/src", "v1", image)
+    uploads = _uploads("chunks413/dst")
+    for method in ("PUT", "PATCH"):
+        proxy_anon.add_rule(Fault.too_large(300 * 1024), method=method, path=uploads, times=0)
+    async with copy_run() as run:
+        result = await run.copy(
+            ref(registry_anon, "chunks413/src:v1"),
+            registry_options(registry_anon),
+            ref(proxy_anon.address, "chunks413/dst:v1"),
+            PLAIN,
+            CopyOptions(),
+            chunk_size=None,
+        )
+    assert str(result.digest) == image.digest
+    accepted = [r for r in proxy_anon.records() if r.method == "PATCH" and r.status == 202]
+    assert accepted and all(r.body_bytes <= 256 * 1024 for r in accepted)
+    # Once learned, the size holds for the run: at most one refused PATCH per blob in flight at the time.
+    assert 1 <= proxy_anon.count("PATCH", uploads, status=413) <= 2
+    assert skopeo.inspect(registry_anon, "chunks413/dst:v1")["Digest"] == image.digest
+
+
+def test_smaller_chunk_steps() -> None:
+    assert smaller_chunk(8 * 1024 * 1024, 0) == 1024 * 1024
+    assert smaller_chunk(1024 * 1024, 0) == 256 * 1024
+    assert smaller_chunk(700_000, 0) == 256 * 1024
+    assert smaller_chunk(256 * 1024, 0) == 64 * 1024
+    assert smaller_chunk(64 * 1024, 0) is None
+    assert smaller_chunk(1024 * 1024, 512 * 1024) is None  # never below OCI-Chunk-Min-Length
 
 
 async def test_chunk_size_forces_chunked_uploads(

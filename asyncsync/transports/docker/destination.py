@@ -3,7 +3,9 @@
 Per blob: ``try_reuse_blob`` (HEAD, then cross-repo mounts from the candidates), else
 ``put_blob`` (a new upload, or the session a refused mount opened; monolithic unless chunked
 uploads are configured, the blob is above the chunking threshold, or the registry once answered
-413). Manifests go by digest for children and by the reference (tag or digest) last.
+413). A 413 to a chunk makes the registry's chunks smaller for the rest of the run (1 MiB first:
+nginx's default ``client_max_body_size``, then 256 KiB, then 64 KiB) and restarts the blob.
+Manifests go by digest for children and by the reference (tag or digest) last.
 """
 
 from __future__ import annotations
@@ -48,6 +50,21 @@ class _RegistryUploadState:
     """What a run has learned about uploading to one registry (shared by its destinations)."""
 
     chunked: bool = False
+    #: Largest chunk to send after a 413 refused a bigger one.
+    chunk_limit: int | None = None
+
+
+#: Chunk sizes tried after a 413 to a chunk, largest first; nginx's default body limit is 1 MiB.
+SMALLER_CHUNKS = (1024 * 1024, 256 * 1024, 64 * 1024)
+
+
+def smaller_chunk(refused: int, floor: int) -> int | None:
+    """The next chunk size to try after ``refused`` bytes got a 413, not below the registry's
+    ``OCI-Chunk-Min-Length`` (``floor``); ``None`` when there is none left."""
+    for size in SMALLER_CHUNKS:
+        if floor <= size < refused:
+            return size
+    return None
 
 
 # Keyed by client, which the run's RegistrySession keeps per (registry, options): run-wide.
@@ -122,13 +139,15 @@ class DockerDestination:
     def _chunk_size(self, size: int) -> int | None:
         """The chunk size to use for a blob of ``size`` bytes, or ``None`` for a monolithic PUT."""
         options = self._ctx.options
+        state = _upload_state(self.client)
+        chosen: int | None = None
         if options.chunk_size:
-            return options.chunk_size
-        if options.chunked_threshold is not None and size > options.chunked_threshold:
-            return DEFAULT_CHUNK_SIZE
-        if _upload_state(self.client).chunked:
-            return DEFAULT_CHUNK_SIZE
-        return None
+            chosen = options.chunk_size
+        elif (options.chunked_threshold is not None and size > options.chunked_threshold) or state.chunked:
+            chosen = DEFAULT_CHUNK_SIZE
+        if chosen is not None and state.chunk_limit is not None:
+            chosen = min(chosen, state.chunk_limit)
+        return chosen
 
     def _denied(self, exc: RegistryError) -> RegistryError:
         """A permanent 401/403 on a write means these credentials may read but not push here."""
@@ -181,6 +200,20 @@ class DockerDestination:
                     )
                     retry.temporary = True
                     raise retry from None
+                if exc.status == 413 and session is not None and session.refused_chunk:
+                    smaller = smaller_chunk(session.refused_chunk, session.min_chunk)
+                    if smaller is not None:
+                        _upload_state(self.client).chunk_limit = smaller
+                        retry = RegistryError(
+                            413,
+                            exc.code,
+                            f"registry refused a {session.refused_chunk}-byte chunk as too large; "
+                            f"retrying with {smaller}-byte chunks",
+                            what=exc.what,
+                            retry_after=0.0,
+                        )
+                        retry.temporary = True
+                        raise retry from None
                 raise
             except BaseException:
                 if session is not None:
