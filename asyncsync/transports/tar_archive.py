@@ -11,6 +11,14 @@ archive, or when a member is a device, FIFO or sparse file. Links inside the arc
 
 Writing (:func:`write_tar`): deterministic headers (mtime 0, uid/gid 0, no user names) in the
 order given, so the same image always gives the same archive bytes.
+
+Streaming writers (the ``docker-archive:`` writer) build members themselves with
+:func:`member_header`, :func:`padding` and :data:`END_OF_ARCHIVE`: the same bytes Go's
+``archive/tar`` writes for containers/image (USTAR, octal device numbers, two zero blocks at the
+end and no record padding), so such an archive can be byte-identical to skopeo's. A header for a
+regular file is exactly :data:`BLOCK` bytes whatever its size (sizes of 8 GiB and more use the
+GNU base-256 encoding, read by Go, GNU tar and Python), so a writer can reserve it before the
+size is known and fill it in afterwards.
 """
 
 from __future__ import annotations
@@ -297,3 +305,87 @@ def write_tar(entries: Sequence[TarEntry], out: BinaryIO) -> None:
                 data = entry.data or b""
                 info.size = len(data)
                 archive.addfile(info, io.BytesIO(data))
+
+
+#: A tar block; headers and member data are padded to it.
+BLOCK = 512
+#: What ends an archive: two zero blocks (Go's ``tar.Writer.Close``; no record padding).
+END_OF_ARCHIVE = bytes(2 * BLOCK)
+#: Sizes from this one on do not fit the 11 octal digits of a USTAR header.
+_OCTAL_SIZE_LIMIT = 8**11
+_NAME_LENGTH = 100
+
+
+def _octal(value: int, length: int) -> bytes:
+    """Zero-padded octal digits and a NUL, as Go's ``formatOctal``."""
+    return b"%0*o\x00" % (length - 1, value)
+
+
+def _size_field(size: int) -> bytes:
+    if size < _OCTAL_SIZE_LIMIT:
+        return _octal(size, 12)
+    # GNU base-256: a leading 0x80, then the value big-endian in the remaining 11 bytes.
+    return b"\x80" + size.to_bytes(11, "big")
+
+
+def _ustar(name: bytes, size: int, typeflag: bytes, target: bytes, mode: int) -> bytes:
+    block = bytearray(BLOCK)
+    block[0 : len(name)] = name
+    block[100:108] = _octal(mode, 8)
+    block[108:116] = _octal(0, 8)  # uid
+    block[116:124] = _octal(0, 8)  # gid
+    block[124:136] = _size_field(size)
+    block[136:148] = _octal(0, 12)  # mtime: the epoch, as skopeo writes
+    block[148:156] = b" " * 8  # the checksum is computed with its own field as spaces
+    block[156:157] = typeflag
+    block[157 : 157 + len(target)] = target
+    block[257:265] = b"ustar\x0000"
+    block[329:337] = _octal(0, 8)  # devmajor
+    block[337:345] = _octal(0, 8)  # devminor
+    block[148:156] = b"%06o\x00 " % sum(block)
+    return bytes(block)
+
+
+def _pax_record(key: str, value: str) -> bytes:
+    body = f" {key}={value}\n".encode()
+    length = len(body) + 1
+    while len(str(length)) + len(body) != length:  # the length counts its own digits
+        length += 1
+    return str(length).encode() + body
+
+
+def member_header(
+    name: str,
+    size: int = 0,
+    *,
+    kind: Literal["file", "symlink"] = "file",
+    target: str = "",
+    mode: int = 0o444,
+) -> bytes:
+    """The header block(s) of one member, with mtime 0 and uid/gid 0 (deterministic).
+
+    A name or link target longer than 100 bytes gets a PAX extended header first (as Go does);
+    otherwise, and always for a regular file whose name fits, the result is one :data:`BLOCK`.
+    """
+    encoded, linked = name.encode(), target.encode()
+    typeflag = b"0" if kind == "file" else b"2"
+    if kind != "file":
+        size = 0
+    records = b""
+    if len(encoded) > _NAME_LENGTH:
+        records += _pax_record("path", name)
+        encoded = encoded[:_NAME_LENGTH]
+    if len(linked) > _NAME_LENGTH:
+        records += _pax_record("linkpath", target)
+        linked = linked[:_NAME_LENGTH]
+    header = _ustar(encoded, size, typeflag, linked, mode)
+    if not records:
+        return header
+    base = posixpath.basename(name.rstrip("/")) or "member"
+    pax_name = posixpath.join(posixpath.dirname(name), "PaxHeaders.0", base).encode()[:_NAME_LENGTH]
+    return _ustar(pax_name, len(records), b"x", b"", 0o444) + records + padding(len(records)) + header
+
+
+def padding(size: int) -> bytes:
+    """The zero bytes that follow ``size`` bytes of member data up to the next block."""
+    return bytes(-size % BLOCK)

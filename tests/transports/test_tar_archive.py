@@ -1,4 +1,5 @@
-"""Reading archives in place (never extracting) and refusing unsafe members; deterministic writing."""
+"""Reading archives in place (never extracting) and refusing unsafe members; deterministic writing;
+Go-compatible member headers for streaming writers."""
 
 from __future__ import annotations
 
@@ -11,7 +12,15 @@ from pathlib import Path
 import pytest
 
 from asyncsync.errors import LocalStorageError
-from asyncsync.transports.tar_archive import TarEntry, TarIndex, write_tar
+from asyncsync.transports.tar_archive import (
+    BLOCK,
+    END_OF_ARCHIVE,
+    TarEntry,
+    TarIndex,
+    member_header,
+    padding,
+    write_tar,
+)
 
 
 def _tar(path: Path, members: list[tuple[str, str, bytes | str]], *, compress: bool = False) -> Path:
@@ -164,3 +173,44 @@ def test_write_tar_is_deterministic_and_readable(tmp_path: Path) -> None:
         assert members["dir/link"].linkname == "../b"
         extracted = archive.extractfile("dir/a")
         assert extracted is not None and extracted.read() == b"file content"
+
+
+def test_member_headers_are_what_go_archive_tar_writes() -> None:
+    header = member_header("0123.tar", 10240)
+    assert len(header) == BLOCK
+    # The fields as Go's USTAR writer fills them (as in skopeo's archives): octal, NUL-terminated,
+    # device numbers included; checksum as six digits, NUL, space.
+    assert header[100:108] == b"0000444\x00" and header[108:124] == b"0000000\x00" * 2
+    assert header[124:136] == b"00000024000\x00" and header[136:148] == b"00000000000\x00"
+    assert header[156:157] == b"0" and header[257:265] == b"ustar\x0000"
+    assert header[329:345] == b"0000000\x00" * 2 and header[345:] == bytes(BLOCK - 345)
+    checksum = sum(header[:148]) + 8 * ord(" ") + sum(header[156:])
+    assert header[148:156] == b"%06o\x00 " % checksum
+    link = member_header("id/layer.tar", 99, kind="symlink", target="../0123.tar", mode=0)
+    assert link[156:157] == b"2" and link[124:136] == b"00000000000\x00" and link[100:108] == b"0000000\x00"
+
+
+def test_member_headers_read_back_with_long_names_and_huge_sizes() -> None:
+    long_name = "d" * 64 + "/" + "e" * 128 + ".json"
+    long_target = "../" + "f" * 120
+    out = io.BytesIO()
+    for name, data in (("a.json", b"{}"), (long_name, b"long")):
+        out.write(member_header(name, len(data)) + data + padding(len(data)))
+    out.write(member_header("link", kind="symlink", target=long_target, mode=0))
+    out.write(END_OF_ARCHIVE)
+    assert len(out.getvalue()) % BLOCK == 0
+    with tarfile.open(fileobj=io.BytesIO(out.getvalue())) as archive:
+        members = archive.getmembers()
+        assert [(m.name, m.size, m.mode, m.mtime) for m in members[:2]] == [
+            ("a.json", 2, 0o444, 0),
+            (long_name, 4, 0o444, 0),
+        ]
+        assert members[2].issym() and members[2].linkname == long_target
+        extracted = archive.extractfile(long_name)
+        assert extracted is not None and extracted.read() == b"long"
+    # A layer of 8 GiB or more still has a one-block header (GNU base-256 size), so a writer can
+    # reserve it before knowing the size.
+    huge = 10 * 1024**3
+    header = member_header("0123.tar", huge)
+    assert len(header) == BLOCK
+    assert tarfile.TarInfo.frombuf(header, "utf-8", "surrogateescape").size == huge

@@ -1,12 +1,15 @@
 """Writing an image as a ``docker save`` archive (``docker-archive:``; also ``docker-daemon:``).
 
 skopeo 1.9 stores layers uncompressed (its docker-archive destination asks the copy engine to
-decompress, so ``docker load`` can read them) under ``<diff id hex>.tar``. asyncsync does the
-decompression itself while streaming each blob to a staging directory, and checks at
-``put_manifest`` that every layer decompresses to the diff id the config lists. The archive is
-assembled at :meth:`ArchiveDestination.commit` (layers, config, legacy metadata,
-``manifest.json``, ``repositories``; see :mod:`.archive`) into a temporary file that is renamed
-over the target: as in skopeo, an existing non-empty archive is never modified.
+decompress, so ``docker load`` can read them) under ``<diff id hex>.tar``. asyncsync streams
+each layer straight into the archive as it arrives, decompressing and hashing it on the way
+(:class:`~asyncsync.transports.docker_archive.writer.ArchiveWriter`: a temporary file next to the
+target, renamed over it at :meth:`ArchiveDestination.commit`; layers that arrive while another
+one is being written are spooled meanwhile). The config is kept in memory (4 MiB at most, as
+containers/image) and written at commit with the legacy metadata, ``manifest.json`` and
+``repositories`` (see :mod:`.archive`), after :meth:`ArchiveDestination.put_manifest` checked
+that every layer decompressed to the diff id the config lists. As in skopeo, an existing
+non-empty archive is never modified.
 
 One image per archive, so ``multi_image`` is false and an index is refused; digests are not
 preserved (the archive keeps no manifest).
@@ -17,11 +20,10 @@ from __future__ import annotations
 import os
 import tempfile
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
-from dataclasses import dataclass
 
 import anyio
 
-from asyncsync.digest import Digest
+from asyncsync.digest import Digest, DigestVerifier
 from asyncsync.errors import DigestMismatchError, LocalStorageError, UsageError
 from asyncsync.manifest import (
     DOCKER_V2S2,
@@ -45,6 +47,7 @@ from asyncsync.transports.docker_archive.archive import (
     LEGACY_LAYER_FILE,
     LEGACY_VERSION_FILE,
     MANIFEST_FILE,
+    MAX_CONFIG_SIZE,
     REPOSITORIES_FILE,
     archive_manifest,
     config_diff_ids,
@@ -53,44 +56,63 @@ from asyncsync.transports.docker_archive.archive import (
     tagged_names,
 )
 from asyncsync.transports.docker_archive.reference import DockerArchiveReference
-from asyncsync.transports.layer_compression import Decompress
-from asyncsync.transports.local_files import remove_tree_quietly, write_chunks_atomic, write_file_atomic_sync
-from asyncsync.transports.tar_archive import TarEntry, write_tar
+from asyncsync.transports.docker_archive.writer import ArchiveWriter, StoredLayer
+from asyncsync.transports.layer_compression import CONFIG_TYPES
+from asyncsync.transports.tar_archive import TarEntry
 
 CAPABILITIES = Capabilities(
     manifest_types=(DOCKER_V2S2, OCI_MANIFEST), multi_image=False, preserves_digests=False
 )
 
-#: Receives the archive's entries at commit and writes them somewhere (a file, the daemon).
-Finisher = Callable[[list[TarEntry]], Awaitable[None]]
+#: A step run after the archive is published (``docker-daemon:`` loads it) or at close.
+Hook = Callable[[], Awaitable[None]]
 
 
-@dataclass(frozen=True, slots=True)
-class _Staged:
-    path: str
-    #: Digest and size of the stored (uncompressed) content.
-    stored: Digest
-    size: int
+async def read_config(blob: Descriptor, chunks: AsyncIterator[bytes], where: str) -> bytes:
+    """A config blob, verified and held in memory (refused over containers/image's 4 MiB)."""
+    what = f"{where}: blob {blob.digest}"
+    if blob.size > MAX_CONFIG_SIZE:
+        raise LocalStorageError(f"{what}: the config is larger than {MAX_CONFIG_SIZE} bytes")
+    verifier = DigestVerifier(blob.digest, blob.size, what)
+    data = bytearray()
+    async for chunk in chunks:
+        verifier.update(chunk)
+        data += chunk
+        if len(data) > MAX_CONFIG_SIZE:
+            raise LocalStorageError(f"{what}: the config is larger than {MAX_CONFIG_SIZE} bytes")
+    verifier.finish()
+    return bytes(data)
 
 
 class ArchiveDestination:
-    """Stages one image's blobs, then writes the archive through ``finish`` at commit."""
+    """Streams one image's layers into an :class:`ArchiveWriter`; the rest is written at commit.
+
+    ``before_rename`` runs (blocking, in a worker thread) just before the archive is renamed into
+    place; ``after_commit`` runs once it is published; ``on_close`` runs when the destination is
+    closed, after the writer's temporary files are gone.
+    """
 
     def __init__(
         self,
         reference: ImageReference,
         tags: list[ImageName],
-        staging: str,
-        finish: Finisher,
+        writer: ArchiveWriter,
         where: str,
+        *,
+        before_rename: Callable[[], None] | None = None,
+        after_commit: Hook | None = None,
+        on_close: Hook | None = None,
     ) -> None:
         self._reference = reference
         self._tags = tags
-        self._staging = staging
-        self._finish = finish
+        self._writer = writer
         self._where = where
-        self._blobs: dict[Digest, _Staged] = {}
-        self._entries: list[TarEntry] | None = None
+        self._before_rename = before_rename
+        self._after_commit = after_commit
+        self._on_close = on_close
+        self._layers: dict[Digest, StoredLayer] = {}
+        self._configs: dict[Digest, bytes] = {}
+        self._members: list[TarEntry] | None = None
 
     @property
     def reference(self) -> ImageReference:
@@ -103,21 +125,22 @@ class ArchiveDestination:
     async def try_reuse_blob(
         self, blob: Descriptor, candidates: Sequence[BlobLocation] = (), *, known_absent: bool = False
     ) -> ReuseResult | None:
-        staged = self._blobs.get(blob.digest)
-        return ReuseResult(ReuseKind.EXISTS, blob.size) if staged is not None else None
+        if blob.digest in self._layers or blob.digest in self._configs:
+            return ReuseResult(ReuseKind.EXISTS, blob.size)
+        return None
 
     async def put_blob(self, blob: Descriptor, chunks: AsyncIterator[bytes]) -> None:
-        # Every blob goes through Decompress: layers come out as plain tars, and the config (or
-        # an uncompressed layer) passes through unchanged.
-        path = os.path.join(self._staging, blob.digest.hex)
-        result = await write_chunks_atomic(path, chunks, Decompress(f"{self._where}: blob {blob.digest}"))
-        self._blobs[blob.digest] = _Staged(path, result.digest, result.size)
+        """An image config is kept in memory; anything else streams into the archive as a layer."""
+        if blob.media_type in CONFIG_TYPES:
+            self._configs[blob.digest] = await read_config(blob, chunks, self._where)
+        else:
+            self._layers[blob.digest] = await self._writer.put_layer(blob, chunks)
 
-    def _staged(self, digest: Digest) -> _Staged:
-        staged = self._blobs.get(digest)
-        if staged is None:
-            raise LocalStorageError(f"{self._where}: blob {digest} was not written before the manifest")
-        return staged
+    def _stored(self, blob: Descriptor) -> StoredLayer:
+        stored = self._layers.get(blob.digest)
+        if stored is None:
+            raise LocalStorageError(f"{self._where}: blob {blob.digest} was not written before the manifest")
+        return stored
 
     async def put_manifest(self, raw: bytes, media_type: str, instance: Digest | None = None) -> Digest:
         if instance is not None or media_type in INDEX_TYPES:
@@ -130,61 +153,60 @@ class ArchiveDestination:
             raise UsageError(
                 f"{self._where}: cannot store a {manifest.media_type} manifest in a docker archive"
             )
-        config = self._staged(manifest.config.digest)
-        layers = [self._staged(layer.digest) for layer in manifest.layers]
-        config_bytes = await anyio.to_thread.run_sync(_read, config.path)
-        diff_ids = config_diff_ids(config_bytes, self._where)
-        stored = [layer.stored for layer in layers]
+        config = self._configs.get(manifest.config.digest)
+        if config is None:
+            if manifest.config.media_type not in CONFIG_TYPES:
+                raise UsageError(
+                    f"{self._where}: a docker archive holds container images; config "
+                    f"{manifest.config.digest} is {manifest.config.media_type}"
+                )
+            raise LocalStorageError(
+                f"{self._where}: config {manifest.config.digest} was not written before the manifest"
+            )
+        layers = [self._stored(layer) for layer in manifest.layers]
+        diff_ids = config_diff_ids(config, self._where)
+        stored = [layer.diff_id for layer in layers]
         if diff_ids != stored:
             raise DigestMismatchError(
                 f"{self._where}: the layers decompress to {', '.join(map(str, stored))} but the config "
                 f"lists diff ids {', '.join(map(str, diff_ids))}"
             )
-        self._entries = self._build_entries(manifest.config.digest, config, layers, config_bytes)
+        self._members = self._metadata(manifest.config.digest, config, layers)
         return Digest.of(raw)
 
-    def _build_entries(
-        self, config_digest: Digest, config: _Staged, layers: list[_Staged], config_bytes: bytes
-    ) -> list[TarEntry]:
-        entries: list[TarEntry] = []
-        layer_names: list[str] = []
-        written: set[str] = set()
-        for layer in layers:
-            name = f"{layer.stored.hex}.tar"
-            layer_names.append(name)
-            if name not in written:
-                written.add(name)
-                entries.append(TarEntry(name, source=layer.path))
+    def _metadata(self, config_digest: Digest, config: bytes, layers: list[StoredLayer]) -> list[TarEntry]:
+        """Config, legacy layer directories, manifest.json and repositories, in skopeo's order."""
         config_name = f"{config_digest.hex}.json"
-        entries.append(TarEntry(config_name, source=config.path))
-        legacy = legacy_layers([layer.stored for layer in layers], config_bytes)
+        members = [TarEntry(config_name, data=config)]
+        legacy = legacy_layers([layer.diff_id for layer in layers], config)
         seen: set[str] = set()
         for entry in legacy:
             if entry.id in seen:
                 continue
             seen.add(entry.id)
             target = f"../{entry.diff_id.hex}.tar"
-            entries.append(TarEntry(f"{entry.id}/{LEGACY_LAYER_FILE}", kind="symlink", target=target, mode=0))
-            entries.append(TarEntry(f"{entry.id}/{LEGACY_VERSION_FILE}", data=b"1.0"))
-            entries.append(TarEntry(f"{entry.id}/{LEGACY_CONFIG_FILE}", data=entry.json))
-        entries.append(TarEntry(MANIFEST_FILE, data=archive_manifest(config_name, self._tags, layer_names)))
+            members.append(TarEntry(f"{entry.id}/{LEGACY_LAYER_FILE}", kind="symlink", target=target, mode=0))
+            members.append(TarEntry(f"{entry.id}/{LEGACY_VERSION_FILE}", data=b"1.0"))
+            members.append(TarEntry(f"{entry.id}/{LEGACY_CONFIG_FILE}", data=entry.json))
+        layer_names = [layer.member for layer in layers]
+        members.append(TarEntry(MANIFEST_FILE, data=archive_manifest(config_name, self._tags, layer_names)))
         top = legacy[-1].id if legacy else ""
-        entries.append(TarEntry(REPOSITORIES_FILE, data=repositories(self._tags if top else [], top)))
-        return entries
+        members.append(TarEntry(REPOSITORIES_FILE, data=repositories(self._tags if top else [], top)))
+        return members
 
     async def commit(self) -> None:
-        if self._entries is None:
+        if self._members is None:
             raise LocalStorageError(f"{self._where}: nothing to commit: no manifest was written")
-        await self._finish(self._entries)
-        await self.close()  # the staged blobs are no longer needed
+        await self._writer.finish(self._members, self._before_rename)
+        if self._after_commit is not None:
+            await self._after_commit()
+        await self.close()
 
     async def close(self) -> None:
-        await anyio.to_thread.run_sync(remove_tree_quietly, self._staging)
-
-
-def _read(path: str) -> bytes:
-    with open(path, "rb") as handle:
-        return handle.read()
+        self._writer.abandon()
+        if self._on_close is not None:
+            on_close, self._on_close = self._on_close, None
+            await on_close()
 
 
 def _refuse_existing(path: str, where: str) -> None:
@@ -200,14 +222,14 @@ def _refuse_existing(path: str, where: str) -> None:
         )
 
 
-def _prepare(reference: DockerArchiveReference, where: str) -> tuple[str, str]:
-    """The archive's absolute path and a staging directory next to it (blocking)."""
+def _target(reference: DockerArchiveReference, where: str) -> str:
+    """The archive's absolute path, checked: its directory exists and it is absent or empty (blocking)."""
     path = os.path.abspath(reference.path)
     parent = os.path.dirname(path)
     if not os.path.isdir(parent):
         raise LocalStorageError(f"{where}: directory {parent} does not exist")
     _refuse_existing(path, where)
-    return path, make_staging(parent, os.path.basename(path), where)
+    return path
 
 
 async def open_archive_destination(
@@ -218,16 +240,12 @@ async def open_archive_destination(
     if reference.index is not None:
         raise UsageError(f"{where}: a destination must not contain a source index @{reference.index}")
     tags = tagged_names(reference.name, ctx.options.additional_tags)
-    path, staging = await anyio.to_thread.run_sync(_prepare, reference, where)
-
-    def write(entries: list[TarEntry]) -> None:
-        _refuse_existing(path, where)  # a concurrent writer may have created it meanwhile
-        write_file_atomic_sync(path, lambda out: write_tar(entries, out))
-
-    async def finish(entries: list[TarEntry]) -> None:
-        await anyio.to_thread.run_sync(write, entries)
-
-    return ArchiveDestination(reference, tags, staging, finish, where)
+    path = await anyio.to_thread.run_sync(_target, reference, where)
+    writer = await ArchiveWriter.create(path, where)
+    # A concurrent writer may have created the file meanwhile: checked again before the rename.
+    return ArchiveDestination(
+        reference, tags, writer, where, before_rename=lambda: _refuse_existing(path, where)
+    )
 
 
 def make_staging(parent: str | None, label: str, where: str) -> str:

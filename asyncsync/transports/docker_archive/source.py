@@ -1,16 +1,28 @@
 """Reading an image from a ``docker save`` archive (``docker-archive:`` and ``docker-daemon:`` sources).
 
 Like skopeo, the source generates a Docker v2s2 manifest from ``manifest.json`` and the config,
-so the manifest digest is not the one the image had in a registry. Layers are served as stored,
-never transformed:
+so the manifest digest is not the one the image had in a registry. The generated manifest is
+byte for byte containers/image's (``docker/internal/tarfile/src.go``, skopeo 1.9), so
+``inspect --raw`` and the digest of a copy agree with skopeo's:
 
-* an uncompressed layer (what ``docker save`` and skopeo write) gets its diff id as digest and
-  the ``application/vnd.docker.image.rootfs.diff.tar`` media type. (skopeo labels it
-  ``...tar.gzip`` and relies on its copy engine to compress; we keep the label truthful, so
-  the generated manifest digest differs from ``skopeo inspect``'s; config digest and layer
-  digests are the same.)
-* a gzip-compressed layer is served as is, with the digest of the compressed file (hashed once
-  when the manifest is first generated) and the ``...tar.gzip`` media type.
+* layers are listed in the config's ``rootfs.diff_ids`` order (a repeated diff id is listed
+  again), each with its diff id as digest, its uncompressed size, and the media type
+  ``application/vnd.docker.image.rootfs.diff.tar.gzip`` whatever the stored compression (that is
+  what containers/image writes; the bytes served are uncompressed, see below);
+* the config descriptor has the config's digest and size; compact JSON in Go's field order.
+
+Layers are served uncompressed, always: a layer stored uncompressed (what ``docker save`` and
+skopeo write) streams from its byte range in the archive; a gzip, bzip2 or xz-compressed one is
+decompressed on the fly, so what is served matches the diff id the copy engine verifies. The
+uncompressed size of a compressed layer is found by decompressing it once when the manifest is
+first generated (as containers/image does). A diff id listed with several layer files is read
+from the first; one file listed for two different diff ids is refused.
+
+Known consequence of the gzip label: skopeo's copy engine compresses these layers when their
+destination wants compressed layers (a registry), so the label becomes true there; asyncsync's
+copy engine sends blobs as the source serves them, so ``docker-archive:`` -> ``docker://``
+pushes uncompressed layers under the ``.tar.gzip`` media type (clients that detect compression
+from the bytes, as docker, containerd and containers/image do, pull them fine).
 
 The archive is indexed in place (:class:`~asyncsync.transports.tar_archive.TarIndex`), never
 extracted; blobs stream from their byte ranges.
@@ -18,10 +30,9 @@ extracted; blobs stream from their byte ranges.
 
 from __future__ import annotations
 
-import hashlib
 import os
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Sequence
+from contextlib import aclosing, asynccontextmanager
 from dataclasses import dataclass
 
 import anyio
@@ -41,33 +52,55 @@ from asyncsync.transports.docker_archive.archive import (
     parse_archive_manifest,
 )
 from asyncsync.transports.docker_archive.reference import DockerArchiveReference
-from asyncsync.transports.layer_compression import DOCKER_LAYER_TAR, MAGIC_LENGTH, detect
+from asyncsync.transports.layer_compression import MAGIC_LENGTH, Decompress, detect
 from asyncsync.transports.tar_archive import TarIndex
 
 _CAPABILITIES = Capabilities(ranged_reads=True)
+_READ = 1024 * 1024
 
 
 @dataclass(frozen=True, slots=True)
 class _Layer:
     member: str
-    digest: Digest
+    #: Uncompressed size: what is served.
     size: int
-    media_type: str
+    #: How the member is stored (``None``: uncompressed).
+    compression: str | None
 
 
-def _hash_member(index: TarIndex, member: str) -> Digest:
+def _decompressed_size(index: TarIndex, member: str, what: str) -> int:
+    """Decompress a member to count its bytes (blocking; memory bounded by the decompressor)."""
     resolved = index.resolve(member)
-    digest = hashlib.sha256()
+    transform = Decompress(what)
+    size = 0
     with open(index.path, "rb") as handle:
         handle.seek(resolved.offset)
         remaining = resolved.size
         while remaining:
-            data = handle.read(min(remaining, 1024 * 1024))
+            data = handle.read(min(remaining, _READ))
             if not data:
                 raise LocalStorageError(f"{index.what}: member {member!r} is truncated")
-            digest.update(data)
             remaining -= len(data)
-    return Digest("sha256", digest.hexdigest())
+            size += sum(len(piece) for piece in transform(data))
+    size += sum(len(piece) for piece in transform(None))
+    return size
+
+
+async def _decompressing(chunks: AsyncIterator[bytes], offset: int, what: str) -> AsyncGenerator[bytes, None]:
+    """``chunks`` decompressed in a worker thread, one bounded piece per hop, from ``offset``."""
+    transform = Decompress(what)
+    skip = offset
+    ended = False
+    while not ended:
+        chunk = await anext(chunks, None)
+        ended = chunk is None
+        pieces = iter(transform(chunk))
+        while (piece := await anyio.to_thread.run_sync(next, pieces, None)) is not None:
+            if skip >= len(piece):
+                skip -= len(piece)
+                continue
+            yield piece[skip:] if skip else piece
+            skip = 0
 
 
 class ArchiveImageSource:
@@ -104,17 +137,30 @@ class ArchiveImageSource:
     def capabilities(self) -> Capabilities:
         return _CAPABILITIES
 
-    async def _layer(self, member: str, diff_id: Digest) -> _Layer:
+    async def _layer(self, member: str) -> _Layer:
         size = self.index.resolve(member).size
         kind = detect(await self.index.read_head(member, MAGIC_LENGTH))
         if kind is None:
-            return _Layer(member, diff_id, size, DOCKER_LAYER_TAR)
-        if kind == "gzip":
-            digest = await anyio.to_thread.run_sync(_hash_member, self.index, member)
-            return _Layer(member, digest, size, DOCKER_LAYER_GZIP)
-        raise LocalStorageError(
-            f"{self._where}: layer {member!r} is {kind}-compressed; only gzip is supported"
-        )
+            return _Layer(member, size, None)
+        what = f"{self._where}: layer {member!r}"
+        plain = await anyio.to_thread.run_sync(_decompressed_size, self.index, member, what)
+        return _Layer(member, plain, kind)
+
+    async def _known_layers(self, diff_ids: list[Digest]) -> dict[Digest, _Layer]:
+        """diff id -> layer file, the first file listed for a diff id (as containers/image)."""
+        known: dict[Digest, _Layer] = {}
+        files: set[str] = set()
+        for member, diff_id in zip(self.item.layers, diff_ids, strict=True):
+            if diff_id in known:
+                continue  # the same layer twice in one image: either file has the same content
+            resolved = self.index.resolve(member).name
+            if resolved in files:
+                raise LocalStorageError(
+                    f"{self._where}: layer file {member!r} is used for two different diff ids"
+                )
+            files.add(resolved)
+            known[diff_id] = await self._layer(member)
+        return known
 
     async def _prepare(self) -> bytes:
         async with self._lock:
@@ -127,11 +173,12 @@ class ArchiveImageSource:
                     f"{self._where}: inconsistent layer count: {len(self.item.layers)} in manifest.json, "
                     f"{len(diff_ids)} in the config"
                 )
-            layers = [await self._layer(m, d) for m, d in zip(self.item.layers, diff_ids, strict=True)]
+            known = await self._known_layers(diff_ids)
             self._config = config
             self._config_digest = Digest.of(config)
-            self._layers = {layer.digest: layer for layer in layers}
-            # Field order and compact form of containers/image's generated manifest.
+            self._layers = known
+            # containers/image's generated manifest: field order, compact form, the gzip media
+            # type for every layer, diff ids as digests and uncompressed sizes.
             document = {
                 "schemaVersion": 2,
                 "mediaType": DOCKER_V2S2,
@@ -141,8 +188,8 @@ class ArchiveImageSource:
                     "digest": str(self._config_digest),
                 },
                 "layers": [
-                    {"mediaType": layer.media_type, "size": layer.size, "digest": str(layer.digest)}
-                    for layer in layers
+                    {"mediaType": DOCKER_LAYER_GZIP, "size": known[diff_id].size, "digest": str(diff_id)}
+                    for diff_id in diff_ids
                 ],
             }
             self._manifest = go_json(document)
@@ -167,8 +214,16 @@ class ArchiveImageSource:
         layer = self._layers.get(blob.digest)
         if layer is None:
             raise LocalStorageError(f"{self._where}: no blob {blob.digest} in this image")
-        async with self.index.open_member(layer.member, offset) as chunks:
-            yield chunks
+        if layer.compression is None:
+            async with self.index.open_member(layer.member, offset) as chunks:
+                yield chunks
+            return
+        what = f"{self._where}: layer {layer.member!r}"
+        async with (
+            self.index.open_member(layer.member) as chunks,
+            aclosing(_decompressing(chunks, offset, what)) as plain,
+        ):
+            yield plain
 
     def blob_locations(self) -> Sequence[BlobLocation]:
         return ()

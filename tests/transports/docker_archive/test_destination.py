@@ -1,4 +1,5 @@
-"""``docker-archive:`` as a destination: skopeo's layout, decompressed layers, checks, atomicity."""
+"""``docker-archive:`` as a destination: skopeo's layout, decompressed layers, checks, atomicity, layers
+streamed concurrently by the copy engine."""
 
 from __future__ import annotations
 
@@ -10,11 +11,13 @@ from pathlib import Path
 
 import pytest
 
+from asyncsync.copy import BlobCoordinator, CopyEnvironment, CopyOptions, copy_image
 from asyncsync.digest import Digest
 from asyncsync.errors import DigestMismatchError, LocalStorageError, UsageError
-from asyncsync.manifest import DOCKER_V2S2, parse_manifest
+from asyncsync.limits import BlobLimiter
+from asyncsync.manifest import DOCKER_LAYER_GZIP, DOCKER_V2S2, parse_manifest
+from asyncsync.retry import RetryPolicy
 from asyncsync.transports import parse_image_name
-from asyncsync.transports.layer_compression import DOCKER_LAYER_TAR
 from tests.helpers.images import GeneratedImage, make_image, make_multiarch
 from tests.transports.roundtrip import MemorySource, copy_through, read_back, transport_context
 
@@ -51,7 +54,8 @@ async def test_round_trip_stores_plain_layers_named_by_diff_id(
     assert media_type == DOCKER_V2S2
     assert str(found.configs[0]) == image.config_digest
     assert [str(d) for d in found.layers[0]] == image.diff_ids  # uncompressed: digest = diff id
-    assert {layer.media_type for layer in parse_manifest(raw).layers} == {DOCKER_LAYER_TAR}  # type: ignore[union-attr]
+    # containers/image's generated manifest labels every layer gzip (it serves them uncompressed).
+    assert {layer.media_type for layer in parse_manifest(raw).layers} == {DOCKER_LAYER_GZIP}  # type: ignore[union-attr]
     members = _members(archive)
     manifest = json.loads(_read(archive, "manifest.json"))
     assert manifest == [
@@ -124,6 +128,78 @@ async def test_layers_that_do_not_match_the_config_diff_ids_are_refused(
     async with transport_context() as ctx:
         destination = await parse_image_name(f"docker-archive:{tmp_path}/a.tar").new_destination(ctx)
         with pytest.raises(DigestMismatchError, match="diff ids"):
+            await copy_through(source, destination)
+        await destination.close()
+    assert os.listdir(tmp_path) == []
+
+
+def _engine() -> CopyEnvironment:
+    retry = RetryPolicy(attempts=2, base_delay=0.01)
+    return CopyEnvironment(blob_limiter=BlobLimiter(8), retry=retry, coordinator=BlobCoordinator())
+
+
+@pytest.mark.anyio
+async def test_the_engine_streams_layers_concurrently_into_the_same_archive(
+    tmp_path: Path, rng_seed: int
+) -> None:
+    image = make_image(rng_seed, layers=5, layer_size=60_000)
+    async with transport_context() as ctx:
+        one_by_one = await parse_image_name(f"docker-archive:{tmp_path}/a.tar:x/y:1").new_destination(ctx)
+        await copy_through(MemorySource(image), one_by_one)  # config first, then each layer in turn
+        concurrent = await parse_image_name(f"docker-archive:{tmp_path}/b.tar:x/y:1").new_destination(ctx)
+        await copy_image(MemorySource(image), concurrent, CopyOptions(), _engine())
+        await concurrent.close()
+        found = await read_back(await parse_image_name(f"docker-archive:{tmp_path}/b.tar").new_source(ctx))
+    assert found.diff_ids == [image.diff_ids]
+    # Members go in put_blob call order, the manifest's: the same bytes either way.
+    assert (tmp_path / "a.tar").read_bytes() == (tmp_path / "b.tar").read_bytes()
+    assert sorted(os.listdir(tmp_path)) == ["a.tar", "b.tar"]
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("position", [0, 2, 4])
+async def test_a_digest_mismatch_in_a_streamed_layer_leaves_no_archive(
+    tmp_path: Path, rng_seed: int, position: int
+) -> None:
+    image = make_image(rng_seed, layers=5, layer_size=60_000)
+    broken = MemorySource(image)
+    layer = image.layers[position]
+    # Same size, last byte changed: the bytes stream in, only the final check fails.
+    broken.blobs[image.layer_digests[position]] = layer[:-1] + bytes([layer[-1] ^ 0xFF])
+    async with transport_context() as ctx:
+        destination = await parse_image_name(f"docker-archive:{tmp_path}/a.tar:x/y:1").new_destination(ctx)
+        with pytest.raises(DigestMismatchError):
+            await copy_image(broken, destination, CopyOptions(), _engine())
+        await destination.close()
+    assert os.listdir(tmp_path) == []
+
+
+@pytest.mark.anyio
+async def test_an_archive_that_appears_meanwhile_is_not_replaced(tmp_path: Path, rng_seed: int) -> None:
+    archive = tmp_path / "a.tar"
+    async with transport_context() as ctx:
+        destination = await parse_image_name(f"docker-archive:{archive}").new_destination(ctx)
+        archive.write_bytes(b"written by someone else")
+        with pytest.raises(LocalStorageError, match="doesn't support modifying existing images"):
+            await copy_through(MemorySource(make_image(rng_seed)), destination)
+        await destination.close()
+    assert archive.read_bytes() == b"written by someone else"
+    assert os.listdir(tmp_path) == ["a.tar"]
+
+
+@pytest.mark.anyio
+async def test_an_artifact_that_is_not_a_container_image_is_refused(tmp_path: Path, rng_seed: int) -> None:
+    image = make_image(rng_seed)
+    manifest = json.loads(image.manifest)
+    manifest["config"]["mediaType"] = "application/vnd.example.artifact.config.v1+json"
+    raw = json.dumps(manifest).encode()
+    source = MemorySource(image)
+    source.image = type(image)(
+        **{**image.__dict__, "manifest": raw, "digest": "sha256:" + Digest.of(raw).hex}
+    )
+    async with transport_context() as ctx:
+        destination = await parse_image_name(f"docker-archive:{tmp_path}/a.tar").new_destination(ctx)
+        with pytest.raises(UsageError, match="holds container images"):
             await copy_through(source, destination)
         await destination.close()
     assert os.listdir(tmp_path) == []

@@ -1,58 +1,32 @@
-"""``docker-archive:`` as a source: docker save layouts, several images, compressed layers, hostile input."""
+"""``docker-archive:`` as a source: docker save layouts, several images, compressed layers, containers/image's
+generated manifest, hostile input."""
 
 from __future__ import annotations
 
+import bz2
 import gzip
-import io
 import json
+import lzma
 import tarfile
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
 from asyncsync.digest import Digest
 from asyncsync.errors import DigestMismatchError, LocalStorageError
-from asyncsync.manifest import DOCKER_LAYER_GZIP, parse_manifest
+from asyncsync.manifest import DOCKER_LAYER_GZIP, ImageManifest, parse_manifest
 from asyncsync.transports import parse_image_name
-from asyncsync.transports.layer_compression import DOCKER_LAYER_TAR
-from tests.helpers.images import GeneratedImage, make_image
+from tests.helpers.images import make_image
+from tests.transports.docker_archive.saved import add_member, docker_save
 from tests.transports.roundtrip import read_back, transport_context
-
-
-def _add(tar: tarfile.TarFile, name: str, data: bytes = b"", link: str | None = None) -> None:
-    info = tarfile.TarInfo(name)
-    if link is not None:
-        info.type, info.linkname = tarfile.SYMTYPE, link
-        tar.addfile(info)
-        return
-    info.size = len(data)
-    tar.addfile(info, io.BytesIO(data))
-
-
-def _docker_save(
-    path: Path, images: list[tuple[GeneratedImage, list[str]]], *, compressed: bool = False
-) -> None:
-    """A `docker save`-style archive in the legacy layout: <id>/layer.tar, <config>.json, manifest.json."""
-    items = []
-    with tarfile.open(path, "w") as tar:
-        for number, (image, tags) in enumerate(images):
-            layers = []
-            for position, (layer, diff_id) in enumerate(zip(image.layers, image.diff_ids, strict=True)):
-                directory = f"{number}{position}{diff_id[7:20]}"
-                _add(tar, f"{directory}/VERSION", b"1.0")
-                _add(tar, f"{directory}/layer.tar", layer if compressed else gzip.decompress(layer))
-                layers.append(f"{directory}/layer.tar")
-            _add(tar, f"{image.config_digest[7:]}.json", image.config)
-            items.append({"Config": f"{image.config_digest[7:]}.json", "RepoTags": tags, "Layers": layers})
-        _add(tar, "manifest.json", json.dumps(items).encode())
-        _add(tar, "repositories", b"{}")
 
 
 @pytest.mark.anyio
 async def test_docker_save_archive_with_several_images(tmp_path: Path, rng_seed: int) -> None:
     first, second = make_image(f"{rng_seed}/1"), make_image(f"{rng_seed}/2", fmt="oci")
     archive = tmp_path / "save.tar"
-    _docker_save(archive, [(first, ["busybox:latest"]), (second, ["example.com/app:2", "app:3"])])
+    docker_save(archive, [(first, ["busybox:latest"]), (second, ["example.com/app:2", "app:3"])])
     async with transport_context() as ctx:
         for text, image in (
             (f"docker-archive:{archive}:busybox", first),
@@ -74,35 +48,53 @@ async def test_docker_save_archive_with_several_images(tmp_path: Path, rng_seed:
 
 
 @pytest.mark.anyio
-async def test_compressed_layers_are_served_as_stored(tmp_path: Path, rng_seed: int) -> None:
+@pytest.mark.parametrize(
+    "compress", [gzip.compress, lzma.compress, bz2.compress], ids=["gzip", "xz", "bzip2"]
+)
+async def test_compressed_layers_are_served_decompressed_by_diff_id(
+    tmp_path: Path, rng_seed: int, compress: Callable[[bytes], bytes]
+) -> None:
     image = make_image(rng_seed)
     archive = tmp_path / "save.tar"
-    _docker_save(archive, [(image, [])], compressed=True)
+    docker_save(archive, [(image, [])], compress=compress)
+    plain = [gzip.decompress(layer) for layer in image.layers]
     async with transport_context() as ctx:
         source = await parse_image_name(f"docker-archive:{archive}").new_source(ctx)
         raw, _ = await source.get_manifest()
         found = await read_back(source)
+        manifest = parse_manifest(raw)
+        assert isinstance(manifest, ImageManifest)
+        # As containers/image: digest = diff id, uncompressed size, the gzip media type.
+        assert [str(layer.digest) for layer in manifest.layers] == image.diff_ids
+        assert [layer.size for layer in manifest.layers] == [len(data) for data in plain]
+        assert {layer.media_type for layer in manifest.layers} == {DOCKER_LAYER_GZIP}
+        assert found.diff_ids[0] == image.diff_ids
+        # A resumed read starts at an offset of the uncompressed stream.
+        async with source.open_blob(manifest.layers[1], offset=1000) as chunks:
+            assert b"".join([chunk async for chunk in chunks]) == plain[1][1000:]
+        async with source.open_blob(manifest.layers[1], offset=len(plain[1])) as chunks:
+            assert [chunk async for chunk in chunks] == []
         await source.close()
-    manifest = parse_manifest(raw)
-    assert [str(layer.digest) for layer in manifest.layers] == image.layer_digests  # type: ignore[union-attr]
-    assert {layer.media_type for layer in manifest.layers} == {DOCKER_LAYER_GZIP}  # type: ignore[union-attr]
-    assert found.diff_ids[0] == image.diff_ids
 
 
 @pytest.mark.anyio
 async def test_generated_manifest_matches_containers_image_shape(tmp_path: Path, rng_seed: int) -> None:
-    image = make_image(rng_seed)
+    first = make_image(f"{rng_seed}/first", layers=1)
+    # The same layer twice in one image: containers/image lists its diff id twice.
+    image = make_image(rng_seed, layers=1, shared_layers=[first.layers[0], first.layers[0]])
     archive = tmp_path / "save.tar"
-    _docker_save(archive, [(image, ["a:b"])])
+    docker_save(archive, [(image, ["a:b"])])
     async with transport_context() as ctx:
         source = await parse_image_name(f"docker-archive:{archive}:a:b").new_source(ctx)
         raw, _ = await source.get_manifest()
         assert (await source.get_manifest())[0] is raw  # generated once
         with pytest.raises(LocalStorageError, match="no manifest lists"):
             await source.get_manifest(Digest.of(b"x"))
+        found = await read_back(source)
         await source.close()
+    assert found.diff_ids[0] == image.diff_ids
     layers = ",".join(
-        f'{{"mediaType":"{DOCKER_LAYER_TAR}","size":{len(gzip.decompress(layer))},"digest":"{diff_id}"}}'
+        f'{{"mediaType":"{DOCKER_LAYER_GZIP}","size":{len(gzip.decompress(layer))},"digest":"{diff_id}"}}'
         for layer, diff_id in zip(image.layers, image.diff_ids, strict=True)
     )
     assert raw.decode() == (
@@ -113,13 +105,33 @@ async def test_generated_manifest_matches_containers_image_shape(tmp_path: Path,
 
 
 @pytest.mark.anyio
+async def test_layer_files_that_cannot_be_served_are_refused(tmp_path: Path, rng_seed: int) -> None:
+    image = make_image(rng_seed, layers=2)
+    config = image.config_digest[7:] + ".json"
+    shared = tmp_path / "shared.tar"  # one file for two different diff ids
+    zstd = tmp_path / "zstd.tar"
+    for path, layers in ((shared, ["l.tar", "./l.tar"]), (zstd, ["z.tar", "l.tar"])):
+        with tarfile.open(path, "w") as tar:
+            add_member(tar, "l.tar", gzip.decompress(image.layers[0]))
+            add_member(tar, "z.tar", b"\x28\xb5\x2f\xfd" + b"\x00" * 64)
+            add_member(tar, config, image.config)
+            add_member(tar, "manifest.json", json.dumps([{"Config": config, "Layers": layers}]).encode())
+    async with transport_context() as ctx:
+        for path, message in ((shared, "used for two different diff ids"), (zstd, "zstd-compressed")):
+            source = await parse_image_name(f"docker-archive:{path}").new_source(ctx)
+            with pytest.raises(LocalStorageError, match=message):
+                await source.get_manifest()
+            await source.close()
+
+
+@pytest.mark.anyio
 async def test_a_layer_not_matching_its_diff_id_is_detected(tmp_path: Path, rng_seed: int) -> None:
     image = make_image(rng_seed)
     archive = tmp_path / "save.tar"
     config = json.loads(image.config)
     config["rootfs"]["diff_ids"][0] = "sha256:" + "0" * 64
     tampered = type(image)(**{**image.__dict__, "config": json.dumps(config).encode()})
-    _docker_save(archive, [(tampered, [])])
+    docker_save(archive, [(tampered, [])])
     async with transport_context() as ctx:
         source = await parse_image_name(f"docker-archive:{archive}").new_source(ctx)
         with pytest.raises(DigestMismatchError):
@@ -132,16 +144,18 @@ async def test_hostile_and_broken_archives(tmp_path: Path, rng_seed: int) -> Non
     image = make_image(rng_seed, layers=1)
     escaping = tmp_path / "escaping.tar"
     with tarfile.open(escaping, "w") as tar:
-        _add(
+        add_member(
             tar,
             "manifest.json",
             json.dumps([{"Config": "c.json", "RepoTags": [], "Layers": ["x/layer.tar"]}]).encode(),
         )
-        _add(tar, "x/layer.tar", link="../../../../etc/passwd")
+        add_member(tar, "x/layer.tar", link="../../../../etc/passwd")
     inconsistent = tmp_path / "inconsistent.tar"
     with tarfile.open(inconsistent, "w") as tar:
-        _add(tar, "c.json", image.config)
-        _add(tar, "manifest.json", json.dumps([{"Config": "c.json", "RepoTags": [], "Layers": []}]).encode())
+        add_member(tar, "c.json", image.config)
+        add_member(
+            tar, "manifest.json", json.dumps([{"Config": "c.json", "RepoTags": [], "Layers": []}]).encode()
+        )
     async with transport_context() as ctx:
         with pytest.raises(LocalStorageError, match="outside the archive"):
             await parse_image_name(f"docker-archive:{escaping}").new_source(ctx)
