@@ -103,9 +103,24 @@ def _has(help_text: str, option: str) -> bool:
     return re.search(rf"(?<![\w-]){re.escape(option)}(?![\w-])", help_text) is not None
 
 
+def _compile_package() -> None:
+    """Write the package's bytecode, as ``pip install`` does for a regular install.
+
+    An editable checkout under ``PYTHONDONTWRITEBYTECODE=1`` (this machine's default) would otherwise
+    compile every module from source on every run: 0.2 s of a 0.7 s start-up that no installed copy
+    pays. ``compileall`` writes the ``__pycache__`` files regardless of that variable.
+    """
+    import compileall
+
+    import asyncsync
+
+    compileall.compile_dir(str(Path(asyncsync.__file__).parent), quiet=1)
+
+
 def asyncsync_tool(override: str | None = None) -> Tool:
     """asyncsync as the bench runs it; raises :class:`ToolUnavailable` if ``asyncsync sync`` is missing."""
     base, env = asyncsync_base(override)
+    _compile_package()
     # Wide, plain help so option names are never wrapped or styled.
     probe_env = {**os.environ, **env, "COLUMNS": "250", "NO_COLOR": "1", "TERM": "dumb"}
     rc, text = _capture([*base, "sync", "--help"], probe_env)

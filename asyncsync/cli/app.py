@@ -54,13 +54,46 @@ COMMAND_MODULES: tuple[str, ...] = (
 )
 
 
-def _register_commands() -> None:
+#: Which module defines each command, so a run imports only the one it needs.
+COMMAND_MODULE_OF: dict[str, str] = {
+    "inspect": "inspect_command",
+    "list-tags": "tags_command",
+    "delete": "delete_command",
+    "login": "auth_commands",
+    "logout": "auth_commands",
+    "manifest-digest": "digest_command",
+    "copy": "copy_command",
+    "sync": "sync_command",
+    "mirror": "mirror_command",
+}
+#: Global options that take a value (the command name is the first word after the options).
+_GLOBAL_OPTIONS_WITH_VALUE = ("--command-timeout",)
+
+
+def _register_commands(modules: tuple[str, ...] = COMMAND_MODULES) -> None:
     import importlib
 
-    for module in COMMAND_MODULES:
+    for module in modules:
         importlib.import_module(f"asyncsync.cli.{module}")
 
 
+def _command_in(argv: list[str]) -> str | None:
+    """The command word of ``argv`` (without the program name), or ``None`` if there is none."""
+    words = iter(argv)
+    for word in words:
+        if word in _GLOBAL_OPTIONS_WITH_VALUE:
+            next(words, None)
+        elif not word.startswith("-"):
+            return word
+    return None
+
+
 def main() -> None:
-    _register_commands()
+    """Run the CLI. Only the invoked command's module is imported (start-up time: the mirror's
+    web server, the Harbor client and the local transports are not needed by every command);
+    without a known command (top-level ``--help``, a typo) every command is, for the listing."""
+    import sys
+
+    module = COMMAND_MODULE_OF.get(_command_in(sys.argv[1:]) or "")
+    _register_commands((module,) if module is not None else COMMAND_MODULES)
     app()
