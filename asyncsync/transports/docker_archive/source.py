@@ -1,15 +1,20 @@
 """Reading an image from a ``docker save`` archive (``docker-archive:`` and ``docker-daemon:`` sources).
 
 Like skopeo, the source generates a Docker v2s2 manifest from ``manifest.json`` and the config,
-so the manifest digest is not the one the image had in a registry. The generated manifest is
-byte for byte containers/image's (``docker/internal/tarfile/src.go``, skopeo 1.9), so
-``inspect --raw`` and the digest of a copy agree with skopeo's:
+so the manifest digest is not the one the image had in a registry. The generated manifest has
+containers/image's shape (``docker/internal/tarfile/src.go``, skopeo 1.9): compact JSON in Go's
+field order, the config's digest and size, and the layers in the config's ``rootfs.diff_ids``
+order (a repeated diff id is listed again), each with its diff id as digest and its
+uncompressed size, so ``inspect``'s layer list equals skopeo's.
 
-* layers are listed in the config's ``rootfs.diff_ids`` order (a repeated diff id is listed
-  again), each with its diff id as digest, its uncompressed size, and the media type
-  ``application/vnd.docker.image.rootfs.diff.tar.gzip`` whatever the stored compression (that is
-  what containers/image writes; the bytes served are uncompressed, see below);
-* the config descriptor has the config's digest and size; compact JSON in Go's field order.
+One deliberate difference: the layer media type. containers/image writes
+``...rootfs.diff.tar.gzip`` whatever the bytes are, and its copy engine then compresses the
+layers when a registry is the destination, which makes the label true there. asyncsync's copy
+engine sends blobs byte for byte as the source serves them, so the label must describe those
+bytes: ``application/vnd.docker.image.rootfs.diff.tar`` (uncompressed; docker, containerd and
+containers/image pull it). ``inspect --raw`` therefore differs from skopeo's in that string
+only, and a ``docker-archive:`` -> ``docker://`` copy pushes uncompressed layers where skopeo
+pushes gzip ones.
 
 Layers are served uncompressed, always: a layer stored uncompressed (what ``docker save`` and
 skopeo write) streams from its byte range in the archive; a gzip, bzip2 or xz-compressed one is
@@ -17,12 +22,6 @@ decompressed on the fly, so what is served matches the diff id the copy engine v
 uncompressed size of a compressed layer is found by decompressing it once when the manifest is
 first generated (as containers/image does). A diff id listed with several layer files is read
 from the first; one file listed for two different diff ids is refused.
-
-Known consequence of the gzip label: skopeo's copy engine compresses these layers when their
-destination wants compressed layers (a registry), so the label becomes true there; asyncsync's
-copy engine sends blobs as the source serves them, so ``docker-archive:`` -> ``docker://``
-pushes uncompressed layers under the ``.tar.gzip`` media type (clients that detect compression
-from the bytes, as docker, containerd and containers/image do, pull them fine).
 
 The archive is indexed in place (:class:`~asyncsync.transports.tar_archive.TarIndex`), never
 extracted; blobs stream from their byte ranges.
@@ -39,7 +38,7 @@ import anyio
 
 from asyncsync.digest import Digest
 from asyncsync.errors import LocalStorageError
-from asyncsync.manifest import DOCKER_CONFIG, DOCKER_LAYER_GZIP, DOCKER_V2S2, Descriptor
+from asyncsync.manifest import DOCKER_CONFIG, DOCKER_V2S2, Descriptor
 from asyncsync.transports.base import BlobLocation, Capabilities, ImageReference, TransportContext
 from asyncsync.transports.docker_archive.archive import (
     MANIFEST_FILE,
@@ -52,7 +51,7 @@ from asyncsync.transports.docker_archive.archive import (
     parse_archive_manifest,
 )
 from asyncsync.transports.docker_archive.reference import DockerArchiveReference
-from asyncsync.transports.layer_compression import MAGIC_LENGTH, Decompress, detect
+from asyncsync.transports.layer_compression import DOCKER_LAYER_TAR, MAGIC_LENGTH, Decompress, detect
 from asyncsync.transports.tar_archive import TarIndex
 
 _CAPABILITIES = Capabilities(ranged_reads=True)
@@ -177,8 +176,8 @@ class ArchiveImageSource:
             self._config = config
             self._config_digest = Digest.of(config)
             self._layers = known
-            # containers/image's generated manifest: field order, compact form, the gzip media
-            # type for every layer, diff ids as digests and uncompressed sizes.
+            # containers/image's generated manifest (field order, compact form, diff ids as digests,
+            # uncompressed sizes) with the media type of the bytes served: uncompressed.
             document = {
                 "schemaVersion": 2,
                 "mediaType": DOCKER_V2S2,
@@ -188,7 +187,7 @@ class ArchiveImageSource:
                     "digest": str(self._config_digest),
                 },
                 "layers": [
-                    {"mediaType": DOCKER_LAYER_GZIP, "size": known[diff_id].size, "digest": str(diff_id)}
+                    {"mediaType": DOCKER_LAYER_TAR, "size": known[diff_id].size, "digest": str(diff_id)}
                     for diff_id in diff_ids
                 ],
             }

@@ -15,9 +15,10 @@ from asyncsync.copy import BlobCoordinator, CopyEnvironment, CopyOptions, copy_i
 from asyncsync.digest import Digest
 from asyncsync.errors import DigestMismatchError, LocalStorageError, UsageError
 from asyncsync.limits import BlobLimiter
-from asyncsync.manifest import DOCKER_LAYER_GZIP, DOCKER_V2S2, parse_manifest
+from asyncsync.manifest import DOCKER_V2S2, parse_manifest
 from asyncsync.retry import RetryPolicy
 from asyncsync.transports import parse_image_name
+from asyncsync.transports.layer_compression import DOCKER_LAYER_TAR
 from tests.helpers.images import GeneratedImage, make_image, make_multiarch
 from tests.transports.roundtrip import MemorySource, copy_through, read_back, transport_context
 
@@ -54,8 +55,8 @@ async def test_round_trip_stores_plain_layers_named_by_diff_id(
     assert media_type == DOCKER_V2S2
     assert str(found.configs[0]) == image.config_digest
     assert [str(d) for d in found.layers[0]] == image.diff_ids  # uncompressed: digest = diff id
-    # containers/image's generated manifest labels every layer gzip (it serves them uncompressed).
-    assert {layer.media_type for layer in parse_manifest(raw).layers} == {DOCKER_LAYER_GZIP}  # type: ignore[union-attr]
+    # Layers are served uncompressed and labelled so (containers/image labels them gzip).
+    assert {layer.media_type for layer in parse_manifest(raw).layers} == {DOCKER_LAYER_TAR}  # type: ignore[union-attr]
     members = _members(archive)
     manifest = json.loads(_read(archive, "manifest.json"))
     assert manifest == [

@@ -15,8 +15,9 @@ import pytest
 
 from asyncsync.digest import Digest
 from asyncsync.errors import DigestMismatchError, LocalStorageError
-from asyncsync.manifest import DOCKER_LAYER_GZIP, ImageManifest, parse_manifest
+from asyncsync.manifest import ImageManifest, parse_manifest
 from asyncsync.transports import parse_image_name
+from asyncsync.transports.layer_compression import DOCKER_LAYER_TAR
 from tests.helpers.images import make_image
 from tests.transports.docker_archive.saved import add_member, docker_save
 from tests.transports.roundtrip import read_back, transport_context
@@ -64,10 +65,10 @@ async def test_compressed_layers_are_served_decompressed_by_diff_id(
         found = await read_back(source)
         manifest = parse_manifest(raw)
         assert isinstance(manifest, ImageManifest)
-        # As containers/image: digest = diff id, uncompressed size, the gzip media type.
+        # As containers/image: digest = diff id, uncompressed size; the media type of the bytes served.
         assert [str(layer.digest) for layer in manifest.layers] == image.diff_ids
         assert [layer.size for layer in manifest.layers] == [len(data) for data in plain]
-        assert {layer.media_type for layer in manifest.layers} == {DOCKER_LAYER_GZIP}
+        assert {layer.media_type for layer in manifest.layers} == {DOCKER_LAYER_TAR}
         assert found.diff_ids[0] == image.diff_ids
         # A resumed read starts at an offset of the uncompressed stream.
         async with source.open_blob(manifest.layers[1], offset=1000) as chunks:
@@ -94,7 +95,7 @@ async def test_generated_manifest_matches_containers_image_shape(tmp_path: Path,
         await source.close()
     assert found.diff_ids[0] == image.diff_ids
     layers = ",".join(
-        f'{{"mediaType":"{DOCKER_LAYER_GZIP}","size":{len(gzip.decompress(layer))},"digest":"{diff_id}"}}'
+        f'{{"mediaType":"{DOCKER_LAYER_TAR}","size":{len(gzip.decompress(layer))},"digest":"{diff_id}"}}'
         for layer, diff_id in zip(image.layers, image.diff_ids, strict=True)
     )
     assert raw.decode() == (
