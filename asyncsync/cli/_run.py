@@ -31,6 +31,10 @@ class GlobalOptions:
 
     debug: bool = False
     command_timeout: float | None = None
+    #: skopeo's global ``--override-os``/``--override-arch``/``--override-variant``.
+    override_os: str | None = None
+    override_arch: str | None = None
+    override_variant: str | None = None
 
 
 GLOBAL = GlobalOptions()

@@ -34,10 +34,26 @@ def global_options(
     version: Annotated[
         bool, typer.Option("--version", "-v", callback=_version, is_eager=True, help="Print the version.")
     ] = False,
+    override_os: Annotated[
+        str | None, typer.Option("--override-os", metavar="OS", help="Use OS instead of the host's.")
+    ] = None,
+    override_arch: Annotated[
+        str | None,
+        typer.Option("--override-arch", metavar="ARCH", help="Use ARCH instead of the host's architecture."),
+    ] = None,
+    override_variant: Annotated[
+        str | None,
+        typer.Option("--override-variant", metavar="VARIANT", help="Use VARIANT instead of the host's."),
+    ] = None,
 ) -> None:
     """asyncsync: a skopeo-compatible, concurrent image copy and sync tool."""
     GLOBAL.debug = debug
     GLOBAL.command_timeout = command_timeout
+    GLOBAL.override_os, GLOBAL.override_arch, GLOBAL.override_variant = (
+        override_os,
+        override_arch,
+        override_variant,
+    )
     configure_logging(debug)
 
 
@@ -67,7 +83,7 @@ COMMAND_MODULE_OF: dict[str, str] = {
     "mirror": "mirror_command",
 }
 #: Global options that take a value (the command name is the first word after the options).
-_GLOBAL_OPTIONS_WITH_VALUE = ("--command-timeout",)
+_GLOBAL_OPTIONS_WITH_VALUE = ("--command-timeout", "--override-os", "--override-arch", "--override-variant")
 
 
 def _register_commands(modules: tuple[str, ...] = COMMAND_MODULES) -> None:

@@ -34,6 +34,7 @@ from asyncsync.cli.common import (
     warn,
 )
 from asyncsync.cli.flag_groups import with_flag_groups
+from asyncsync.cli.platform_flags import PLATFORM_FLAGS, PlatformFlags
 from asyncsync.copy import (
     BlobCoordinator,
     CopyEnvironment,
@@ -47,7 +48,7 @@ from asyncsync.copy import (
 )
 from asyncsync.errors import LocalStorageError, UsageError
 from asyncsync.limits import DEFAULT_REQUESTS_PER_HOST, BlobLimiter, HostLimiters
-from asyncsync.manifest import Platform, host_platform
+from asyncsync.manifest import Platform
 from asyncsync.registry.client import RegistryOptions, RegistrySession
 from asyncsync.retry import RetryPolicy
 from asyncsync.transports import parse_image_name
@@ -118,21 +119,6 @@ def parse_size(text: str, flag: str) -> int:
     if size <= 0:
         raise UsageError(f"{flag}: size must be positive")
     return size
-
-
-def platform_from_flags(os: str | None, arch: str | None, variant: str | None) -> Platform | None:
-    """The instance to copy from an index, or ``None`` for this host's platform.
-
-    Overriding the architecture drops the host's variant unless a variant is given too.
-    """
-    if os is None and arch is None and variant is None:
-        return None
-    host = host_platform()
-    return Platform(
-        os=os or host.os,
-        architecture=arch or host.architecture,
-        variant=variant if variant else (None if arch else host.variant),
-    )
 
 
 def copy_options(
@@ -269,33 +255,7 @@ def copy_command(
             rich_help_panel=_IMAGE_PANEL,
         ),
     ] = False,
-    override_os: Annotated[
-        str | None,
-        typer.Option(
-            "--override-os",
-            metavar="OS",
-            help="Pick this OS from a multi-arch image.",
-            rich_help_panel=_IMAGE_PANEL,
-        ),
-    ] = None,
-    override_arch: Annotated[
-        str | None,
-        typer.Option(
-            "--override-arch",
-            metavar="ARCH",
-            help="Pick this architecture from a multi-arch image.",
-            rich_help_panel=_IMAGE_PANEL,
-        ),
-    ] = None,
-    override_variant: Annotated[
-        str | None,
-        typer.Option(
-            "--override-variant",
-            metavar="VARIANT",
-            help="Pick this variant from a multi-arch image.",
-            rich_help_panel=_IMAGE_PANEL,
-        ),
-    ] = None,
+    platform: Annotated[PlatformFlags, PLATFORM_FLAGS],
     fmt: Annotated[
         str | None,
         typer.Option(
@@ -394,7 +354,7 @@ def copy_command(
             fmt,
             preserve_digests,
             remove_signatures,
-            platform_from_flags(override_os, override_arch, override_variant),
+            platform.override(),
         )
         result = await run_copy(
             source,

@@ -28,6 +28,7 @@ from asyncsync.cli.common import (
     warn,
 )
 from asyncsync.cli.flag_groups import with_flag_groups
+from asyncsync.cli.platform_flags import PLATFORM_FLAGS, PlatformFlags
 from asyncsync.digest import Digest, DigestVerifier
 from asyncsync.errors import ContentError, ManifestError, RegistryError, UsageError
 from asyncsync.inspect import (
@@ -39,7 +40,7 @@ from asyncsync.inspect import (
     resolve_image,
     with_reference,
 )
-from asyncsync.manifest import Descriptor, ImageManifest, Platform, host_platform
+from asyncsync.manifest import Descriptor, ImageManifest, Platform
 from asyncsync.registry.client import RegistryClient, RegistryOptions, RegistrySession
 from asyncsync.registry.manifests import get_manifest
 from asyncsync.registry.small_blobs import MAX_CONFIG_SIZE, get_blob_bytes
@@ -60,20 +61,6 @@ class InspectRequest:
     fmt: str | None
     no_tags: bool
     platform: Platform
-
-
-def wanted_platform(os: str | None, arch: str | None, variant: str | None) -> Platform:
-    """The platform to pick from an index: the host's, with ``--override-*`` applied.
-
-    Overriding the architecture drops the host's variant (an arm64 host's ``v8`` means nothing
-    for ``--override-arch amd64``) unless ``--override-variant`` is given too.
-    """
-    host = host_platform()
-    return Platform(
-        os=os or host.os,
-        architecture=arch or host.architecture,
-        variant=variant if variant else (None if arch else host.variant),
-    )
 
 
 class _DockerImage:
@@ -222,21 +209,7 @@ def inspect_command(
     no_tags: Annotated[
         bool, typer.Option("--no-tags", "-n", help="Do not list the repository's tags in the output.")
     ] = False,
-    override_os: Annotated[
-        str | None, typer.Option("--override-os", metavar="OS", help="Pick this OS from a multi-arch image.")
-    ] = None,
-    override_arch: Annotated[
-        str | None,
-        typer.Option(
-            "--override-arch", metavar="ARCH", help="Pick this architecture from a multi-arch image."
-        ),
-    ] = None,
-    override_variant: Annotated[
-        str | None,
-        typer.Option(
-            "--override-variant", metavar="VARIANT", help="Pick this variant from a multi-arch image."
-        ),
-    ] = None,
+    platform: Annotated[PlatformFlags, PLATFORM_FLAGS],
     registry: Annotated[RegistryFlags, REGISTRY_FLAGS],
     shared_blob_dir: Annotated[
         str | None,
@@ -261,7 +234,7 @@ def inspect_command(
         config=config,
         fmt=fmt,
         no_tags=no_tags,
-        platform=wanted_platform(override_os, override_arch, override_variant),
+        platform=platform.wanted(),
     )
 
     async def main() -> None:

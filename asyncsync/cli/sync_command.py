@@ -22,9 +22,10 @@ from asyncsync.cli.common import (
     RetryFlags,
     SkopeoCommand,
 )
-from asyncsync.cli.copy_command import parse_size, platform_from_flags
+from asyncsync.cli.copy_command import parse_size
 from asyncsync.cli.extension_options import EXTENSION_FLAGS, ExtensionFlags
 from asyncsync.cli.flag_groups import with_flag_groups
+from asyncsync.cli.platform_flags import PLATFORM_FLAGS, PlatformFlags
 from asyncsync.cli.sync_view import JsonSyncView, PlainSyncView, RichSyncView
 from asyncsync.errors import UsageError
 from asyncsync.sync.engine import SyncSettings, SyncView, default_mount_index_dir, dry_run, run_sync
@@ -43,13 +44,11 @@ def _settings_from_flags(
     all_images: bool,
     fmt: str | None,
     skip_existing: bool,
-    platform_os: str | None,
-    arch: str | None,
-    variant: str | None,
+    platform_flags: PlatformFlags,
 ) -> CopySettings:
     if fmt is not None and fmt not in ("oci", "v2s2"):
         raise UsageError(f"--format: unknown manifest type {fmt!r} (oci or v2s2)")
-    platform = platform_from_flags(platform_os, arch, variant)
+    platform = platform_flags.override()
     return CopySettings(
         multi_arch="all" if all_images else "system",
         platforms=(platform,) if platform is not None and not all_images else (),
@@ -159,9 +158,7 @@ def sync_command(
     remove_signatures: Annotated[
         bool, typer.Option("--remove-signatures", help="Accepted; no signatures are copied yet.")
     ] = False,
-    override_os: Annotated[str | None, typer.Option("--override-os", metavar="OS")] = None,
-    override_arch: Annotated[str | None, typer.Option("--override-arch", metavar="ARCH")] = None,
-    override_variant: Annotated[str | None, typer.Option("--override-variant", metavar="VARIANT")] = None,
+    platform: Annotated[PlatformFlags, PLATFORM_FLAGS],
     dry_run_flag: Annotated[
         bool,
         typer.Option(
@@ -268,9 +265,7 @@ def sync_command(
             raise UsageError(
                 "--preserve-digests and --format cannot be used together: conversion changes digests"
             )
-        copy_settings = _settings_from_flags(
-            all_images, fmt, skip_existing, override_os, override_arch, override_variant
-        )
+        copy_settings = _settings_from_flags(all_images, fmt, skip_existing, platform)
         local = local_sync(
             src,
             dest,

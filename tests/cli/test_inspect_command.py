@@ -64,6 +64,9 @@ def test_index_digest_and_platform_override(pushed: RegistryServer) -> None:
     assert (ours["Architecture"], ours["Variant"]) == ("arm64", "v8")
     for key in ("Name", "Digest", "Layers", "Architecture", "Os", "Labels", "Env", "Created"):
         assert ours[key] == theirs[key], key
+    # skopeo's spelling: the overrides as global options, before the command.
+    global_form = json.loads(invoke(*override, "inspect", *flags, ref).out)
+    assert global_form == ours
     host = json.loads(invoke("inspect", *flags, ref).out)
     assert host["Digest"] == ours["Digest"]  # the index digest, whichever platform is described
     assert host["Layers"] != ours["Layers"]
