@@ -50,6 +50,8 @@ MOUNT_INDEX_FILE = "mount-index.json"
 #: The skip reason of an image whose destination tag the registry keeps immutable (HTTP 412),
 #: whether the 412 arrived or a hook (Harbor's rules) predicted it before any upload.
 REASON_IMMUTABLE = "immutable: the destination tag is immutable (HTTP 412)"
+#: ``--dry-run`` wording when the registry's rules (not a 412) say so.
+REASON_IMMUTABLE_RULE = "immutable: the destination tag is immutable (registry rule)"
 
 
 class SyncView:
@@ -291,6 +293,12 @@ async def dry_run(
                 RegistryLister(session, lambda host: run.options_for(host, "dest")), ctx
             )
             decisions = await check_plan(plan, checker)
+            # What a run would skip before copying (Harbor's immutable-tag rules) shows as a skip.
+            for index, decision in enumerate(decisions):
+                if decision.action == "copy" and await hooks.destination_immutable(
+                    decision.image, decision, ctx
+                ):
+                    decisions[index] = replace(decision, action="skip", reason=REASON_IMMUTABLE_RULE)
             return plan, render_plan(plan, decisions) + await hooks.preview(plan, ctx)
 
 

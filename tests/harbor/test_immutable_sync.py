@@ -268,3 +268,25 @@ async def test_the_mirror_cycle_report_shows_the_skip_and_rereads_the_rules(
     assert target.refusals == []
     # Rules are cached for one run: each cycle reads them again (they may have changed).
     assert target.api_count("GET", RULES.format("frozen")) == 2
+
+
+def test_dry_run_shows_what_the_rules_keep(
+    make_harbor: HarborFactory, make_registry: RegistryFactory, tmp_path: Path
+) -> None:
+    source = make_registry("anon")
+    target = make_harbor()
+    target.add_project("frozen")
+    target.rules.add("frozen", repositories="**", tags="v*")
+    push_image_sync(target.as_registry(), "frozen/app", "v1.0", make_image("dry-rules-old"))
+    push_image_sync(source, "team/app", "v1.0", make_image("dry-rules-new"))
+    push_image_sync(source, "team/app", "dev", make_image("dry-rules-dev"))
+    spec = _spec(tmp_path, source, target, [("team/app", "frozen/app")])
+
+    preview = run_cli("sync", "--dry-run", "--no-mount-cache", str(spec))
+
+    assert preview.returncode == 0, preview.all_output
+    lines = preview.out.splitlines()
+    [frozen] = [line for line in lines if line.endswith("(registry rule)")]
+    assert frozen.startswith("skip") and "frozen/app:v1.0" in frozen
+    assert any(line.startswith("copy") and "frozen/app:dev" in line for line in lines)
+    assert target.api_count("GET", RULES.format("frozen")) == 1
