@@ -25,7 +25,7 @@ from asyncsync.cli.common import (
 )
 from asyncsync.cli.extension_options import EXTENSION_FLAGS, ExtensionFlags
 from asyncsync.cli.flag_groups import with_flag_groups
-from asyncsync.cli.sync_command import sync_settings
+from asyncsync.cli.run_flags import RUN_FLAGS, RunFlags
 from asyncsync.cli.sync_view import JsonSyncView, PlainSyncView
 from asyncsync.errors import UsageError
 from asyncsync.mirror.cron import CronSchedule
@@ -127,19 +127,7 @@ def mirror_command(
         str, typer.Option("--log-format", metavar="text|json", help="Per-image output format.")
     ] = "text",
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print only failures and summaries.")] = False,
-    parallel: Annotated[int | None, typer.Option("--parallel", "-j", min=1, help="Images in flight.")] = None,
-    image_parallel_copies: Annotated[
-        int | None, typer.Option("--image-parallel-copies", min=1, help="Blobs in flight, run-wide.")
-    ] = None,
-    max_requests_per_host: Annotated[
-        int | None, typer.Option("--max-requests-per-host", min=2, help="Concurrent requests per registry.")
-    ] = None,
-    chunk_size: Annotated[
-        str | None, typer.Option("--chunk-size", metavar="SIZE", help="Upload blobs in chunks of SIZE.")
-    ] = None,
-    no_mount_cache: Annotated[
-        bool, typer.Option("--no-mount-cache", help="Do not read or write the persisted mount-source index.")
-    ] = False,
+    run_flags: Annotated[RunFlags, RUN_FLAGS],
     extension_flags: Annotated[ExtensionFlags, EXTENSION_FLAGS],
     registries: Annotated[RegistrySides, REGISTRY_SIDES],
     retry_flags: Annotated[RetryFlags, RETRY_FLAGS],
@@ -163,15 +151,7 @@ def mirror_command(
             raise UsageError(f"--log-format: unknown format {log_format!r} (text or json)")
         extensions = extension_flags.extensions()
         load()  # a spec that does not load now is a usage error, before any server starts
-        settings = sync_settings(
-            registries,
-            retry_flags,
-            parallel=parallel,
-            image_parallel_copies=image_parallel_copies,
-            max_requests_per_host=max_requests_per_host,
-            chunk_size=chunk_size,
-            no_mount_cache=no_mount_cache,
-        )
+        settings = run_flags.settings(registries, retry_flags)
         metrics = MirrorMetrics()
         loop = MirrorLoop(
             load,

@@ -22,13 +22,13 @@ from asyncsync.cli.common import (
     RetryFlags,
     SkopeoCommand,
 )
-from asyncsync.cli.copy_command import parse_size
 from asyncsync.cli.extension_options import EXTENSION_FLAGS, ExtensionFlags
 from asyncsync.cli.flag_groups import with_flag_groups
 from asyncsync.cli.platform_flags import PLATFORM_FLAGS, PlatformFlags
+from asyncsync.cli.run_flags import RUN_FLAGS, RunFlags
 from asyncsync.cli.sync_view import JsonSyncView, PlainSyncView, RichSyncView
 from asyncsync.errors import UsageError
-from asyncsync.sync.engine import SyncSettings, SyncView, default_mount_index_dir, dry_run, run_sync
+from asyncsync.sync.engine import SyncView, dry_run, run_sync
 from asyncsync.sync.extensions import build_hooks
 from asyncsync.sync.hooks import HookChain
 from asyncsync.sync.local import local_sync
@@ -99,31 +99,6 @@ def _view(log_format: str, quiet: bool) -> SyncView:
     return PlainSyncView(quiet=quiet)
 
 
-def sync_settings(
-    registries: RegistrySides,
-    retry: RetryFlags,
-    *,
-    parallel: int | None,
-    image_parallel_copies: int | None,
-    max_requests_per_host: int | None,
-    chunk_size: str | None,
-    no_mount_cache: bool,
-    fail_fast: bool = False,
-) -> SyncSettings:
-    """The engine's run settings from the flags ``sync`` and ``mirror`` share (validated here)."""
-    return SyncSettings(
-        source_options=registries.source.to_options(),
-        destination_options=registries.destination.to_options(),
-        parallel=parallel,
-        parallel_blobs=image_parallel_copies,
-        retry=retry.policy() if retry.given else None,
-        max_requests_per_host=max_requests_per_host,
-        chunk_size=parse_size(chunk_size, "--chunk-size") if chunk_size is not None else None,
-        fail_fast=fail_fast,
-        mount_index_dir=None if no_mount_cache else default_mount_index_dir(),
-    )
-
-
 @app.command("sync", cls=SkopeoCommand)
 @with_flag_groups
 def sync_command(
@@ -175,30 +150,6 @@ def sync_command(
             rich_help_panel=_SYNC_PANEL,
         ),
     ] = False,
-    parallel: Annotated[
-        int | None,
-        typer.Option(
-            "--parallel", "-j", min=1, help="Images in flight (default 8).", rich_help_panel=_SYNC_PANEL
-        ),
-    ] = None,
-    image_parallel_copies: Annotated[
-        int | None,
-        typer.Option(
-            "--image-parallel-copies",
-            min=1,
-            help="Blobs in flight, run-wide (default 16).",
-            rich_help_panel=_SYNC_PANEL,
-        ),
-    ] = None,
-    max_requests_per_host: Annotated[
-        int | None,
-        typer.Option(
-            "--max-requests-per-host",
-            min=2,
-            help="Concurrent requests per registry.",
-            rich_help_panel=_SYNC_PANEL,
-        ),
-    ] = None,
     fail_fast: Annotated[
         bool,
         typer.Option(
@@ -231,17 +182,7 @@ def sync_command(
     quiet: Annotated[
         bool, typer.Option("--quiet", "-q", help="Print only failures and the summary.")
     ] = False,
-    no_mount_cache: Annotated[
-        bool,
-        typer.Option(
-            "--no-mount-cache",
-            help="Do not read or write the persisted mount-source index.",
-            rich_help_panel=_SYNC_PANEL,
-        ),
-    ] = False,
-    chunk_size: Annotated[
-        str | None, typer.Option("--chunk-size", metavar="SIZE", help="Upload blobs in chunks of SIZE.")
-    ] = None,
+    run_flags: Annotated[RunFlags, RUN_FLAGS],
     extension_flags: Annotated[ExtensionFlags, EXTENSION_FLAGS],
     registries: Annotated[RegistrySides, REGISTRY_SIDES],
     retry_flags: Annotated[RetryFlags, RETRY_FLAGS],
@@ -285,16 +226,7 @@ def sync_command(
         planner = local.planner if local else build_plan
         for warning in spec.warnings:
             typer.echo(f"warning: {warning}", err=True)
-        settings = sync_settings(
-            registries,
-            retry_flags,
-            parallel=parallel,
-            image_parallel_copies=image_parallel_copies,
-            max_requests_per_host=max_requests_per_host,
-            chunk_size=chunk_size,
-            no_mount_cache=no_mount_cache,
-            fail_fast=fail_fast,
-        )
+        settings = run_flags.settings(registries, retry_flags, fail_fast=fail_fast)
         hooks = build_hooks(spec, extensions)
         if dry_run_flag:
             _, lines = await dry_run(spec, settings, hooks, planner=planner)

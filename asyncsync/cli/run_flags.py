@@ -1,0 +1,129 @@
+"""The engine flags ``sync`` and ``mirror`` share: concurrency, upload chunks, the mount cache.
+
+Declared once as :data:`RUN_FLAGS` (a :mod:`~asyncsync.cli.flag_groups` group); a command receives
+one :class:`RunFlags` and turns it, with the registry and retry flags, into the engine's
+:class:`~asyncsync.sync.engine.SyncSettings` through :meth:`RunFlags.settings` (where values are
+validated, so a bad one is a one-line usage error).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Annotated
+
+import typer
+
+from asyncsync.cli.common import RegistrySides, RetryFlags
+from asyncsync.cli.copy_command import parse_size
+from asyncsync.cli.flag_groups import FlagGroup, flag_option
+from asyncsync.limits import DEFAULT_BLOBS_IN_FLIGHT, DEFAULT_REQUESTS_PER_HOST
+from asyncsync.sync.engine import SyncSettings, default_mount_index_dir
+from asyncsync.sync.scheduler import DEFAULT_PARALLEL_IMAGES
+
+RUN_PANEL = "Concurrency and uploads"
+
+
+@dataclass(frozen=True, slots=True)
+class RunFlags:
+    """The flags as given (``None``: not given, the engine's default applies)."""
+
+    parallel: int | None = None
+    image_parallel_copies: int | None = None
+    max_requests_per_host: int | None = None
+    chunk_size: str | None = None
+    no_mount_cache: bool = False
+
+    def settings(
+        self, registries: RegistrySides, retry: RetryFlags, *, fail_fast: bool = False
+    ) -> SyncSettings:
+        """The engine's run settings; raises :class:`~asyncsync.errors.UsageError` for bad values."""
+        return SyncSettings(
+            source_options=registries.source.to_options(),
+            destination_options=registries.destination.to_options(),
+            parallel=self.parallel,
+            parallel_blobs=self.image_parallel_copies,
+            retry=retry.policy() if retry.given else None,
+            max_requests_per_host=self.max_requests_per_host,
+            chunk_size=parse_size(self.chunk_size, "--chunk-size") if self.chunk_size is not None else None,
+            fail_fast=fail_fast,
+            mount_index_dir=None if self.no_mount_cache else default_mount_index_dir(),
+        )
+
+
+RUN_FLAGS: FlagGroup[RunFlags] = FlagGroup(
+    RunFlags,
+    (
+        flag_option(
+            "parallel",
+            Annotated[
+                int | None,
+                typer.Option(
+                    "--parallel",
+                    "-j",
+                    min=1,
+                    help=f"Images in flight (default {DEFAULT_PARALLEL_IMAGES}).",
+                    rich_help_panel=RUN_PANEL,
+                ),
+            ],
+            None,
+        ),
+        flag_option(
+            "image_parallel_copies",
+            Annotated[
+                int | None,
+                typer.Option(
+                    "--image-parallel-copies",
+                    min=1,
+                    help=f"Blobs in flight, run-wide (default {DEFAULT_BLOBS_IN_FLIGHT}).",
+                    rich_help_panel=RUN_PANEL,
+                ),
+            ],
+            None,
+        ),
+        flag_option(
+            "max_requests_per_host",
+            Annotated[
+                int | None,
+                typer.Option(
+                    "--max-requests-per-host",
+                    min=2,
+                    help=f"Concurrent requests per registry (default {DEFAULT_REQUESTS_PER_HOST}).",
+                    rich_help_panel=RUN_PANEL,
+                ),
+            ],
+            None,
+        ),
+        flag_option(
+            "chunk_size",
+            Annotated[
+                str | None,
+                typer.Option(
+                    "--chunk-size",
+                    metavar="SIZE",
+                    help="Upload blobs in chunks of SIZE.",
+                    rich_help_panel=RUN_PANEL,
+                ),
+            ],
+            None,
+        ),
+        flag_option(
+            "no_mount_cache",
+            Annotated[
+                bool,
+                typer.Option(
+                    "--no-mount-cache",
+                    help="Do not read or write the persisted mount-source index.",
+                    rich_help_panel=RUN_PANEL,
+                ),
+            ],
+            False,
+        ),
+    ),
+    lambda values: RunFlags(
+        values["parallel"],
+        values["image_parallel_copies"],
+        values["max_requests_per_host"],
+        values["chunk_size"],
+        values["no_mount_cache"],
+    ),
+)
