@@ -482,6 +482,8 @@ class FaultProxy:
             cut = rng.randrange(0, total)
         if rule is not None and total and kind is Kind.FLIP_BYTE:
             flip = rng.randrange(0, total)
+        if framing.kind == "length" and not total:
+            record.status = response.status  # the head is the whole answer
         writer.write(client_head.encode())
         offset = 0
         async for piece in iter_body(up_reader, framing):
@@ -501,6 +503,10 @@ class FaultProxy:
                 changed = bytearray(piece)
                 changed[flip - offset] ^= 0xFF
                 piece = bytes(changed)
+            if framing.kind == "length" and offset + len(piece) >= total:
+                # The client holds the whole answer once this piece is out, and may look at the
+                # records before this task runs again: record the status first.
+                record.status = response.status
             writer.write(encode_piece(framing, piece))
             await writer.drain()
             offset += len(piece)
