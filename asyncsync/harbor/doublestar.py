@@ -224,29 +224,22 @@ def _in_class(body: str, char: str, pattern: str) -> bool:
     index = 1 if negated else 0
     found = False
     while index < len(body):
-        low = body[index]
-        if low == "-":
-            raise _bad(pattern)
-        index += 1
-        if low == "\\":
-            if index >= len(body):
-                raise _bad(pattern)
-            low = body[index]
-            index += 1
+        low, index = _class_char(pattern, body, index)
         high = low
         if index < len(body) and body[index] == "-":
-            index += 1
-            if index >= len(body):
-                raise _bad(pattern)
-            high = body[index]
-            if high == "-":
-                raise _bad(pattern)
-            index += 1
-            if high == "\\":
-                if index >= len(body):
-                    raise _bad(pattern)
-                high = body[index]
-                index += 1
+            high, index = _class_char(pattern, body, index + 1)
         if low <= char <= high:
             found = True
     return found != negated
+
+
+def _class_char(pattern: str, body: str, index: int) -> tuple[str, int]:
+    """The character at ``body[index]`` of a class (``\\`` escapes one) and the index after it; an
+    unescaped ``-`` or a class ending here is a bad pattern."""
+    if index >= len(body) or body[index] == "-":
+        raise _bad(pattern)
+    if body[index] == "\\":
+        if index + 1 >= len(body):
+            raise _bad(pattern)
+        return body[index + 1], index + 2
+    return body[index], index + 1

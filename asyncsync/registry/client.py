@@ -30,7 +30,7 @@ import logging
 from collections.abc import AsyncIterable, AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 from urllib.parse import urlencode, urljoin, urlsplit
 
 import aiohttp
@@ -227,6 +227,10 @@ class RegistryClient:
             self._credentials_loaded = True
         return self._credentials
 
+    def _schemes(self) -> list[str]:
+        """Schemes to try, in order: plain http only when TLS verification is off."""
+        return ["https"] if self.options.tls_verify else ["https", "http"]
+
     def _has_credentials(self, repository: str | None) -> bool:
         """Whether requests would carry a username/password (a fixed ``--registry-token`` needs no
         challenge: it is sent as it is)."""
@@ -250,7 +254,7 @@ class RegistryClient:
     async def _ping(self, *, slot_held: bool = False) -> None:
         """``GET /v2/``: the scheme that answers and, from a 401, the challenge. ``slot_held``
         when the calling task already holds a request slot of the host (it must not take two)."""
-        schemes = ["https", "http"] if not self.options.tls_verify else ["https"]
+        schemes = self._schemes()
         last_error: AsyncSyncError | None = None
         for scheme in schemes:
             url = f"{scheme}://{self.host}/v2/"
@@ -262,7 +266,8 @@ class RegistryClient:
                 ):
                     await read_capped(response, 64 * 1024)
                     if response.status == 401:
-                        self._set_challenge(response.headers.getall("WWW-Authenticate", []))
+                        offered = response.headers.getall("WWW-Authenticate", [])
+                        self._challenge = _preferred_challenge(offered)
                     elif response.status >= 500:
                         raise await error_from_response(response, f"pinging {self.registry}")
             except (aiohttp.ClientError, OSError, TimeoutError) as exc:
@@ -273,9 +278,6 @@ class RegistryClient:
             return
         assert last_error is not None
         raise last_error
-
-    def _set_challenge(self, headers: list[str]) -> None:
-        self._challenge = _preferred_challenge(headers)
 
     # -- authorization -------------------------------------------------------------------
 
@@ -461,7 +463,7 @@ class RegistryClient:
         """Send the client's first request: over https, and when TLS verification is off and
         https fails to connect, over plain http (what the ``/v2/`` ping used to find out).
         The scheme that answered becomes the client's base URL."""
-        schemes = ["https"] if self.options.tls_verify else ["https", "http"]
+        schemes = self._schemes()
         for index, scheme in enumerate(schemes):
             base = f"{scheme}://{self.host}"
             try:
@@ -497,7 +499,7 @@ class RegistryClient:
 
     def _after_unauthorized(
         self, challenge_headers: list[str], sent: str | None, send: _Exchange, *, may_drop: bool
-    ) -> str:
+    ) -> Literal["learned", "renewed", "dropped", "final"]:
         """What a 401 to a request that carried ``sent`` means: ``"learned"`` (a new challenge),
         ``"renewed"`` (another task changed the authorization meanwhile), ``"dropped"`` (the
         bearer token was rejected and is forgotten) - each worth a replay - or ``"final"``."""
