@@ -7,7 +7,9 @@ from typing import Annotated
 import typer
 
 from asyncsync import __version__
-from asyncsync.cli._run import GLOBAL, configure_logging
+from asyncsync.cli._run import EXIT_USAGE, GLOBAL, configure_logging, fail
+from asyncsync.errors import UsageError
+from asyncsync.units import duration_flag
 
 app = typer.Typer(
     name="asyncsync",
@@ -17,6 +19,16 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     context_settings={"help_option_names": ["-h", "--help"]},
 )
+
+
+def _timeout(text: str | None) -> float | None:
+    """``--command-timeout`` in seconds; a malformed value is a one-line usage error."""
+    if text is None:
+        return None
+    try:
+        return duration_flag(text, "--command-timeout")
+    except UsageError as exc:
+        fail(str(exc), EXIT_USAGE)
 
 
 def _version(value: bool) -> None:
@@ -29,7 +41,12 @@ def _version(value: bool) -> None:
 def global_options(
     debug: Annotated[bool, typer.Option("--debug", help="Verbose logs and tracebacks.")] = False,
     command_timeout: Annotated[
-        float | None, typer.Option("--command-timeout", help="Abort the command after this many seconds.")
+        str | None,
+        typer.Option(
+            "--command-timeout",
+            metavar="DURATION",
+            help="Abort the command after DURATION (30s, 1m30s, or seconds).",
+        ),
     ] = None,
     version: Annotated[
         bool, typer.Option("--version", "-v", callback=_version, is_eager=True, help="Print the version.")
@@ -48,7 +65,7 @@ def global_options(
 ) -> None:
     """asyncsync: a skopeo-compatible, concurrent image copy and sync tool."""
     GLOBAL.debug = debug
-    GLOBAL.command_timeout = command_timeout
+    GLOBAL.command_timeout = _timeout(command_timeout)
     GLOBAL.override_os, GLOBAL.override_arch, GLOBAL.override_variant = (
         override_os,
         override_arch,

@@ -27,7 +27,6 @@ spelling (pflag style) besides ``--flag`` and ``--no-flag``.
 from __future__ import annotations
 
 import inspect
-import re
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -45,6 +44,7 @@ from asyncsync.registry.credentials import Credentials, parse_creds_flag
 from asyncsync.retry import RetryPolicy
 from asyncsync.transports import parse_image_name, transport_names
 from asyncsync.transports.base import SideOptions, TransportContext
+from asyncsync.units import duration_flag
 
 REGISTRY_PANEL = "Registry access"
 _TRUE = frozenset({"1", "t", "T", "TRUE", "true", "True"})
@@ -195,28 +195,10 @@ def retry_delay_option() -> Any:
 
 # ------------------------------------------------------------------------------- flag values
 
-_DURATION_PART = re.compile(r"(\d+(?:\.\d*)?|\.\d+)(ns|us|µs|ms|s|m|h)")
-_UNIT_SECONDS = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}
-
-
-def parse_duration(text: str, flag: str = "--retry-delay") -> float:
-    """Seconds in a Go duration (``1m30s``, ``500ms``) or a plain number of seconds."""
-    text = text.strip()
-    try:
-        seconds = float(text)
-    except ValueError:
-        parts = _DURATION_PART.findall(text)
-        if not parts or "".join(n + u for n, u in parts) != text:
-            raise UsageError(f"{flag}: invalid duration {text!r} (e.g. 2s, 500ms, 1m)") from None
-        seconds = sum(float(n) * _UNIT_SECONDS[u] for n, u in parts)
-    if seconds < 0:
-        raise UsageError(f"{flag}: duration must not be negative")
-    return seconds
-
 
 def retry_policy(retry_times: int | None, retry_delay: str | None) -> RetryPolicy:
     """The run's retry policy from ``--retry-times`` / ``--retry-delay``."""
-    delay = parse_duration(retry_delay) if retry_delay is not None else None
+    delay = duration_flag(retry_delay, "--retry-delay") if retry_delay is not None else None
     return RetryPolicy.from_flags(retry_times, delay)
 
 

@@ -14,7 +14,6 @@ nothing with ``--quiet``. Errors are one line on stderr with a non-zero exit.
 
 from __future__ import annotations
 
-import re
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -53,10 +52,9 @@ from asyncsync.registry.client import RegistryOptions, RegistrySession
 from asyncsync.retry import RetryPolicy
 from asyncsync.transports import parse_image_name
 from asyncsync.transports.base import ImageReference, SideOptions, TransportContext
+from asyncsync.units import size_flag
 
 DEFAULT_PARALLEL_COPIES = 6
-_SIZE = re.compile(r"^\s*(\d+)\s*([kmg]i?b?|b)?\s*$", re.IGNORECASE)
-_UNITS = {"": 1, "b": 1, "k": 1000, "m": 1000**2, "g": 1000**3, "ki": 1024, "mi": 1024**2, "gi": 1024**3}
 _IMAGE_PANEL = "Image options"
 _LOCAL_PANEL = "Local transports"
 
@@ -107,18 +105,6 @@ def warn_unused(flags: LocalFlags, reference: ImageReference, prefix: str) -> No
     for flag in flags.unused(transport, prefix):
         side = "sources" if prefix == "src-" else "destinations"
         warn(f"{flag} has no effect on {transport}: {side} (ignored)")
-
-
-def parse_size(text: str, flag: str) -> int:
-    """Bytes from ``8388608``, ``8MiB``, ``8Mi``, ``8MB``, ``8M`` (decimal for M/MB, binary for Mi/MiB)."""
-    match = _SIZE.match(text)
-    if match is None:
-        raise UsageError(f"{flag}: invalid size {text!r} (e.g. 8MiB, 5M, 1048576)")
-    unit = (match.group(2) or "").lower().removesuffix("b")
-    size = int(match.group(1)) * _UNITS[unit]
-    if size <= 0:
-        raise UsageError(f"{flag}: size must be positive")
-    return size
 
 
 def copy_options(
@@ -364,7 +350,7 @@ def copy_command(
             registries.destination.to_options(),
             retry=retry_flags.policy(),
             parallel=image_parallel_copies,
-            chunk_size=parse_size(chunk_size, "--chunk-size") if chunk_size is not None else None,
+            chunk_size=size_flag(chunk_size, "--chunk-size") if chunk_size is not None else None,
             progress=make_progress(quiet),
             source_local=LocalFlags(shared_blob_dir=src_shared_blob_dir, daemon_host=src_daemon_host),
             destination_local=LocalFlags(

@@ -21,7 +21,6 @@ from asyncsync.cli.common import (
     RegistrySides,
     RetryFlags,
     SkopeoCommand,
-    parse_duration,
 )
 from asyncsync.cli.extension_options import EXTENSION_FLAGS, ExtensionFlags
 from asyncsync.cli.flag_groups import with_flag_groups
@@ -33,6 +32,7 @@ from asyncsync.mirror.loop import Cron, Every, MirrorLoop, Schedule
 from asyncsync.mirror.metrics import MetricsServer, MirrorMetrics
 from asyncsync.sync.engine import SyncView
 from asyncsync.sync.spec import CopySettings, SyncSpec, load_spec
+from asyncsync.units import duration_flag
 
 _PANEL = "Mirror"
 
@@ -46,7 +46,7 @@ def _schedule(every: str | None, cron: str | None, once: bool) -> Schedule | Non
     if once:
         return None
     if every is not None:
-        interval = parse_duration(every, "--every")
+        interval = duration_flag(every, "--every")
         if interval < 1:
             raise UsageError("--every: the interval must be at least 1s")
         return Every(interval)
@@ -158,7 +158,7 @@ def mirror_command(
             settings,
             schedule,
             extensions=extensions,
-            jitter=parse_duration(jitter, "--jitter") if jitter is not None else None,
+            jitter=duration_flag(jitter, "--jitter") if jitter is not None else None,
             metrics=metrics,
             view=view,
             echo=lambda line: print(line, file=sys.stdout, flush=True),

@@ -14,11 +14,11 @@ from typing import Annotated
 import typer
 
 from asyncsync.cli.common import RegistrySides, RetryFlags
-from asyncsync.cli.copy_command import parse_size
 from asyncsync.cli.flag_groups import FlagGroup, flag_option
 from asyncsync.limits import DEFAULT_BLOBS_IN_FLIGHT, DEFAULT_REQUESTS_PER_HOST
 from asyncsync.sync.engine import SyncSettings, default_mount_index_dir
 from asyncsync.sync.scheduler import DEFAULT_PARALLEL_IMAGES
+from asyncsync.units import size_flag
 
 RUN_PANEL = "Concurrency and uploads"
 
@@ -44,7 +44,7 @@ class RunFlags:
             parallel_blobs=self.image_parallel_copies,
             retry=retry.policy() if retry.given else None,
             max_requests_per_host=self.max_requests_per_host,
-            chunk_size=parse_size(self.chunk_size, "--chunk-size") if self.chunk_size is not None else None,
+            chunk_size=size_flag(self.chunk_size, "--chunk-size") if self.chunk_size is not None else None,
             fail_fast=fail_fast,
             mount_index_dir=None if self.no_mount_cache else default_mount_index_dir(),
         )

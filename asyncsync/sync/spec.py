@@ -13,11 +13,11 @@ unchanged, with skopeo's destination naming (see :mod:`asyncsync.sync.spec_skope
       parallel: 8                   # images in flight
       parallel-blobs: 16            # blobs in flight, run-wide
       retry-times: 3                # retries after the first attempt
-      retry-delay: 2s               # fixed wait between retries (number = seconds; ms/s/m)
+      retry-delay: 2s               # fixed wait between retries (Go duration or seconds; units.py)
       tls-verify: true              # default for every registry
       max-concurrent-requests: 16   # per registry host
       requests-per-second: 50       # per registry host
-      chunk-size: 16MiB             # upload chunk size (B, KiB, MiB, GiB, KB, MB, GB)
+      chunk-size: 16MiB             # upload chunk size (64MiB, 1GB, 512k or bytes; units.py)
       multi-arch: all               # all | system | index-only   (default all)
       platforms: [linux/amd64]      # or "all"; a list implies multi-arch all
       format: oci                   # oci | v2s2; default: keep the source's format

@@ -39,6 +39,7 @@ from asyncsync.sync.spec import (
     validate_glob,
 )
 from asyncsync.sync.yaml_lines import Doc, YMap, YNode, YScalar, YSeq
+from asyncsync.units import parse_duration, parse_size
 
 SUPPORTED_VERSIONS = (1,)
 TOP_KEYS = ("version", "defaults", "registries", "sync")
@@ -52,18 +53,6 @@ ENTRY_KEYS = ("from", "to", "tags", "tag-suffix", "scoped", *SETTING_KEYS)
 DIR_PREFIX = "dir:"
 TAG_KEYS = ("include", "exclude", "semver", "latest", "digests")
 
-_DURATION = re.compile(r"^\s*([0-9]+(?:\.[0-9]+)?)\s*(ms|s|m)?\s*$")
-_SIZE = re.compile(r"^\s*([0-9]+)\s*(B|KiB|MiB|GiB|KB|MB|GB)?\s*$")
-_SIZE_UNITS = {
-    None: 1,
-    "B": 1,
-    "KiB": 1 << 10,
-    "MiB": 1 << 20,
-    "GiB": 1 << 30,
-    "KB": 10**3,
-    "MB": 10**6,
-    "GB": 10**9,
-}
 _PLATFORM = re.compile(r"^([a-z0-9_]+)/([a-z0-9_]+)(?:/([a-z0-9_]+))?$")
 _TAG_SUFFIX = re.compile(r"^[\w.-]{1,127}$", re.ASCII)
 MAX_CHUNK_SIZE = 1 << 30
@@ -80,32 +69,28 @@ class _NativeParser:
     # -- scalars -------------------------------------------------------------------------------
 
     def duration(self, node: YNode, what: str) -> float:
+        """Seconds: a YAML number, or a string in :mod:`asyncsync.units`' duration grammar."""
         if (
             isinstance(node, YScalar)
             and isinstance(node.value, int | float)
             and not isinstance(node.value, bool)
         ):
             return self.doc.number(node, what, positive=False)
-        text = self.doc.string(node, what)
-        match = _DURATION.match(text)
-        if match is None:
-            raise self.doc.error(
-                node.line, f"{what} must be a duration such as 2s, 500ms or 1m, not {text!r}"
-            )
-        scale = {"ms": 0.001, "m": 60.0}.get(match.group(2) or "s", 1.0)
-        return float(match.group(1)) * scale
+        try:
+            return parse_duration(self.doc.string(node, what))
+        except ValueError as exc:
+            raise self.doc.error(node.line, f"{what}: {exc}") from None
 
     def size(self, node: YNode, what: str) -> int:
+        """An upload chunk size in bytes: a YAML integer, or a string in :mod:`asyncsync.units`'
+        size grammar; between 1KiB and 1GiB."""
         if isinstance(node, YScalar) and isinstance(node.value, int) and not isinstance(node.value, bool):
             value = self.doc.integer(node, what, minimum=1)
         else:
-            text = self.doc.string(node, what)
-            match = _SIZE.match(text)
-            if match is None:
-                raise self.doc.error(
-                    node.line, f"{what} must be a size such as 16MiB or 1048576, not {text!r}"
-                )
-            value = int(match.group(1)) * _SIZE_UNITS[match.group(2)]
+            try:
+                value = parse_size(self.doc.string(node, what))
+            except ValueError as exc:
+                raise self.doc.error(node.line, f"{what}: {exc}") from None
         if not 1024 <= value <= MAX_CHUNK_SIZE:
             raise self.doc.error(node.line, f"{what} must be between 1KiB and 1GiB")
         return value

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from pathlib import Path
 
 from asyncsync.cli.app import COMMAND_MODULE_OF, COMMAND_MODULES, _command_in
+from tests.helpers.asyncsync_cli import run_cli
 
 
 def test_every_command_module_is_mapped() -> None:
@@ -52,3 +54,17 @@ def test_top_level_help_lists_every_command() -> None:
     assert done.returncode == 0, done.stderr
     for command in COMMAND_MODULE_OF:
         assert command in done.stdout
+
+
+def test_command_timeout_takes_a_go_duration_or_seconds(tmp_path: Path) -> None:
+    manifest = tmp_path / "m.json"
+    manifest.write_bytes(b"{}")
+    for value in ("1m30s", "90", "1.5h"):
+        assert run_cli("--command-timeout", value, "manifest-digest", str(manifest)).returncode == 0
+
+
+def test_a_bad_command_timeout_is_one_line() -> None:
+    result = run_cli("--command-timeout", "soon", "manifest-digest", "/dev/null")
+    assert result.returncode == 2
+    expected = "Error: --command-timeout: invalid duration 'soon' (e.g. 30s, 1m30s, 1.5h, 300ms)\n"
+    assert result.stderr == expected

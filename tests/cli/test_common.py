@@ -15,7 +15,6 @@ from asyncsync.cli.common import (
     no_creds_option,
     not_found_as,
     parse_docker_repository,
-    parse_duration,
     retry_policy,
     tls_verify_option,
 )
@@ -113,26 +112,9 @@ def test_registry_flags_repr_hides_secrets() -> None:
     assert "MARKER" not in text
 
 
-@pytest.mark.parametrize(
-    ("text", "seconds"),
-    [
-        ("2", 2.0),
-        ("0.5", 0.5),
-        ("2s", 2.0),
-        ("500ms", 0.5),
-        ("1m30s", 90.0),
-        ("1h", 3600.0),
-        ("250us", 0.00025),
-    ],
-)
-def test_parse_duration(text: str, seconds: float) -> None:
-    assert parse_duration(text) == pytest.approx(seconds)
-
-
-@pytest.mark.parametrize("text", ["", "soon", "5x", "-1", "1s-", "s"])
-def test_parse_duration_rejects(text: str) -> None:
-    with pytest.raises(UsageError, match="--retry-delay"):
-        parse_duration(text)
+def test_retry_policy_rejects_a_bad_delay_naming_the_flag() -> None:
+    with pytest.raises(UsageError, match=r"^--retry-delay: invalid duration 'soon'"):
+        retry_policy(3, "soon")
 
 
 def test_retry_policy_from_flags() -> None:

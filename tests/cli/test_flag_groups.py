@@ -295,7 +295,7 @@ def test_malformed_groups_are_rejected() -> None:
         ),
         (
             ["inspect", "--retry-delay", "soon", "docker://h.example/r:t"],
-            "--retry-delay: invalid duration 'soon' (e.g. 2s, 500ms, 1m)",
+            "--retry-delay: invalid duration 'soon' (e.g. 30s, 1m30s, 1.5h, 300ms)",
         ),
     ],
 )

@@ -384,7 +384,7 @@ def test_entry_errors(tmp_path: Path, body: str, line: int, message: str) -> Non
         (
             "defaults: {retry-delay: soon}\nsync: []\n",
             2,
-            "'retry-delay' of 'defaults' must be a duration such as 2s, 500ms or 1m, not 'soon'",
+            "'retry-delay' of 'defaults': invalid duration 'soon' (e.g. 30s, 1m30s, 1.5h, 300ms)",
         ),
         (
             "defaults: {chunk-size: 10}\nsync: []\n",
@@ -392,9 +392,9 @@ def test_entry_errors(tmp_path: Path, body: str, line: int, message: str) -> Non
             "'chunk-size' of 'defaults' must be between 1KiB and 1GiB",
         ),
         (
-            "defaults: {chunk-size: 4 TB}\nsync: []\n",
+            "defaults: {chunk-size: 4 XB}\nsync: []\n",
             2,
-            "'chunk-size' of 'defaults' must be a size such as 16MiB or 1048576, not '4 TB'",
+            "'chunk-size' of 'defaults': invalid size '4 XB' (e.g. 64MiB, 1GB, 512k, 1048576)",
         ),
         ("defaults: {parallel: 0}\nsync: []\n", 2, "'parallel' of 'defaults' must be at least 1, not 0"),
         (
@@ -543,3 +543,16 @@ def test_same_source_twice_with_other_settings_is_a_conflict_but_not_with_the_sa
     other = same.replace("tags: [v1]}\n  - {", "tags: [v1]}\n  - {format: oci, ", 1)
     err = spec_error(tmp_path, other)
     assert str(err).startswith(f"{err.file}:4: destination b.example/x:v1 is also written by line 3")
+
+
+def test_durations_and_sizes_use_the_one_grammar(tmp_path: Path) -> None:
+    """Go durations and every size unit of asyncsync.units, in the spec as on the command line."""
+    body = (
+        "defaults:\n  retry-delay: 1m30s\n  chunk-size: 1.5MiB\n"
+        "registries:\n  b.example: {chunk-size: 512k}\n"
+        "sync:\n  - from: a.example/x\n    to: b.example/\n"
+    )
+    spec = load_spec(write(tmp_path, native(body)))
+    assert spec.defaults.retry_delay == 90.0
+    assert spec.defaults.chunk_size == 3 << 19
+    assert spec.registries[0].chunk_size == 512_000
