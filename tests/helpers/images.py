@@ -228,6 +228,7 @@ def make_image(
     labels: Mapping[str, str] | None = None,
     env: Sequence[str] | None = None,
     shared_layers: Iterable[bytes] = (),
+    config_overrides: Mapping[str, Any] | None = None,
 ) -> GeneratedImage:
     """A deterministic image: ``shared_layers`` (compressed, e.g. from :func:`make_layer`) come first, then
     ``layers`` fresh random layers of ``layer_size`` bytes of content each.
@@ -235,6 +236,8 @@ def make_image(
     The config is realistic (``architecture``, ``os``, ``variant``, ``created``, ``config.Env``,
     ``config.Labels``, ``config.Cmd``, ``rootfs.diff_ids``, one ``history`` entry per layer plus an empty
     one). ``labels``/``env`` default to seed-derived values. ``fmt`` picks Docker v2s2 or OCI media types.
+    ``config_overrides`` replaces or adds top-level config keys (``docker_version``, a ``created`` with
+    fractional seconds: the fields a stand-in for a real published image needs).
     """
     if fmt not in _MEDIA_TYPES:
         raise ValueError(f"unknown image format {fmt!r}")
@@ -269,6 +272,7 @@ def make_image(
     }
     if variant:
         config_obj["variant"] = variant
+    config_obj.update(config_overrides or {})
     config = json.dumps(config_obj, sort_keys=True, separators=(",", ":")).encode()
     manifest_obj = {
         "schemaVersion": 2,
