@@ -28,14 +28,15 @@ from asyncsync.cli.platform_flags import PLATFORM_FLAGS, PlatformFlags
 from asyncsync.cli.run_flags import RUN_FLAGS, RunFlags
 from asyncsync.cli.sync_view import JsonSyncView, PlainSyncView, RichSyncView
 from asyncsync.errors import UsageError
+from asyncsync.spec.load import load_spec
+from asyncsync.spec.model import CopySettings, SyncSpec
+from asyncsync.spec.skopeo import docker_source_spec
 from asyncsync.sync.engine import SyncView, dry_run, run_sync
 from asyncsync.sync.extensions import build_hooks
 from asyncsync.sync.hooks import HookChain
 from asyncsync.sync.local import local_sync
 from asyncsync.sync.plan import build_plan
 from asyncsync.sync.report import SyncReport
-from asyncsync.sync.spec import CopySettings, SyncSpec, load_spec
-from asyncsync.sync.spec_skopeo import docker_source_spec
 
 _SYNC_PANEL = "Sync"
 

@@ -38,13 +38,13 @@ import anyio.abc
 from asyncsync.errors import AsyncSyncError
 from asyncsync.mirror.cron import CronSchedule
 from asyncsync.mirror.metrics import CycleOutcome, EntryLabel, MirrorMetrics
+from asyncsync.spec.model import SyncEntry, SyncSpec
 from asyncsync.sync.engine import SyncSettings, SyncView, run_sync
 from asyncsync.sync.extensions import Extensions, build_hooks
 from asyncsync.sync.hooks import RunContext, SyncHooks
 from asyncsync.sync.plan import Plan, PlannedImage
 from asyncsync.sync.report import ImageResult, Outcome, SyncReport
 from asyncsync.sync.scheduler import PoolControl
-from asyncsync.sync.spec import SyncEntry, SyncSpec
 
 #: Longest automatic jitter (the default is 10% of the period, capped here).
 MAX_AUTO_JITTER = 300.0

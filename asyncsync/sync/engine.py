@@ -34,13 +34,13 @@ from asyncsync.errors import AsyncSyncError, ImmutableTagError
 from asyncsync.limits import DEFAULT_BLOBS_IN_FLIGHT, DEFAULT_REQUESTS_PER_HOST, BlobLimiter, HostLimiters
 from asyncsync.registry.client import RegistryOptions, RegistrySession
 from asyncsync.retry import RetryPolicy, with_retries
+from asyncsync.spec.model import RegistryConfig, SyncSpec
 from asyncsync.sync.decisions import Decision, DestinationCheck, check_plan, render_plan
 from asyncsync.sync.hooks import RunContext, SyncHooks
 from asyncsync.sync.plan import Plan, PlannedImage, Planner, build_plan
 from asyncsync.sync.registry_lister import RegistryLister
 from asyncsync.sync.report import ImageResult, Outcome, SyncReport
 from asyncsync.sync.scheduler import DEFAULT_PARALLEL_IMAGES, PoolControl, PoolStatistics, run_pool
-from asyncsync.sync.spec import RegistryConfig, SyncSpec
 from asyncsync.transports.base import SideOptions, TransportContext
 from asyncsync.transports.docker.reference import DockerReference
 

@@ -31,10 +31,10 @@ from typing import Any, Literal
 
 from asyncsync.copy.coordinator import BlobCoordinator
 from asyncsync.registry.client import RegistryClient, RegistryOptions, RegistrySession
+from asyncsync.spec.model import SyncSpec
 from asyncsync.sync.decisions import Decision, DestinationChecker
 from asyncsync.sync.plan import Plan, PlannedImage, SourceLister
 from asyncsync.sync.report import ImageResult, SyncReport
-from asyncsync.sync.spec import SyncSpec
 
 Side = Literal["source", "dest"]
 

@@ -45,6 +45,9 @@ from asyncsync.manifest import (
     parse_manifest,
 )
 from asyncsync.reference import ImageName, parse_reference
+from asyncsync.spec.load import load_spec
+from asyncsync.spec.model import CopySettings, Origin, SyncSpec
+from asyncsync.spec.skopeo import COMMAND_LINE, docker_source_spec
 from asyncsync.sync.plan import (
     DEFAULT_PLAN_CONCURRENCY,
     Plan,
@@ -55,8 +58,6 @@ from asyncsync.sync.plan import (
     bounded_map,
     build_plan,
 )
-from asyncsync.sync.spec import CopySettings, Origin, SyncSpec, load_spec
-from asyncsync.sync.spec_skopeo import COMMAND_LINE, docker_source_spec
 from asyncsync.transports.directory.reference import DirReference
 from asyncsync.transports.directory.source import MANIFEST_FILE, child_manifest_name
 from asyncsync.transports.directory.sync_layout import DirImage, dir_name_for, list_dir_images

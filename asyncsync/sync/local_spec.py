@@ -35,6 +35,7 @@ import posixpath
 from dataclasses import replace
 
 from asyncsync.errors import AsyncSyncError
+from asyncsync.spec.model import SyncEntry, SyncSpec
 from asyncsync.sync.local import DirTreeDestination, DirTreeSource, drop_conflicts
 from asyncsync.sync.plan import (
     DEFAULT_PLAN_CONCURRENCY,
@@ -44,7 +45,6 @@ from asyncsync.sync.plan import (
     SourceLister,
     build_registry_plan,
 )
-from asyncsync.sync.spec import SyncEntry, SyncSpec
 
 
 def _prefix(entry: SyncEntry) -> str:

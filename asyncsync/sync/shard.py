@@ -28,9 +28,9 @@ from dataclasses import dataclass, replace
 from asyncsync.digest import Digest
 from asyncsync.errors import InvalidReferenceError, UsageError
 from asyncsync.manifest import OCI_MANIFEST
+from asyncsync.spec.model import SyncSpec
 from asyncsync.sync.hooks import RunContext, SyncHooks
 from asyncsync.sync.plan import Plan, ResolvedManifest, SourceLister
-from asyncsync.sync.spec import SyncSpec
 
 JOB_INDEX_VARIABLE = "JOB_COMPLETION_INDEX"
 #: What :class:`ShardLister` resolves references of other shards to; never copied.

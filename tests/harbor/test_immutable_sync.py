@@ -20,10 +20,10 @@ import pytest
 
 from asyncsync.digest import Digest
 from asyncsync.mirror.loop import Every, MirrorLoop
+from asyncsync.spec.load import load_spec
 from asyncsync.sync.engine import REASON_IMMUTABLE, SyncSettings, run_sync
 from asyncsync.sync.extensions import Extensions, build_hooks
 from asyncsync.sync.report import Outcome, SyncReport
-from asyncsync.sync.spec import load_spec
 from tests.harbor.conftest import HarborFactory
 from tests.helpers.asyncsync_cli import run_cli
 from tests.helpers.harbor_server import HarborServer

@@ -12,9 +12,9 @@ import pytest
 from asyncsync.mirror.cron import CronSchedule
 from asyncsync.mirror.loop import Cron, Every, MirrorLoop, auto_jitter
 from asyncsync.mirror.metrics import MetricsServer, MirrorMetrics
+from asyncsync.spec.load import load_spec
 from asyncsync.sync.engine import SyncSettings
 from asyncsync.sync.report import Outcome, SyncReport
-from asyncsync.sync.spec import load_spec
 from tests.helpers.images import list_tags, make_image, push_image
 from tests.helpers.registry import RegistryFactory
 from tests.mirror.test_metrics import parse

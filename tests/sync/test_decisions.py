@@ -12,6 +12,7 @@ from asyncsync.digest import Digest
 from asyncsync.errors import TransportError
 from asyncsync.manifest import DOCKER_LIST, DOCKER_V2S2
 from asyncsync.reference import ImageName
+from asyncsync.spec.model import CopySettings, Origin
 from asyncsync.sync.decisions import (
     REASON_ABSENT,
     REASON_DIFFERS,
@@ -24,7 +25,6 @@ from asyncsync.sync.decisions import (
     render_plan,
 )
 from asyncsync.sync.plan import Plan, PlanError, PlannedImage
-from asyncsync.sync.spec import CopySettings, Origin
 
 pytestmark = pytest.mark.anyio
 

@@ -18,9 +18,10 @@ import pytest
 from asyncsync.digest import Digest
 from asyncsync.errors import SpecError, UsageError
 from asyncsync.reference import parse_reference
+from asyncsync.spec.load import load_spec
+from asyncsync.spec.model import SyncSpec
 from asyncsync.sync.extensions import Extensions, build_hooks
 from asyncsync.sync.plan import Plan, build_plan
-from asyncsync.sync.spec import SyncSpec, load_spec
 from tests.helpers.asyncsync_cli import invoke
 from tests.helpers.images import (
     get_manifest_sync,

@@ -17,9 +17,9 @@ from pathlib import Path
 import pytest
 
 from asyncsync.digest import Digest
-from asyncsync.sync.filters import TagFilter, compile_tag_regex
+from asyncsync.spec.filters import TagFilter, compile_tag_regex
+from asyncsync.spec.model import CopySettings, Destination, Origin, SourceSelector, SyncEntry
 from asyncsync.sync.prune import _Mapping, _Target
-from asyncsync.sync.spec import CopySettings, Destination, Origin, SourceSelector, SyncEntry
 from tests.helpers.asyncsync_cli import run_cli
 from tests.helpers.images import (
     get_manifest_sync,

@@ -18,9 +18,10 @@ from asyncsync.digest import Digest
 from asyncsync.errors import UsageError
 from asyncsync.manifest import OCI_MANIFEST
 from asyncsync.reference import ImageName
+from asyncsync.spec.load import load_spec
+from asyncsync.spec.model import CopySettings, Origin
 from asyncsync.sync.plan import Plan, PlannedImage, ResolvedManifest
 from asyncsync.sync.shard import OTHER_SHARD, Shard, ShardLister, partition, shard_of
-from asyncsync.sync.spec import CopySettings, Origin, load_spec
 from tests.helpers.asyncsync_cli import run_cli
 from tests.helpers.images import list_tags_sync, make_image, push_image_sync
 from tests.helpers.registry import RegistryFactory

@@ -1,71 +1,10 @@
-"""Sync specs: YAML -> frozen, fully validated :class:`SyncSpec`, errors as ``file:line: message``.
+"""The spec model: the frozen values both spec parsers build, and the checks they share.
 
-Two formats are read, told apart by a top-level ``version`` key (skopeo's format cannot have
-one: its top-level values are registry mappings, never numbers):
-
-**skopeo's sync YAML** (``asyncsync sync --src yaml --dest docker SPEC.yaml DEST``), accepted
-unchanged, with skopeo's destination naming (see :mod:`asyncsync.sync.spec_skopeo`).
-
-**The native format** (``asyncsync sync SPEC.yaml``; :mod:`asyncsync.sync.spec_native`)::
-
-    version: 1                      # required; the only version so far
-    defaults:                       # all optional
-      parallel: 8                   # images in flight
-      parallel-blobs: 16            # blobs in flight, run-wide
-      retry-times: 3                # retries after the first attempt
-      retry-delay: 2s               # fixed wait between retries (Go duration or seconds; units.py)
-      tls-verify: true              # default for every registry
-      max-concurrent-requests: 16   # per registry host
-      requests-per-second: 50       # per registry host
-      chunk-size: 16MiB             # upload chunk size (64MiB, 1GB, 512k or bytes; units.py)
-      multi-arch: all               # all | system | index-only   (default all)
-      platforms: [linux/amd64]      # or "all"; a list implies multi-arch all
-      format: oci                   # oci | v2s2; default: keep the source's format
-      skip-existing: false          # treat destination tags as immutable
-    registries:                     # per host; keys as in defaults where they make sense
-      harbor-a.example:
-        type: harbor                # optional: Harbor API discovery, project creation, mounts
-        create-projects: true       # Harbor only: create missing destination projects
-        credentials: {username: robot$sync, password-env: HARBOR_A_PASSWORD}
-        # or password: ..., or password-file: secrets/a.txt (relative to this file)
-        authfile: auth.json         # instead of credentials; no-creds: true for anonymous
-        tls-verify: true
-        cert-dir: certs/harbor-a
-        max-concurrent-requests: 8
-        requests-per-second: 20
-        chunk-size: 8MiB
-    sync:                           # entries, copied in this order
-      - from: harbor-a.example/proj/*     # a repository, a glob, or a list of them
-        to: harbor-b.example/newproj/     # prefix (ends in "/" or "/*") or one repository
-        tags:                             # optional; default every tag
-          include: '^v?\\d+\\.'           # regex (RE2, unanchored) or a list of tags
-          exclude: '-rc'                  # regex
-          semver: '>=1.2 <2'              # version range (skopeo's images-by-semver syntax)
-          latest: 5                       # the 5 highest versions left after the filters
-          digests: [sha256:...]           # also copy these manifests by digest
-        platforms: [linux/amd64, linux/arm64]
-        multi-arch: all
-        format: oci
-        skip-existing: true
-        tag-suffix: -mirror               # appended to destination tags
-      - from: harbor-a.example/proj/*     # registry -> skopeo's directory tree (air gap)
-        to: dir:/media/usb                # one dir: image per tag: /media/usb/app:v1
-        scoped: true                      # optional: /media/usb/harbor-a.example/proj/app:v1
-      - from: dir:/media/usb              # directory tree -> registry: every image in it
-        to: harbor-b.example/imported/    # a prefix; tag filters apply to the images' tags
-
-Source globs: ``*`` matches within one path component, a final ``**`` matches one or more
-components (``proj/**`` = every repository under ``proj`` at any depth); globs need the
-registry's ``/v2/_catalog``. Destinations: with a prefix ``to``, a glob source keeps the path
-after its literal part (``proj/*`` -> ``newproj/<name>``), a plain repository keeps its last
-component; an exact ``to`` needs exactly one plain source repository. ``dir:PATH`` (relative to the
-spec's directory) on one side of an entry reads or writes a local tree as ``skopeo sync``
-does; such entries are planned by :mod:`asyncsync.sync.local_spec`.
-
-Every check that needs no network happens at load: unknown keys (with a suggestion), types,
-regexes, version ranges, names, conflicting options, missing secrets, and destinations
-written twice by explicit tags. Duplicates that only appear after tag listing are found by
-the plan (:mod:`asyncsync.sync.plan`), which names both spec lines.
+A :class:`SyncSpec` holds :class:`SyncEntry` values (sources, :class:`Destination` rule, tag
+filter, :class:`CopySettings`), per-host :class:`RegistryConfig` and the native format's
+:class:`RunDefaults`; :class:`Origin` carries the ``file:line`` every error names. Parsing is in
+:mod:`asyncsync.spec.skopeo` and :mod:`asyncsync.spec.native`, which import this module;
+:mod:`asyncsync.spec.load` chooses between them.
 """
 
 from __future__ import annotations
@@ -73,17 +12,15 @@ from __future__ import annotations
 import posixpath
 import re
 from dataclasses import dataclass, field, replace
-from pathlib import Path
 from typing import Literal
 
 from asyncsync.digest import Digest
-from asyncsync.errors import InvalidReferenceError, SpecError, UsageError
+from asyncsync.errors import InvalidReferenceError, SpecError
 from asyncsync.manifest import Platform
 from asyncsync.reference import ImageName, parse_reference, validate_tag
 from asyncsync.registry.client import RegistryOptions
 from asyncsync.registry.credentials import Credentials
-from asyncsync.sync.filters import TagFilter
-from asyncsync.sync.yaml_lines import YMap, YScalar, load_yaml
+from asyncsync.spec.filters import TagFilter
 
 MultiArch = Literal["system", "all", "index-only"]
 ManifestFormat = Literal["oci", "v2s2"]
@@ -416,34 +353,3 @@ def check_explicit_destinations(entries: tuple[SyncEntry, ...]) -> None:
                         f"destination {target} is also written by line {previous[2]} "
                         f"(from {previous[0]}; here from {source})"
                     )
-
-
-def load_spec(
-    path: str | Path,
-    *,
-    destination: str | None = None,
-    scoped: bool = False,
-    append_suffix: str = "",
-    settings: CopySettings | None = None,
-) -> SyncSpec:
-    """Load either format. A skopeo-format spec needs ``destination`` (the DEST argument) and
-    takes ``scoped``/``append_suffix``/``settings`` from the command line; a native spec names its
-    own destinations and must not get one."""
-    from asyncsync.sync import spec_native, spec_skopeo
-
-    tree, file = load_yaml(path)
-    if tree is None or (isinstance(tree, YScalar) and tree.is_null):
-        raise SpecError(file, 1, "the spec is empty")
-    if isinstance(tree, YMap) and "version" in tree:
-        if destination is not None:
-            raise UsageError(
-                f"{file}: a native asyncsync spec names its destinations; drop the DEST argument"
-            )
-        return spec_native.parse_native(tree, file, base_dir=Path(path).parent)
-    if destination is None:
-        raise UsageError(
-            f"{file}: a skopeo-format spec needs a DEST argument (or add 'version: 1' for native)"
-        )
-    return spec_skopeo.parse_skopeo(
-        tree, file, destination=destination, scoped=scoped, append_suffix=append_suffix, settings=settings
-    )

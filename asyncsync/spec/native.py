@@ -1,4 +1,61 @@
-"""The native asyncsync spec (``version: 1``); the format is documented in :mod:`asyncsync.sync.spec`.
+"""The native asyncsync spec (``version: 1``).
+
+The format (``asyncsync sync SPEC.yaml``)::
+
+    version: 1                      # required; the only version so far
+    defaults:                       # all optional
+      parallel: 8                   # images in flight
+      parallel-blobs: 16            # blobs in flight, run-wide
+      retry-times: 3                # retries after the first attempt
+      retry-delay: 2s               # fixed wait between retries (Go duration or seconds; units.py)
+      tls-verify: true              # default for every registry
+      max-concurrent-requests: 16   # per registry host
+      requests-per-second: 50       # per registry host
+      chunk-size: 16MiB             # upload chunk size (64MiB, 1GB, 512k or bytes; units.py)
+      multi-arch: all               # all | system | index-only   (default all)
+      platforms: [linux/amd64]      # or "all"; a list implies multi-arch all
+      format: oci                   # oci | v2s2; default: keep the source's format
+      skip-existing: false          # treat destination tags as immutable
+    registries:                     # per host; keys as in defaults where they make sense
+      harbor-a.example:
+        type: harbor                # optional: Harbor API discovery, project creation, mounts
+        create-projects: true       # Harbor only: create missing destination projects
+        credentials: {username: robot$sync, password-env: HARBOR_A_PASSWORD}
+        # or password: ..., or password-file: secrets/a.txt (relative to this file)
+        authfile: auth.json         # instead of credentials; no-creds: true for anonymous
+        tls-verify: true
+        cert-dir: certs/harbor-a
+        max-concurrent-requests: 8
+        requests-per-second: 20
+        chunk-size: 8MiB
+    sync:                           # entries, copied in this order
+      - from: harbor-a.example/proj/*     # a repository, a glob, or a list of them
+        to: harbor-b.example/newproj/     # prefix (ends in "/" or "/*") or one repository
+        tags:                             # optional; default every tag
+          include: '^v?\\d+\\.'           # regex (RE2, unanchored) or a list of tags
+          exclude: '-rc'                  # regex
+          semver: '>=1.2 <2'              # version range (skopeo's images-by-semver syntax)
+          latest: 5                       # the 5 highest versions left after the filters
+          digests: [sha256:...]           # also copy these manifests by digest
+        platforms: [linux/amd64, linux/arm64]
+        multi-arch: all
+        format: oci
+        skip-existing: true
+        tag-suffix: -mirror               # appended to destination tags
+      - from: harbor-a.example/proj/*     # registry -> skopeo's directory tree (air gap)
+        to: dir:/media/usb                # one dir: image per tag: /media/usb/app:v1
+        scoped: true                      # optional: /media/usb/harbor-a.example/proj/app:v1
+      - from: dir:/media/usb              # directory tree -> registry: every image in it
+        to: harbor-b.example/imported/    # a prefix; tag filters apply to the images' tags
+
+Source globs: ``*`` matches within one path component, a final ``**`` matches one or more
+components (``proj/**`` = every repository under ``proj`` at any depth); globs need the
+registry's ``/v2/_catalog``. Destinations: with a prefix ``to``, a glob source keeps the path
+after its literal part (``proj/*`` -> ``newproj/<name>``), a plain repository keeps its last
+component; an exact ``to`` needs exactly one plain source repository. ``dir:PATH`` (relative to the
+spec's directory) on one side of an entry reads or writes a local tree as ``skopeo sync``
+does; such entries are planned by :mod:`asyncsync.sync.local_spec`.
+
 
 Secrets stay out of the file: ``password-env`` names an environment variable and
 ``password-file`` a file (relative paths are relative to the spec's directory; one trailing
@@ -19,9 +76,8 @@ from asyncsync.errors import InvalidReferenceError, SpecError
 from asyncsync.manifest import Platform
 from asyncsync.reference import DEFAULT_DOMAIN, parse_repository, validate_tag
 from asyncsync.registry.credentials import Credentials
-from asyncsync.sync.filters import TagFilter, TagRegex, TagRegexError, compile_tag_regex
-from asyncsync.sync.semver_range import VersionError, VersionRange
-from asyncsync.sync.spec import (
+from asyncsync.spec.filters import TagFilter, TagRegex, TagRegexError, compile_tag_regex
+from asyncsync.spec.model import (
     FORMAT_VALUES,
     MULTI_ARCH_VALUES,
     REGISTRY_KINDS,
@@ -38,7 +94,8 @@ from asyncsync.sync.spec import (
     registry_host,
     validate_glob,
 )
-from asyncsync.sync.yaml_lines import Doc, YMap, YNode, YScalar, YSeq
+from asyncsync.spec.semver_range import VersionError, VersionRange
+from asyncsync.spec.yaml_lines import Doc, YMap, YNode, YScalar, YSeq
 from asyncsync.units import parse_duration, parse_size
 
 SUPPORTED_VERSIONS = (1,)
