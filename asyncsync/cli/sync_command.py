@@ -35,8 +35,8 @@ from asyncsync.sync.engine import SyncView, dry_run, run_sync
 from asyncsync.sync.extensions import build_hooks
 from asyncsync.sync.hooks import HookChain
 from asyncsync.sync.local import local_sync
-from asyncsync.sync.plan import build_plan
 from asyncsync.sync.report import SyncReport
+from asyncsync.sync.spec_plan import build_plan
 
 _SYNC_PANEL = "Sync"
 

@@ -206,7 +206,7 @@ class Destination:
     * ``dir``: a local directory tree (``to: dir:PATH`` of a native spec): ``path`` is the
       absolute root, ``registry`` is empty, and each image goes to the ``dir:`` directory
       ``skopeo sync --dest dir`` would use (``scoped`` keeps the full reference;
-      :mod:`asyncsync.sync.local_spec`). Its Docker reference is the source's own name.
+      :mod:`asyncsync.sync.spec_plan`). Its Docker reference is the source's own name.
     """
 
     kind: Literal["repository", "prefix", "skopeo", "dir"]
@@ -244,7 +244,7 @@ class SyncEntry:
 
     @property
     def is_local(self) -> bool:
-        """Whether a side of this entry is a local directory tree (see :mod:`asyncsync.sync.local_spec`)."""
+        """Whether a side of this entry is a local directory tree (see :mod:`asyncsync.sync.spec_plan`)."""
         return self.source_dir is not None or self.destination.kind == "dir"
 
     def destination_for(

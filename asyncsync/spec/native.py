@@ -54,7 +54,7 @@ registry's ``/v2/_catalog``. Destinations: with a prefix ``to``, a glob source k
 after its literal part (``proj/*`` -> ``newproj/<name>``), a plain repository keeps its last
 component; an exact ``to`` needs exactly one plain source repository. ``dir:PATH`` (relative to the
 spec's directory) on one side of an entry reads or writes a local tree as ``skopeo sync``
-does; such entries are planned by :mod:`asyncsync.sync.local_spec`.
+does; such entries are planned by :mod:`asyncsync.sync.spec_plan`.
 
 
 Secrets stay out of the file: ``password-env`` names an environment variable and

@@ -37,10 +37,11 @@ from asyncsync.retry import RetryPolicy, with_retries
 from asyncsync.spec.model import RegistryConfig, SyncSpec
 from asyncsync.sync.decisions import Decision, DestinationCheck, check_plan, render_plan
 from asyncsync.sync.hooks import RunContext, SyncHooks
-from asyncsync.sync.plan import Plan, PlannedImage, Planner, build_plan
+from asyncsync.sync.plan import Plan, PlannedImage, Planner
 from asyncsync.sync.registry_lister import RegistryLister
 from asyncsync.sync.report import ImageResult, Outcome, SyncReport
 from asyncsync.sync.scheduler import DEFAULT_PARALLEL_IMAGES, PoolControl, PoolStatistics, run_pool
+from asyncsync.sync.spec_plan import build_plan
 from asyncsync.transports.base import SideOptions, TransportContext
 from asyncsync.transports.docker.reference import DockerReference
 

@@ -5,7 +5,8 @@ skopeo's (:mod:`asyncsync.transports.directory.sync_layout`): one ``dir:`` image
 
 The sync engine itself stays registry-shaped; local storage enters at two points:
 
-* **Planning.** A :data:`~asyncsync.sync.plan.Planner` replaces :func:`build_plan` for the run.
+* **Planning.** A :data:`~asyncsync.sync.plan.Planner` replaces
+  :func:`~asyncsync.sync.spec_plan.build_plan` for the run.
   :class:`DirTreeDestination` builds the registry plan as usual and then gives every image its
   directory (:attr:`PlannedImage.destination_local`, skopeo's naming via
   :func:`~asyncsync.transports.directory.sync_layout.dir_name_for`). :class:`DirTreeSource`
@@ -56,7 +57,7 @@ from asyncsync.sync.plan import (
     Planner,
     SourceLister,
     bounded_map,
-    build_plan,
+    build_registry_plan,
 )
 from asyncsync.transports.directory.reference import DirReference
 from asyncsync.transports.directory.source import MANIFEST_FILE, child_manifest_name
@@ -224,8 +225,11 @@ class DirTreeDestination:
         return Plan(images=tuple(kept), errors=tuple(errors), warnings=plan.warnings)
 
     async def plan(self, spec: SyncSpec, lister: SourceLister) -> Plan:
-        """A :data:`~asyncsync.sync.plan.Planner`: the registry plan, then :meth:`assign`."""
-        return self.assign(await build_plan(spec, lister))
+        """A :data:`~asyncsync.sync.plan.Planner`: the registry plan, then :meth:`assign`.
+
+        ``spec`` is the source side of ``sync --dest dir`` (skopeo YAML or ``--src docker``),
+        which has registry entries only."""
+        return self.assign(await build_registry_plan(spec, lister))
 
 
 @dataclass(frozen=True, slots=True)

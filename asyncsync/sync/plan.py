@@ -1,6 +1,6 @@
 """The sync plan: every entry expanded into images pinned by digest, before anything is written.
 
-:func:`build_plan` takes a validated :class:`~asyncsync.spec.model.SyncSpec` and a
+:func:`build_registry_plan` takes a validated :class:`~asyncsync.spec.model.SyncSpec` and a
 :class:`SourceLister` and runs in phases, each one bounded by ``limit`` concurrent requests
 (``limit`` worker tasks pulling from a list; never one task per item):
 
@@ -345,25 +345,14 @@ class _Planner:
         return result
 
 
-async def build_plan(spec: SyncSpec, lister: SourceLister, *, limit: int = DEFAULT_PLAN_CONCURRENCY) -> Plan:
-    """Expand ``spec`` into a :class:`Plan` (see the module docstring for phases and ordering).
-
-    A spec with ``dir:`` entries is planned by
-    :func:`asyncsync.sync.local_spec.plan_with_local_entries`, which calls back here for the
-    registry parts."""
-    if spec.has_local_entries:
-        # Imported here: local_spec builds on this module.
-        from asyncsync.sync.local_spec import plan_with_local_entries
-
-        return await plan_with_local_entries(spec, lister, limit=limit)
-    return await build_registry_plan(spec, lister, limit=limit)
-
-
 async def build_registry_plan(
     spec: SyncSpec, lister: SourceLister, *, limit: int = DEFAULT_PLAN_CONCURRENCY
 ) -> Plan:
-    """:func:`build_plan` for entries whose sources are registries, whatever their destination
-    rule; local planning calls this for the registry side of its ``to: dir:`` entries."""
+    """Expand ``spec`` into a :class:`Plan` (see the module docstring for phases and ordering).
+
+    For entries whose sources are registries, whatever their destination rule; a spec with
+    ``dir:`` entries is planned by :func:`asyncsync.sync.spec_plan.build_plan`, which calls this
+    for its registry parts."""
     planner = _Planner(spec, lister, limit)
     repositories = await planner.repositories()
     candidates = await planner.candidates(repositories)
@@ -375,5 +364,6 @@ async def build_registry_plan(
     return Plan(images=tuple(images), errors=errors, warnings=warnings)
 
 
-#: What builds a run's plan: :func:`build_plan`, or a local side's planner (``sync --src dir``).
+#: What builds a run's plan: :func:`~asyncsync.sync.spec_plan.build_plan`, or a local side's
+#: planner (``sync --src dir``).
 Planner = Callable[[SyncSpec, SourceLister], Awaitable[Plan]]

@@ -16,7 +16,8 @@ from asyncsync.manifest import DOCKER_V2S2, OCI_INDEX
 from asyncsync.spec.load import load_spec
 from asyncsync.spec.model import SyncSpec
 from asyncsync.spec.skopeo import docker_source_spec
-from asyncsync.sync.plan import Plan, ResolvedManifest, bounded_map, build_plan
+from asyncsync.sync.plan import Plan, ResolvedManifest, bounded_map
+from asyncsync.sync.spec_plan import build_plan
 
 pytestmark = pytest.mark.anyio
 

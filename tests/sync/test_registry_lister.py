@@ -14,8 +14,8 @@ from asyncsync.registry.client import RegistryOptions, RegistrySession
 from asyncsync.spec.load import load_spec
 from asyncsync.spec.model import SyncSpec
 from asyncsync.sync.decisions import REASON_ABSENT, REASON_DIFFERS, REASON_EQUAL, REASON_EXISTS, check_plan
-from asyncsync.sync.plan import build_plan
 from asyncsync.sync.registry_lister import RegistryLister
+from asyncsync.sync.spec_plan import build_plan
 from tests.helpers.images import make_image, make_multiarch, push_image, push_index
 from tests.helpers.registry import RegistryServer
 

@@ -1,4 +1,4 @@
-"""Native spec entries with a ``dir:`` side (:mod:`asyncsync.sync.local_spec`): parsing and its
+"""Native spec entries with a ``dir:`` side (:mod:`asyncsync.sync.spec_plan`): parsing and its
 ``file:line`` errors, planning a tree without network (tag filters, missing trees, collisions),
 and the air-gapped round trip registry -> tree -> another registry with native specs only.
 """
@@ -21,7 +21,8 @@ from asyncsync.reference import parse_reference
 from asyncsync.spec.load import load_spec
 from asyncsync.spec.model import SyncSpec
 from asyncsync.sync.extensions import Extensions, build_hooks
-from asyncsync.sync.plan import Plan, build_plan
+from asyncsync.sync.plan import Plan
+from asyncsync.sync.spec_plan import build_plan
 from tests.helpers.asyncsync_cli import invoke
 from tests.helpers.images import (
     get_manifest_sync,

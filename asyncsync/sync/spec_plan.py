@@ -1,4 +1,7 @@
-"""Native spec entries with a local directory tree on one side (``from: dir:`` / ``to: dir:``).
+"""The plan of a whole spec (:func:`build_plan`), including entries with a local directory tree
+on one side (``from: dir:`` / ``to: dir:``).
+
+A spec without ``dir:`` entries is one registry plan (:func:`~asyncsync.sync.plan.build_registry_plan`).
 
 An air-gapped transfer written as a spec instead of ``sync --src/--dest dir`` flags::
 
@@ -24,9 +27,9 @@ Planning reuses :mod:`asyncsync.sync.local` as it is:
 Registry-only entries are planned together exactly as before (one registry plan), so a
 mixed spec runs in one pass; an image written twice across the parts (same directory or same
 registry reference, different sources) is dropped with a plan error naming both lines.
-:func:`~asyncsync.sync.plan.build_plan` hands a spec with local entries to
-:func:`plan_with_local_entries`, so every command (``sync``, ``--dry-run``, ``mirror``) plans
-them the same way.
+:func:`build_plan` hands a spec with local entries to :func:`plan_with_local_entries`; every
+command (``sync``, ``--dry-run``, ``mirror``) plans through it. It sits above
+:mod:`asyncsync.sync.plan` and :mod:`asyncsync.sync.local`, which never import it.
 """
 
 from __future__ import annotations
@@ -141,3 +144,12 @@ async def plan_with_local_entries(
         [warning for part in parts for warning in part.warnings], key=lambda warning: warning.origin.line
     )
     return Plan(images=tuple(kept), errors=tuple(errors), warnings=tuple(warnings))
+
+
+async def build_plan(spec: SyncSpec, lister: SourceLister, *, limit: int = DEFAULT_PLAN_CONCURRENCY) -> Plan:
+    """Expand ``spec`` into a :class:`~asyncsync.sync.plan.Plan`: a registry-only spec as one
+    :func:`~asyncsync.sync.plan.build_registry_plan`, a spec with ``dir:`` entries by
+    :func:`plan_with_local_entries`. A :data:`~asyncsync.sync.plan.Planner`."""
+    if spec.has_local_entries:
+        return await plan_with_local_entries(spec, lister, limit=limit)
+    return await build_registry_plan(spec, lister, limit=limit)
