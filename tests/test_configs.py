@@ -14,7 +14,7 @@ import pytest
 import typer
 import yaml
 
-from asyncsync.spec.load import load_spec
+from asyncsync.specs.load import load_spec
 
 CONFIGS = Path(__file__).resolve().parent.parent / "configs"
 SPECS = ("harbor-migration.yaml", "harbor-to-harbor.yaml", "mirror.yaml", "upstream-mirror.yaml")

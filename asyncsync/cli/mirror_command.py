@@ -30,8 +30,8 @@ from asyncsync.errors import UsageError
 from asyncsync.mirror.cron import CronSchedule
 from asyncsync.mirror.loop import Cron, Every, MirrorLoop, Schedule
 from asyncsync.mirror.metrics import MetricsServer, MirrorMetrics
-from asyncsync.spec.load import load_spec
-from asyncsync.spec.model import CopySettings, SyncSpec
+from asyncsync.specs.load import load_spec
+from asyncsync.specs.model import CopySettings, SyncSpec
 from asyncsync.sync.engine import SyncView
 from asyncsync.units import duration_flag
 

@@ -44,7 +44,7 @@ from asyncsync.errors import AsyncSyncError, AuthenticationError, PermissionDeni
 from asyncsync.harbor.api import HarborAPI
 from asyncsync.harbor.immutable import ImmutabilityRules, ImmutableRule
 from asyncsync.harbor.lister import HarborLister
-from asyncsync.spec.model import SyncSpec
+from asyncsync.specs.model import SyncSpec
 from asyncsync.sync.decisions import REASON_DIFFERS, Decision, DestinationChecker
 from asyncsync.sync.hooks import RunContext, SyncHooks
 from asyncsync.sync.plan import Plan, PlanError, PlannedImage, SourceLister, bounded_map

@@ -38,7 +38,7 @@ import anyio.abc
 from asyncsync.errors import AsyncSyncError
 from asyncsync.mirror.cron import CronSchedule
 from asyncsync.mirror.metrics import CycleOutcome, EntryLabel, MirrorMetrics
-from asyncsync.spec.model import SyncEntry, SyncSpec
+from asyncsync.specs.model import SyncEntry, SyncSpec
 from asyncsync.sync.engine import SyncSettings, SyncView, run_sync
 from asyncsync.sync.extensions import Extensions, build_hooks
 from asyncsync.sync.hooks import RunContext, SyncHooks

@@ -1,4 +1,4 @@
-"""Sync: plans of a spec (:mod:`asyncsync.spec`) and the run that copies them.
+"""Sync: plans of a spec (:mod:`asyncsync.specs`) and the run that copies them.
 
 * :mod:`~asyncsync.sync.spec_plan` and :mod:`~asyncsync.sync.plan` - expansion into images pinned by
   digest (:func:`~asyncsync.sync.spec_plan.build_plan`);

@@ -34,7 +34,7 @@ from asyncsync.errors import AsyncSyncError, ImmutableTagError
 from asyncsync.limits import DEFAULT_BLOBS_IN_FLIGHT, DEFAULT_REQUESTS_PER_HOST, BlobLimiter, HostLimiters
 from asyncsync.registry.client import RegistryOptions, RegistrySession
 from asyncsync.retry import RetryPolicy, with_retries
-from asyncsync.spec.model import RegistryConfig, SyncSpec
+from asyncsync.specs.model import RegistryConfig, SyncSpec
 from asyncsync.sync.decisions import Decision, DestinationCheck, check_plan, render_plan
 from asyncsync.sync.hooks import RunContext, SyncHooks
 from asyncsync.sync.plan import Plan, PlannedImage, Planner

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 from asyncsync.errors import UsageError
 from asyncsync.harbor.hooks import HarborHooks, harbor_hosts
-from asyncsync.spec.model import SyncSpec
+from asyncsync.specs.model import SyncSpec
 from asyncsync.sync.hooks import HookChain, SyncHooks
 from asyncsync.sync.prune import PruneHooks
 from asyncsync.sync.shard import Shard, ShardHooks

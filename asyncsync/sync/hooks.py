@@ -31,7 +31,7 @@ from typing import Any, Literal
 
 from asyncsync.copy.coordinator import BlobCoordinator
 from asyncsync.registry.client import RegistryClient, RegistryOptions, RegistrySession
-from asyncsync.spec.model import SyncSpec
+from asyncsync.specs.model import SyncSpec
 from asyncsync.sync.decisions import Decision, DestinationChecker
 from asyncsync.sync.plan import Plan, PlannedImage, SourceLister
 from asyncsync.sync.report import ImageResult, SyncReport

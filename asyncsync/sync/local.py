@@ -46,9 +46,9 @@ from asyncsync.manifest import (
     parse_manifest,
 )
 from asyncsync.reference import ImageName, parse_reference
-from asyncsync.spec.load import load_spec
-from asyncsync.spec.model import CopySettings, Origin, SyncSpec
-from asyncsync.spec.skopeo import COMMAND_LINE, docker_source_spec
+from asyncsync.specs.load import load_spec
+from asyncsync.specs.model import CopySettings, Origin, SyncSpec
+from asyncsync.specs.skopeo import COMMAND_LINE, docker_source_spec
 from asyncsync.sync.plan import (
     DEFAULT_PLAN_CONCURRENCY,
     Plan,

@@ -1,12 +1,12 @@
 """The sync plan: every entry expanded into images pinned by digest, before anything is written.
 
-:func:`build_registry_plan` takes a validated :class:`~asyncsync.spec.model.SyncSpec` and a
+:func:`build_registry_plan` takes a validated :class:`~asyncsync.specs.model.SyncSpec` and a
 :class:`SourceLister` and runs in phases, each one bounded by ``limit`` concurrent requests
 (``limit`` worker tasks pulling from a list; never one task per item):
 
 1. catalog listings for glob sources, once per (registry, literal prefix);
 2. tag listings, once per source repository that needs one (explicit tags need none);
-3. tag selection (:class:`~asyncsync.spec.filters.TagFilter`), pure;
+3. tag selection (:class:`~asyncsync.specs.filters.TagFilter`), pure;
 4. resolution of every distinct source reference to a digest with one HEAD, so each image
    is later copied by that digest even if the tag moves meanwhile;
 5. destination naming, then duplicate detection: two images written to the same destination
@@ -36,7 +36,7 @@ from asyncsync.digest import Digest
 from asyncsync.errors import AsyncSyncError, InvalidReferenceError
 from asyncsync.manifest import DOCKER_LIST, DOCKER_V2S2, INDEX_TYPES, OCI_INDEX, OCI_MANIFEST
 from asyncsync.reference import ImageName
-from asyncsync.spec.model import CopySettings, Origin, SourceSelector, SyncEntry, SyncSpec
+from asyncsync.specs.model import CopySettings, Origin, SourceSelector, SyncEntry, SyncSpec
 
 if TYPE_CHECKING:
     from asyncsync.transports.base import ImageReference

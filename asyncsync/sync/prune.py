@@ -34,7 +34,7 @@ from asyncsync.harbor.api import HarborAPI
 from asyncsync.manifest import INDEX_TYPES, ImageIndex, parse_manifest
 from asyncsync.registry.manifests import delete_manifest, get_manifest, head_manifest
 from asyncsync.registry.tags import list_tags
-from asyncsync.spec.model import SourceSelector, SyncEntry, SyncSpec
+from asyncsync.specs.model import SourceSelector, SyncEntry, SyncSpec
 from asyncsync.sync.hooks import RunContext, SyncHooks
 from asyncsync.sync.plan import Plan, ResolvedManifest, SourceLister
 from asyncsync.sync.report import SyncReport

@@ -28,7 +28,7 @@ from dataclasses import dataclass, replace
 from asyncsync.digest import Digest
 from asyncsync.errors import InvalidReferenceError, UsageError
 from asyncsync.manifest import OCI_MANIFEST
-from asyncsync.spec.model import SyncSpec
+from asyncsync.specs.model import SyncSpec
 from asyncsync.sync.hooks import RunContext, SyncHooks
 from asyncsync.sync.plan import Plan, ResolvedManifest, SourceLister
 

@@ -38,7 +38,7 @@ import posixpath
 from dataclasses import replace
 
 from asyncsync.errors import AsyncSyncError
-from asyncsync.spec.model import SyncEntry, SyncSpec
+from asyncsync.specs.model import SyncEntry, SyncSpec
 from asyncsync.sync.local import DirTreeDestination, DirTreeSource, drop_conflicts
 from asyncsync.sync.plan import (
     DEFAULT_PLAN_CONCURRENCY,

@@ -20,7 +20,7 @@ import pytest
 
 from asyncsync.digest import Digest
 from asyncsync.mirror.loop import Every, MirrorLoop
-from asyncsync.spec.load import load_spec
+from asyncsync.specs.load import load_spec
 from asyncsync.sync.engine import REASON_IMMUTABLE, SyncSettings, run_sync
 from asyncsync.sync.extensions import Extensions, build_hooks
 from asyncsync.sync.report import Outcome, SyncReport

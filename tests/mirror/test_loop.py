@@ -12,7 +12,7 @@ import pytest
 from asyncsync.mirror.cron import CronSchedule
 from asyncsync.mirror.loop import Cron, Every, MirrorLoop, auto_jitter
 from asyncsync.mirror.metrics import MetricsServer, MirrorMetrics
-from asyncsync.spec.load import load_spec
+from asyncsync.specs.load import load_spec
 from asyncsync.sync.engine import SyncSettings
 from asyncsync.sync.report import Outcome, SyncReport
 from tests.helpers.images import list_tags, make_image, push_image

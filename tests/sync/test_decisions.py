@@ -12,7 +12,7 @@ from asyncsync.digest import Digest
 from asyncsync.errors import TransportError
 from asyncsync.manifest import DOCKER_LIST, DOCKER_V2S2
 from asyncsync.reference import ImageName
-from asyncsync.spec.model import CopySettings, Origin
+from asyncsync.specs.model import CopySettings, Origin
 from asyncsync.sync.decisions import (
     REASON_ABSENT,
     REASON_DIFFERS,

@@ -20,7 +20,7 @@ import pytest
 from asyncsync.digest import Digest
 from asyncsync.errors import LocalStorageError, UsageError
 from asyncsync.reference import parse_reference
-from asyncsync.spec.model import CopySettings, Origin
+from asyncsync.specs.model import CopySettings, Origin
 from asyncsync.sync.local import DirTreeDestination, DirTreeSource, LocalState, dir_image_state, local_sync
 from asyncsync.sync.plan import Plan, PlannedImage
 from tests.helpers.asyncsync_cli import invoke

@@ -13,9 +13,9 @@ import pytest
 from asyncsync.digest import Digest
 from asyncsync.errors import NotFoundError, PermissionDeniedError
 from asyncsync.manifest import DOCKER_V2S2, OCI_INDEX
-from asyncsync.spec.load import load_spec
-from asyncsync.spec.model import SyncSpec
-from asyncsync.spec.skopeo import docker_source_spec
+from asyncsync.specs.load import load_spec
+from asyncsync.specs.model import SyncSpec
+from asyncsync.specs.skopeo import docker_source_spec
 from asyncsync.sync.plan import Plan, ResolvedManifest, bounded_map
 from asyncsync.sync.spec_plan import build_plan
 

@@ -17,8 +17,8 @@ from pathlib import Path
 import pytest
 
 from asyncsync.digest import Digest
-from asyncsync.spec.filters import TagFilter, compile_tag_regex
-from asyncsync.spec.model import CopySettings, Destination, Origin, SourceSelector, SyncEntry
+from asyncsync.specs.filters import TagFilter, compile_tag_regex
+from asyncsync.specs.model import CopySettings, Destination, Origin, SourceSelector, SyncEntry
 from asyncsync.sync.prune import _Mapping, _Target
 from tests.helpers.asyncsync_cli import run_cli
 from tests.helpers.images import (

@@ -11,8 +11,8 @@ import pytest
 
 from asyncsync.manifest import DOCKER_V2S2, OCI_INDEX, OCI_MANIFEST
 from asyncsync.registry.client import RegistryOptions, RegistrySession
-from asyncsync.spec.load import load_spec
-from asyncsync.spec.model import SyncSpec
+from asyncsync.specs.load import load_spec
+from asyncsync.specs.model import SyncSpec
 from asyncsync.sync.decisions import REASON_ABSENT, REASON_DIFFERS, REASON_EQUAL, REASON_EXISTS, check_plan
 from asyncsync.sync.registry_lister import RegistryLister
 from asyncsync.sync.spec_plan import build_plan

@@ -18,8 +18,8 @@ from asyncsync.digest import Digest
 from asyncsync.errors import UsageError
 from asyncsync.manifest import OCI_MANIFEST
 from asyncsync.reference import ImageName
-from asyncsync.spec.load import load_spec
-from asyncsync.spec.model import CopySettings, Origin
+from asyncsync.specs.load import load_spec
+from asyncsync.specs.model import CopySettings, Origin
 from asyncsync.sync.plan import Plan, PlannedImage, ResolvedManifest
 from asyncsync.sync.shard import OTHER_SHARD, Shard, ShardLister, partition, shard_of
 from tests.helpers.asyncsync_cli import run_cli

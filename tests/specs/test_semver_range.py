@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from asyncsync.spec.semver_range import VersionError, VersionRange, parse_version, version_sort_key
+from asyncsync.specs.semver_range import VersionError, VersionRange, parse_version, version_sort_key
 
 
 @pytest.mark.parametrize(

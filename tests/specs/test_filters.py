@@ -7,8 +7,8 @@ import time
 import pytest
 
 from asyncsync.digest import Digest
-from asyncsync.spec.filters import TagFilter, TagRegexError, compile_tag_regex
-from asyncsync.spec.semver_range import VersionRange
+from asyncsync.specs.filters import TagFilter, TagRegexError, compile_tag_regex
+from asyncsync.specs.semver_range import VersionRange
 
 DIGEST = Digest.parse("sha256:" + "cd" * 32)
 

@@ -19,7 +19,7 @@ Naming, as ``skopeo sync`` (cmd/skopeo/sync.go) does it: the destination of a so
 it is ``path.Join(DEST, "reg/path/repo:tag") + append-suffix`` (the normalised name, so
 Docker Hub images get ``docker.io/library/...``). A digest reference keeps its digest and
 gets no tag. Each ``images`` repository, each regex and each semver range becomes one
-:class:`~asyncsync.spec.model.SyncEntry`, in that order per registry, registries in file order.
+:class:`~asyncsync.specs.model.SyncEntry`, in that order per registry, registries in file order.
 
 Where skopeo only logs and skips (a bad repository name, a bad regex), asyncsync refuses the
 spec with ``file:line``; keys skopeo would silently ignore are refused too, with a suggestion.
@@ -35,8 +35,8 @@ from asyncsync.digest import Digest
 from asyncsync.errors import AsyncSyncError, InvalidReferenceError, SpecError
 from asyncsync.reference import DEFAULT_DOMAIN, ImageName, parse_reference, parse_repository, validate_tag
 from asyncsync.registry.credentials import Credentials
-from asyncsync.spec.filters import TagFilter, TagRegexError, compile_tag_regex
-from asyncsync.spec.model import (
+from asyncsync.specs.filters import TagFilter, TagRegexError, compile_tag_regex
+from asyncsync.specs.model import (
     CopySettings,
     Destination,
     Origin,
@@ -48,8 +48,8 @@ from asyncsync.spec.model import (
     is_host_component,
     registry_host,
 )
-from asyncsync.spec.semver_range import VersionError, VersionRange
-from asyncsync.spec.yaml_lines import Doc, YMap, YNode, YScalar
+from asyncsync.specs.semver_range import VersionError, VersionRange
+from asyncsync.specs.yaml_lines import Doc, YMap, YNode, YScalar
 
 REGISTRY_KEYS = ("images", "images-by-tag-regex", "images-by-semver", "credentials", "tls-verify", "cert-dir")
 CREDENTIAL_KEYS = ("username", "password", "identitytoken")

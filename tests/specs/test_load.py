@@ -8,9 +8,9 @@ from typing import Any
 import pytest
 
 from asyncsync.errors import InvalidReferenceError, SpecError, UsageError
-from asyncsync.spec.filters import TagFilter
-from asyncsync.spec.load import load_spec
-from asyncsync.spec.model import CopySettings, Destination, Origin, SourceSelector, SyncEntry, validate_glob
+from asyncsync.specs.filters import TagFilter
+from asyncsync.specs.load import load_spec
+from asyncsync.specs.model import CopySettings, Destination, Origin, SourceSelector, SyncEntry, validate_glob
 
 
 def write(tmp_path: Path, text: str | bytes, name: str = "sync.yaml") -> Path:

@@ -3,8 +3,8 @@
 A :class:`SyncSpec` holds :class:`SyncEntry` values (sources, :class:`Destination` rule, tag
 filter, :class:`CopySettings`), per-host :class:`RegistryConfig` and the native format's
 :class:`RunDefaults`; :class:`Origin` carries the ``file:line`` every error names. Parsing is in
-:mod:`asyncsync.spec.skopeo` and :mod:`asyncsync.spec.native`, which import this module;
-:mod:`asyncsync.spec.load` chooses between them.
+:mod:`asyncsync.specs.skopeo` and :mod:`asyncsync.specs.native`, which import this module;
+:mod:`asyncsync.specs.load` chooses between them.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from asyncsync.manifest import Platform
 from asyncsync.reference import ImageName, parse_reference, validate_tag
 from asyncsync.registry.client import RegistryOptions
 from asyncsync.registry.credentials import Credentials
-from asyncsync.spec.filters import TagFilter
+from asyncsync.specs.filters import TagFilter
 
 MultiArch = Literal["system", "all", "index-only"]
 ManifestFormat = Literal["oci", "v2s2"]

@@ -30,7 +30,7 @@ from typing import Any
 import re2  # type: ignore[import-untyped]
 
 from asyncsync.digest import Digest
-from asyncsync.spec.semver_range import VersionRange, version_sort_key
+from asyncsync.specs.semver_range import VersionRange, version_sort_key
 
 MAX_REGEX_LENGTH = 1024
 

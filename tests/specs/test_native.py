@@ -11,8 +11,8 @@ from asyncsync.digest import Digest
 from asyncsync.errors import SpecError
 from asyncsync.manifest import Platform
 from asyncsync.registry.credentials import Credentials
-from asyncsync.spec.load import load_spec
-from asyncsync.spec.model import SyncSpec
+from asyncsync.specs.load import load_spec
+from asyncsync.specs.model import SyncSpec
 
 CONFIGS = Path(__file__).resolve().parents[2] / "configs"
 DIGEST = "sha256:" + "ab" * 32

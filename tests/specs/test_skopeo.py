@@ -13,9 +13,9 @@ import pytest
 from asyncsync.digest import Digest
 from asyncsync.errors import InvalidReferenceError, SpecError
 from asyncsync.registry.credentials import Credentials
-from asyncsync.spec.load import load_spec
-from asyncsync.spec.model import CopySettings, SyncSpec
-from asyncsync.spec.skopeo import docker_source_spec
+from asyncsync.specs.load import load_spec
+from asyncsync.specs.model import CopySettings, SyncSpec
+from asyncsync.specs.skopeo import docker_source_spec
 from tests.helpers.skopeo import skopeo_binary
 
 DIGEST = "sha256:0000000000000000000000000000000011111111111111111111111111111111"

@@ -9,7 +9,7 @@ import pytest
 
 from asyncsync.errors import SpecError
 from asyncsync.registry.credentials import Credentials
-from asyncsync.spec.load import load_spec
+from asyncsync.specs.load import load_spec
 
 
 def write(tmp_path: Path, body: str) -> Path:

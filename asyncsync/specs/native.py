@@ -76,8 +76,8 @@ from asyncsync.errors import InvalidReferenceError, SpecError
 from asyncsync.manifest import Platform
 from asyncsync.reference import DEFAULT_DOMAIN, parse_repository, validate_tag
 from asyncsync.registry.credentials import Credentials
-from asyncsync.spec.filters import TagFilter, TagRegex, TagRegexError, compile_tag_regex
-from asyncsync.spec.model import (
+from asyncsync.specs.filters import TagFilter, TagRegex, TagRegexError, compile_tag_regex
+from asyncsync.specs.model import (
     FORMAT_VALUES,
     MULTI_ARCH_VALUES,
     REGISTRY_KINDS,
@@ -94,8 +94,8 @@ from asyncsync.spec.model import (
     registry_host,
     validate_glob,
 )
-from asyncsync.spec.semver_range import VersionError, VersionRange
-from asyncsync.spec.yaml_lines import Doc, YMap, YNode, YScalar, YSeq
+from asyncsync.specs.semver_range import VersionError, VersionRange
+from asyncsync.specs.yaml_lines import Doc, YMap, YNode, YScalar, YSeq
 from asyncsync.units import parse_duration, parse_size
 
 SUPPORTED_VERSIONS = (1,)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from asyncsync.errors import SpecError
-from asyncsync.spec.yaml_lines import MAX_NODES, Doc, YMap, YNode, YScalar, YSeq, did_you_mean, parse_yaml
+from asyncsync.specs.yaml_lines import MAX_NODES, Doc, YMap, YNode, YScalar, YSeq, did_you_mean, parse_yaml
 
 
 def parse_map(text: str) -> YMap:

@@ -4,11 +4,11 @@ Two formats are read, told apart by a top-level ``version`` key (skopeo's format
 one: its top-level values are registry mappings, never numbers):
 
 * **skopeo's sync YAML** (``asyncsync sync --src yaml --dest docker SPEC.yaml DEST``), accepted
-  unchanged, with skopeo's destination naming (:mod:`asyncsync.spec.skopeo`);
-* **the native format** (``asyncsync sync SPEC.yaml``), documented in :mod:`asyncsync.spec.native`.
+  unchanged, with skopeo's destination naming (:mod:`asyncsync.specs.skopeo`);
+* **the native format** (``asyncsync sync SPEC.yaml``), documented in :mod:`asyncsync.specs.native`.
 
 This module only tells them apart; each parser builds the shared model
-(:mod:`asyncsync.spec.model`) and neither imports this module.
+(:mod:`asyncsync.specs.model`) and neither imports this module.
 
 Every check that needs no network happens at load: unknown keys (with a suggestion), types,
 regexes, version ranges, names, conflicting options, missing secrets, and destinations
@@ -21,9 +21,9 @@ from __future__ import annotations
 from pathlib import Path
 
 from asyncsync.errors import SpecError, UsageError
-from asyncsync.spec import native, skopeo
-from asyncsync.spec.model import CopySettings, SyncSpec
-from asyncsync.spec.yaml_lines import YMap, YScalar, load_yaml
+from asyncsync.specs import native, skopeo
+from asyncsync.specs.model import CopySettings, SyncSpec
+from asyncsync.specs.yaml_lines import YMap, YScalar, load_yaml
 
 
 def load_spec(
