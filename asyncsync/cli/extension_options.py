@@ -2,7 +2,7 @@
 
 The four options are declared once, as one flag group (:mod:`asyncsync.cli.flag_groups`),
 :data:`EXTENSION_FLAGS`, delivering an :class:`ExtensionFlags`; :meth:`ExtensionFlags.extensions`
-validates them through :meth:`asyncsync.sync.extensions.Extensions.from_flags`.
+validates them through :meth:`asyncsync.extensions.Extensions.from_flags`.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from typing import Annotated
 import typer
 
 from asyncsync.cli.flag_groups import FlagGroup, flag_option
-from asyncsync.sync.extensions import Extensions
+from asyncsync.extensions import Extensions
 
 EXTENSIONS_PANEL = "Sharding, prune and Harbor"
 

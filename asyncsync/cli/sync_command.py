@@ -28,11 +28,11 @@ from asyncsync.cli.platform_flags import PLATFORM_FLAGS, PlatformFlags
 from asyncsync.cli.run_flags import RUN_FLAGS, RunFlags
 from asyncsync.cli.sync_view import JsonSyncView, PlainSyncView, RichSyncView
 from asyncsync.errors import UsageError
+from asyncsync.extensions import build_hooks
 from asyncsync.specs.load import load_spec
 from asyncsync.specs.model import CopySettings, SyncSpec
 from asyncsync.specs.skopeo import docker_source_spec
 from asyncsync.sync.engine import SyncView, dry_run, run_sync
-from asyncsync.sync.extensions import build_hooks
 from asyncsync.sync.hooks import HookChain
 from asyncsync.sync.local import local_sync
 from asyncsync.sync.report import SyncReport

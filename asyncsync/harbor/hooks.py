@@ -44,6 +44,7 @@ from asyncsync.errors import AsyncSyncError, AuthenticationError, PermissionDeni
 from asyncsync.harbor.api import HarborAPI
 from asyncsync.harbor.immutable import ImmutabilityRules, ImmutableRule
 from asyncsync.harbor.lister import HarborLister
+from asyncsync.registry.client import RegistryClient
 from asyncsync.specs.model import SyncSpec
 from asyncsync.sync.decisions import REASON_DIFFERS, Decision, DestinationChecker
 from asyncsync.sync.hooks import RunContext, SyncHooks
@@ -60,6 +61,13 @@ MIN_LOOKUP_SIZE = 256 * 1024
 def harbor_hosts(spec: SyncSpec) -> frozenset[str]:
     """Hosts the spec declares ``type: harbor``."""
     return frozenset(r.host for r in spec.registries if r.kind == "harbor")
+
+
+async def delete_harbor_tag(client: RegistryClient, repository: str, digest: Digest, tag: str) -> None:
+    """Remove ``tag`` alone through Harbor's tag API (a :class:`~asyncsync.sync.prune.TagDeleter`):
+    the artifact and its other tags stay. Harbor's 412 raises
+    :class:`~asyncsync.errors.ImmutableTagError`."""
+    await HarborAPI(client).delete_tag(repository, digest, tag)
 
 
 class HarborHooks(SyncHooks):

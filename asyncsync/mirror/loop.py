@@ -2,7 +2,7 @@
 
 :class:`MirrorLoop` runs cycles one after the other; each cycle reloads the spec (so an
 edited ConfigMap or rotated password file is picked up; a spec that no longer loads fails that
-cycle and the loop goes on), builds fresh hooks (:func:`~asyncsync.sync.extensions.build_hooks`
+cycle and the loop goes on), builds fresh hooks (:func:`~asyncsync.extensions.build_hooks`
 plus :class:`EntryTracker` for per-entry metrics) and calls
 :func:`~asyncsync.sync.engine.run_sync`.
 
@@ -36,11 +36,11 @@ import anyio
 import anyio.abc
 
 from asyncsync.errors import AsyncSyncError
+from asyncsync.extensions import Extensions, build_hooks
 from asyncsync.mirror.cron import CronSchedule
 from asyncsync.mirror.metrics import CycleOutcome, EntryLabel, MirrorMetrics
 from asyncsync.specs.model import SyncEntry, SyncSpec
 from asyncsync.sync.engine import SyncSettings, SyncView, run_sync
-from asyncsync.sync.extensions import Extensions, build_hooks
 from asyncsync.sync.hooks import RunContext, SyncHooks
 from asyncsync.sync.plan import Plan, PlannedImage
 from asyncsync.sync.report import ImageResult, Outcome, SyncReport

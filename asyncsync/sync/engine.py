@@ -36,7 +36,7 @@ from asyncsync.registry.client import RegistryOptions, RegistrySession
 from asyncsync.retry import RetryPolicy, with_retries
 from asyncsync.specs.model import RegistryConfig, SyncSpec
 from asyncsync.sync.decisions import Decision, DestinationCheck, check_plan, render_plan
-from asyncsync.sync.hooks import RunContext, SyncHooks
+from asyncsync.sync.hooks import HookChain, RunContext, SyncHooks
 from asyncsync.sync.plan import Plan, PlannedImage, Planner
 from asyncsync.sync.registry_lister import RegistryLister
 from asyncsync.sync.report import ImageResult, Outcome, SyncReport
@@ -280,7 +280,7 @@ async def dry_run(
     """The plan and its ``--dry-run`` lines (destination checked with HEAD/tag lists, no writes).
 
     ``planner`` builds the plan (default :func:`build_plan`; see :mod:`asyncsync.sync.local`)."""
-    hooks = hooks or SyncHooks()
+    hooks = hooks if hooks is not None else HookChain(())
     async with _session(spec, settings) as session:
         run = _Run(spec, settings, session)
         # A dry run writes nothing, but _Run opened the upload journal: close it on every path.
@@ -329,7 +329,7 @@ async def run_sync(
     ``planner`` builds the plan (default :func:`build_plan`; local storage: :mod:`asyncsync.sync.local`).
     """
     view = view or SyncView()
-    hooks = hooks or SyncHooks()
+    hooks = hooks if hooks is not None else HookChain(())
     report = SyncReport()
     async with _session(spec, settings) as session:
         run = _Run(spec, settings, session)

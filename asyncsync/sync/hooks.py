@@ -20,14 +20,17 @@
 7. :meth:`SyncHooks.after_copy` runs after the pool, with the report (prune deletes here).
 
 A hook never raises for an expected failure: it records it, shows it in :meth:`summary_lines`
-and :meth:`report_data`, and clears :attr:`ok`. Hooks are combined with :class:`HookChain`.
+and :meth:`report_data`, and clears :attr:`ok`. Hooks are combined with :class:`HookChain`
+(``HookChain(())`` is "no hooks"). Which hooks a run gets is decided above sync, in
+:mod:`asyncsync.extensions`: this package imports no implementation (Harbor's live in
+:mod:`asyncsync.harbor.hooks`).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 from asyncsync.copy.coordinator import BlobCoordinator
 from asyncsync.registry.client import RegistryClient, RegistryOptions, RegistrySession
@@ -52,8 +55,12 @@ class RunContext:
         return self.session.client(host, self.options_for(host, side))
 
 
-class SyncHooks:
-    """No-op hooks; subclasses override what they need (see the module docstring for the order)."""
+class SyncHooks(Protocol):
+    """The hook interface, all that sync knows of its extensions (the module docstring gives the order).
+
+    Implementations (Harbor, shard, prune, the mirror's metrics) subclass it and inherit a no-op
+    for every method they do not override; they are assembled above sync
+    (:mod:`asyncsync.extensions`) and handed to the engine."""
 
     def source_lister(self, lister: SourceLister, ctx: RunContext) -> SourceLister:
         return lister
@@ -72,6 +79,7 @@ class SyncHooks:
 
     def configure(self, coordinator: BlobCoordinator, ctx: RunContext) -> None:
         """Called once per real run, before the first copy."""
+        return None  # a no-op by default, not an abstract method
 
     async def destination_immutable(self, image: PlannedImage, decision: Decision, ctx: RunContext) -> bool:
         """Whether the destination will refuse ``image`` because its tag is immutable; called for
@@ -81,9 +89,11 @@ class SyncHooks:
 
     def image_finished(self, image: PlannedImage, result: ImageResult) -> None:
         """Called for every image result, in completion order."""
+        return None
 
     async def after_copy(self, plan: Plan, report: SyncReport, ctx: RunContext) -> None:
         """Called after the pool finished (also when it was stopped: check ``report.stopped_reason``)."""
+        return None
 
     def summary_lines(self) -> list[str]:
         """Lines for the final summary (after the report's own)."""

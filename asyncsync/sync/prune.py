@@ -15,8 +15,9 @@ Scope, decided from the spec alone (never from what happens to be in the destina
 Deleting: the Distribution API deletes manifests by digest, which removes *every* tag of that
 digest. So a tag is deleted by digest only when no kept tag of the repository points to the
 same digest, and no kept index tag lists it as a child; otherwise it is left and the reason is
-printed. On a ``type: harbor`` destination only the tag is removed (Harbor's tag API), so that
-rule is not needed there; Harbor's 412 for an immutable tag leaves the tag, with the reason.
+printed. A registry that can remove a tag alone (Harbor's tag API: a :class:`TagDeleter` given
+for its host by the layer that assembles the run) needs no such rule; its 412 for an immutable
+tag leaves the tag, with the reason.
 
 ``--dry-run`` prints the same decisions first (``prune`` / ``keep`` lines) and deletes nothing.
 A real run prunes after the copies, and not at all when the run was stopped early.
@@ -24,14 +25,14 @@ A real run prunes after the copies, and not at all when the run was stopped earl
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 from asyncsync.digest import Digest
 from asyncsync.errors import AsyncSyncError, ImmutableTagError, InvalidReferenceError
-from asyncsync.harbor.api import HarborAPI
 from asyncsync.manifest import INDEX_TYPES, ImageIndex, parse_manifest
+from asyncsync.registry.client import RegistryClient
 from asyncsync.registry.manifests import delete_manifest, get_manifest, head_manifest
 from asyncsync.registry.tags import list_tags
 from asyncsync.specs.model import SourceSelector, SyncEntry, SyncSpec
@@ -41,6 +42,14 @@ from asyncsync.sync.report import SyncReport
 
 Action = Literal["prune", "keep", "deleted", "error"]
 RepositoryFilter = Callable[[str, str], bool]
+
+
+class TagDeleter(Protocol):
+    """Removes one tag and nothing else (Harbor's tag API), where a registry can: the manifest
+    and its other tags stay. Raises :class:`~asyncsync.errors.ImmutableTagError` for a tag the
+    registry protects, other :class:`~asyncsync.errors.AsyncSyncError` for other failures."""
+
+    async def __call__(self, client: RegistryClient, repository: str, digest: Digest, tag: str) -> None: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -175,7 +184,7 @@ async def _targets(
     return targets, notes
 
 
-async def _decide(target: _Target, ctx: RunContext, harbor: bool) -> list[PruneDecision]:
+async def _decide(target: _Target, ctx: RunContext, tag_only: bool) -> list[PruneDecision]:
     client = ctx.client(target.registry, "dest")
     try:
         existing = await list_tags(client, target.repository)
@@ -186,17 +195,17 @@ async def _decide(target: _Target, ctx: RunContext, harbor: bool) -> list[PruneD
     prunable = sorted(tag for tag in existing if target.prunable(tag))
     if not prunable:
         return []
-    # Harbor removes just the tag: only the pruned tags' digests are needed. Elsewhere a
+    # A tag deleter removes just the tag: only the pruned tags' digests are needed. Elsewhere a
     # manifest DELETE takes every tag of the digest with it, so the kept tags matter too.
     heads: dict[str, tuple[Digest | None, str]] = {}
-    for tag in prunable if harbor else sorted(existing):
+    for tag in prunable if tag_only else sorted(existing):
         head = await head_manifest(client, target.repository, tag)
         if head is not None:
             heads[tag] = (head.digest, head.media_type)
     reason = "selected by the spec, no longer in the source"
     protected: dict[Digest, str] = {}
     for tag, (digest, media_type) in heads.items():
-        if harbor or tag in prunable or digest is None:
+        if tag_only or tag in prunable or digest is None:
             continue
         protected.setdefault(digest, f"digest also tagged {tag!r}, which is kept")
         if media_type in INDEX_TYPES:
@@ -224,39 +233,47 @@ async def _decide(target: _Target, ctx: RunContext, harbor: bool) -> list[PruneD
 
 
 async def plan_prune(
-    spec: SyncSpec, lister: RecordingLister, ctx: RunContext, owns: RepositoryFilter
+    spec: SyncSpec,
+    lister: RecordingLister,
+    ctx: RunContext,
+    owns: RepositoryFilter,
+    tag_deleters: Mapping[str, TagDeleter],
 ) -> tuple[list[PruneDecision], list[str]]:
-    """The prune decisions for every destination repository in scope, and notes about skipped ones."""
+    """The prune decisions for every destination repository in scope, and notes about skipped ones.
+
+    ``tag_deleters`` names the hosts that remove a tag alone (see :class:`TagDeleter`)."""
     targets, notes = await _targets(spec, lister, owns)
     decisions: list[PruneDecision] = []
     for key in sorted(targets):
-        config = spec.registry(key[0])
         try:
-            decisions += await _decide(targets[key], ctx, config is not None and config.kind == "harbor")
+            decisions += await _decide(targets[key], ctx, key[0] in tag_deleters)
         except AsyncSyncError as exc:
             decisions.append(PruneDecision(key[0], key[1], "*", "error", f"reading the destination: {exc}"))
     return decisions, notes
 
 
-async def apply_prune(decisions: list[PruneDecision], spec: SyncSpec, ctx: RunContext) -> list[PruneDecision]:
-    """Carry out the ``prune`` decisions; each becomes ``deleted``, ``keep`` (412) or ``error``."""
+async def apply_prune(
+    decisions: list[PruneDecision], ctx: RunContext, tag_deleters: Mapping[str, TagDeleter]
+) -> list[PruneDecision]:
+    """Carry out the ``prune`` decisions; each becomes ``deleted``, ``keep`` (412) or ``error``.
+
+    A host in ``tag_deleters`` loses just the tag; elsewhere the manifest is deleted by digest."""
     done: dict[tuple[str, str, Digest], PruneDecision] = {}
     result = []
     for decision in decisions:
         if decision.action != "prune" or decision.digest is None:
             result.append(decision)
             continue
-        config = spec.registry(decision.registry)
-        harbor = config is not None and config.kind == "harbor"
+        tag_deleter = tag_deleters.get(decision.registry)
         key = (decision.registry, decision.repository, decision.digest)
-        if not harbor and key in done:
+        if tag_deleter is None and key in done:
             # The same manifest DELETE already removed this tag too.
             result.append(replace(done[key], tag=decision.tag))
             continue
         client = ctx.client(decision.registry, "dest")
         try:
-            if harbor:
-                await HarborAPI(client).delete_tag(decision.repository, decision.digest, decision.tag)
+            if tag_deleter is not None:
+                await tag_deleter(client, decision.repository, decision.digest, decision.tag)
             else:
                 await delete_manifest(client, decision.repository, decision.digest)
             outcome = replace(decision, action="deleted")
@@ -270,10 +287,19 @@ async def apply_prune(decisions: list[PruneDecision], spec: SyncSpec, ctx: RunCo
 
 
 class PruneHooks(SyncHooks):
-    """``--prune`` in a run: decisions previewed by ``--dry-run``, applied after the copies."""
+    """``--prune`` in a run: decisions previewed by ``--dry-run``, applied after the copies.
 
-    def __init__(self, spec: SyncSpec, owns: RepositoryFilter | None = None) -> None:
+    ``tag_deleters`` (host -> :class:`TagDeleter`) is given by whoever assembles the run's hooks
+    for the registries that remove a tag alone (Harbor); sync itself knows no such registry."""
+
+    def __init__(
+        self,
+        spec: SyncSpec,
+        owns: RepositoryFilter | None = None,
+        tag_deleters: Mapping[str, TagDeleter] | None = None,
+    ) -> None:
         self.spec = spec
+        self.tag_deleters: Mapping[str, TagDeleter] = dict(tag_deleters or {})
         self.owns: RepositoryFilter = owns or (lambda registry, repository: True)
         self.lister: RecordingLister | None = None
         self.decisions: list[PruneDecision] = []
@@ -286,7 +312,9 @@ class PruneHooks(SyncHooks):
 
     async def _plan(self, ctx: RunContext) -> None:
         assert self.lister is not None, "source_lister() is called before any prune step"
-        self.decisions, self.notes = await plan_prune(self.spec, self.lister, ctx, self.owns)
+        self.decisions, self.notes = await plan_prune(
+            self.spec, self.lister, ctx, self.owns, self.tag_deleters
+        )
 
     async def preview(self, plan: Plan, ctx: RunContext) -> list[str]:
         await self._plan(ctx)
@@ -298,7 +326,7 @@ class PruneHooks(SyncHooks):
             self.skipped_reason = f"not pruned: the run stopped early ({report.stopped_reason})"
             return
         await self._plan(ctx)
-        self.decisions = await apply_prune(self.decisions, self.spec, ctx)
+        self.decisions = await apply_prune(self.decisions, ctx, self.tag_deleters)
 
     def summary_lines(self) -> list[str]:
         if self.skipped_reason:

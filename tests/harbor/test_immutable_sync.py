@@ -19,10 +19,10 @@ from pathlib import Path
 import pytest
 
 from asyncsync.digest import Digest
+from asyncsync.extensions import Extensions, build_hooks
 from asyncsync.mirror.loop import Every, MirrorLoop
 from asyncsync.specs.load import load_spec
 from asyncsync.sync.engine import REASON_IMMUTABLE, SyncSettings, run_sync
-from asyncsync.sync.extensions import Extensions, build_hooks
 from asyncsync.sync.report import Outcome, SyncReport
 from tests.harbor.conftest import HarborFactory
 from tests.helpers.asyncsync_cli import run_cli

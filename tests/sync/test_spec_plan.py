@@ -17,10 +17,10 @@ import pytest
 
 from asyncsync.digest import Digest
 from asyncsync.errors import SpecError, UsageError
+from asyncsync.extensions import Extensions, build_hooks
 from asyncsync.reference import parse_reference
 from asyncsync.specs.load import load_spec
 from asyncsync.specs.model import SyncSpec
-from asyncsync.sync.extensions import Extensions, build_hooks
 from asyncsync.sync.plan import Plan
 from asyncsync.sync.spec_plan import build_plan
 from tests.helpers.asyncsync_cli import invoke

@@ -1,12 +1,17 @@
 """The run extensions a command asks for, assembled into one :class:`~asyncsync.sync.hooks.SyncHooks`.
 
+This module sits above :mod:`asyncsync.sync` and :mod:`asyncsync.harbor`: sync knows only the hook
+interface (:mod:`asyncsync.sync.hooks`) and Harbor plugs into it here, so no import runs from sync
+up to harbor. The commands (:mod:`asyncsync.cli`) and the mirror loop call :func:`build_hooks`.
+
 ``sync`` and ``mirror`` share :class:`Extensions` (from ``--shard``/``--shard-count``, ``--prune``,
 ``--create-projects`` and the spec's ``type: harbor`` registries) and :func:`build_hooks`, which
 chains them in the one order that is correct:
 
 1. Harbor (API discovery is the innermost lister: the others see what it lists);
 2. shard (skips HEADs of other shards, partitions the plan);
-3. prune (records the listings the plan made; decides only in this shard's repositories);
+3. prune (records the listings the plan made; decides only in this shard's repositories; on
+   ``type: harbor`` hosts it removes tags through Harbor's tag API);
 4. any caller hooks (the mirror's metrics), which see every image result.
 """
 
@@ -15,7 +20,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from asyncsync.errors import UsageError
-from asyncsync.harbor.hooks import HarborHooks, harbor_hosts
+from asyncsync.harbor.hooks import HarborHooks, delete_harbor_tag, harbor_hosts
 from asyncsync.specs.model import SyncSpec
 from asyncsync.sync.hooks import HookChain, SyncHooks
 from asyncsync.sync.prune import PruneHooks
@@ -58,6 +63,7 @@ def build_hooks(spec: SyncSpec, extensions: Extensions, *extra: SyncHooks) -> Ho
     if shard is not None:
         hooks.append(ShardHooks(spec, shard))
     if extensions.prune:
-        hooks.append(PruneHooks(spec, owns=shard.owns if shard is not None else None))
+        deleters = dict.fromkeys(harbor_hosts(spec), delete_harbor_tag)
+        hooks.append(PruneHooks(spec, owns=shard.owns if shard is not None else None, tag_deleters=deleters))
     hooks.extend(extra)
     return HookChain(hooks)
