@@ -1,21 +1,30 @@
-"""Run-wide concurrency limits. Each limit lives here and nowhere else.
+"""Run-wide concurrency limits and the per-key primitives. Each limit lives here and nowhere else.
 
 * :class:`HostLimiters` - requests in flight per registry host, held for one HTTP exchange
   (including streaming its body). Optional requests-per-second pacing per host.
 * :class:`BlobLimiter` - blobs in flight across every copy of the run.
 * Images in flight are bounded by the sync scheduler's worker count (``asyncsync.sync.scheduler``).
+* :class:`SingleFlight` - "do this once per key": the first caller runs the work, concurrent
+  callers share its result, a failure lets the next caller retry (uploads of one blob, tag
+  lists, catalogs, Harbor project checks, token fetches).
+* :class:`KeyedLock` - one mutex per key, for work every caller must do itself (index.json).
 
-Each exposes ``statistics()`` returning a frozen dataclass, for the progress view and bench.
+Each exposes ``statistics()`` returning a frozen dataclass (in the style of anyio's), for the
+progress view and bench.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Hashable
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
+from typing import Generic, TypeVar
 
 import anyio
+
+K = TypeVar("K", bound=Hashable)
+V = TypeVar("V")
 
 DEFAULT_REQUESTS_PER_HOST = 16
 DEFAULT_BLOBS_IN_FLIGHT = 16
@@ -153,4 +162,162 @@ class BlobLimiter:
             in_flight=stats.borrowed_tokens,
             waiting=stats.tasks_waiting,
             peak_in_flight=self._peak,
+        )
+
+
+# ---------------------------------------------------------------------------------- single flight
+
+
+@dataclass(frozen=True, slots=True)
+class SingleFlightStatistics:
+    """A :class:`SingleFlight`'s counters since it was made (``in_flight``/``tasks_waiting`` now)."""
+
+    #: keys whose work is running now
+    in_flight: int
+    #: callers waiting now for another caller's work
+    tasks_waiting: int
+    #: times a caller ran the work (the first for its key, or the next after a failure)
+    runs: int
+    #: runs that ended in an exception or a cancellation (their waiters tried again)
+    failures: int
+    #: calls answered by a concurrent caller's run
+    shared: int
+    #: calls answered from the run's cache (``cache=True``)
+    cached: int
+
+
+class _Flight:
+    __slots__ = ("done", "ok", "value")
+
+    def __init__(self) -> None:
+        self.done = anyio.Event()
+        self.ok = False
+        self.value: object = None
+
+
+class SingleFlight(Generic[K, V]):
+    """Do the work for a key once, however many tasks ask at the same time.
+
+    As Go's ``singleflight`` and go-containerregistry's ``workers``: the first caller of
+    :meth:`do` for a key runs its ``work``; callers that arrive while it runs wait and get its
+    result. When the work raises or its caller is cancelled, that caller gets the exception and
+    the waiters wake: the first of them runs its own ``work`` (a failure is never shared, and a
+    cancelled leader strands no one). With ``cache=True`` a success is kept for the life of the
+    object (one run): later calls get it at once. Keys must be hashable; values may be anything
+    (a site that must remember a failure returns it as a value).
+    """
+
+    def __init__(self, *, cache: bool = True) -> None:
+        self._cache = cache
+        self._results: dict[K, V] = {}
+        self._flights: dict[K, _Flight] = {}
+        self._waiting = self._runs = self._failures = self._shared = self._cached = 0
+
+    async def do(self, key: K, work: Callable[[], Awaitable[V]]) -> V:
+        """``work()``'s result for ``key``: from the cache, from a concurrent run, or run here."""
+        while True:
+            if key in self._results:
+                self._cached += 1
+                return self._results[key]
+            flight = self._flights.get(key)
+            if flight is None:
+                break
+            self._waiting += 1
+            try:
+                await flight.done.wait()
+            finally:
+                self._waiting -= 1
+            if flight.ok:
+                self._shared += 1
+                value: V = flight.value  # type: ignore[assignment]
+                return value
+        flight = self._flights[key] = _Flight()
+        self._runs += 1
+        try:
+            value = await work()
+        except BaseException:
+            self._failures += 1
+            raise
+        else:
+            flight.ok, flight.value = True, value
+            if self._cache:
+                self._results[key] = value
+            return value
+        finally:
+            del self._flights[key]
+            flight.done.set()
+
+    def remember(self, key: K, value: V) -> None:
+        """Cache ``value`` for ``key`` as if a run had returned it (the caller learnt it otherwise)."""
+        self._results[key] = value
+
+    def statistics(self) -> SingleFlightStatistics:
+        return SingleFlightStatistics(
+            in_flight=len(self._flights),
+            tasks_waiting=self._waiting,
+            runs=self._runs,
+            failures=self._failures,
+            shared=self._shared,
+            cached=self._cached,
+        )
+
+
+# ------------------------------------------------------------------------------------ keyed lock
+
+
+@dataclass(frozen=True, slots=True)
+class KeyedLockStatistics:
+    """A :class:`KeyedLock`'s state now and its acquisitions since it was made."""
+
+    #: keys held now
+    held: int
+    #: tasks waiting now for a held key
+    tasks_waiting: int
+    #: times a key was acquired
+    acquisitions: int
+
+
+class _KeyLock:
+    __slots__ = ("lock", "users")
+
+    def __init__(self) -> None:
+        self.lock = anyio.Lock()
+        #: tasks holding or waiting for the lock
+        self.users = 0
+
+
+class KeyedLock(Generic[K]):
+    """One mutex per key, for work that every caller must do itself but never two at once on
+    the same key (unlike :class:`SingleFlight`, whose waiters share the first caller's result).
+
+    A key's lock exists only while some task holds or waits for it, so the table does not grow
+    with the keys ever used, and no lock outlives the event loop that made it.
+    """
+
+    def __init__(self) -> None:
+        self._locks: dict[K, _KeyLock] = {}
+        self._acquisitions = 0
+
+    @asynccontextmanager
+    async def hold(self, key: K) -> AsyncIterator[None]:
+        """Hold ``key``'s lock for the block."""
+        entry = self._locks.get(key)
+        if entry is None:
+            entry = self._locks[key] = _KeyLock()
+        entry.users += 1
+        try:
+            async with entry.lock:
+                self._acquisitions += 1
+                yield
+        finally:
+            entry.users -= 1
+            if not entry.users:
+                del self._locks[key]
+
+    def statistics(self) -> KeyedLockStatistics:
+        entries = self._locks.values()
+        return KeyedLockStatistics(
+            held=sum(1 for entry in entries if entry.lock.locked()),
+            tasks_waiting=sum(entry.lock.statistics().tasks_waiting for entry in entries),
+            acquisitions=self._acquisitions,
         )

@@ -2,12 +2,29 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import anyio
+import anyio.lowlevel
 import pytest
 
-from asyncsync.limits import BlobLimiter, HostLimiters
+from asyncsync.limits import (
+    BlobLimiter,
+    HostLimiters,
+    KeyedLock,
+    KeyedLockStatistics,
+    SingleFlight,
+    SingleFlightStatistics,
+)
 
 pytestmark = pytest.mark.anyio
+
+
+async def wait_until(condition: Callable[[], bool]) -> None:
+    """Yield to the other tasks until ``condition`` holds (at most 5 s)."""
+    with anyio.fail_after(5):
+        while not condition():
+            await anyio.lowlevel.checkpoint()
 
 
 async def test_host_limit_is_never_exceeded() -> None:
@@ -72,3 +89,213 @@ async def test_blob_limiter_statistics() -> None:
         assert stats.in_flight == 1
         assert stats.limit == 2
     assert limiter.statistics().peak_in_flight == 1
+
+
+# -- SingleFlight --------------------------------------------------------------------------------
+
+
+async def test_single_flight_runs_once_for_concurrent_callers_and_shares_the_result() -> None:
+    flight: SingleFlight[str, int] = SingleFlight()
+    runs = 0
+    release = anyio.Event()
+    results: list[int] = []
+
+    async def work() -> int:
+        nonlocal runs
+        runs += 1
+        await release.wait()
+        return 42
+
+    async def call() -> None:
+        results.append(await flight.do("k", work))
+
+    async with anyio.create_task_group() as tg:
+        for _ in range(5):
+            tg.start_soon(call)
+        await wait_until(lambda: flight.statistics().tasks_waiting == 4)
+        assert flight.statistics().in_flight == 1
+        release.set()
+    assert results == [42] * 5 and runs == 1
+    assert await flight.do("k", work) == 42  # cached for the run: no second run
+    assert flight.statistics() == SingleFlightStatistics(
+        in_flight=0, tasks_waiting=0, runs=1, failures=0, shared=4, cached=1
+    )
+
+
+async def test_single_flight_keys_are_independent() -> None:
+    flight: SingleFlight[tuple[str, int], str] = SingleFlight()
+    both_running = anyio.Event()
+    running = 0
+
+    async def work(name: str) -> str:
+        nonlocal running
+        running += 1
+        if running == 2:
+            both_running.set()
+        await both_running.wait()  # deadlocks (times out) if one key waited for the other
+        return name
+
+    with anyio.fail_after(5):
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(flight.do, ("a", 1), lambda: work("a"))
+            tg.start_soon(flight.do, ("b", 1), lambda: work("b"))
+    assert flight.statistics().runs == 2
+
+
+async def test_a_failure_goes_to_its_caller_and_the_next_caller_retries() -> None:
+    flight: SingleFlight[str, str] = SingleFlight()
+    started = anyio.Event()
+    fail_now = anyio.Event()
+    outcomes: list[str] = []
+
+    async def failing() -> str:
+        started.set()
+        await fail_now.wait()
+        raise RuntimeError("boom")
+
+    async def succeeding() -> str:
+        return "second"
+
+    async def leader() -> None:
+        try:
+            await flight.do("k", failing)
+        except RuntimeError as exc:
+            outcomes.append(f"leader: {exc}")
+
+    async def follower() -> None:
+        outcomes.append(f"follower: {await flight.do('k', succeeding)}")
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(leader)
+        await started.wait()
+        tg.start_soon(follower)
+        await wait_until(lambda: flight.statistics().tasks_waiting == 1)
+        fail_now.set()
+    assert sorted(outcomes) == ["follower: second", "leader: boom"]
+    stats = flight.statistics()
+    assert (stats.runs, stats.failures, stats.shared) == (2, 1, 0)
+    assert await flight.do("k", failing) == "second"  # the retry's success is the cached one
+
+
+async def test_a_cancelled_leader_does_not_strand_its_waiters() -> None:
+    flight: SingleFlight[str, str] = SingleFlight()
+    started = anyio.Event()
+    got: list[str] = []
+
+    async def hangs() -> str:
+        started.set()
+        await anyio.sleep_forever()
+        raise AssertionError("unreachable")
+
+    async def quick() -> str:
+        return "done"
+
+    async def waiter() -> None:
+        got.append(await flight.do("k", quick))
+
+    with anyio.fail_after(5):
+        async with anyio.create_task_group() as tg, anyio.create_task_group() as leader_group:
+            leader_group.start_soon(flight.do, "k", hangs)
+            await started.wait()
+            for _ in range(3):
+                tg.start_soon(waiter)
+            await wait_until(lambda: flight.statistics().tasks_waiting == 3)
+            leader_group.cancel_scope.cancel()
+    assert got == ["done"] * 3
+    stats = flight.statistics()
+    # One waiter became the new leader; the other two got its result (shared or cached).
+    assert (stats.runs, stats.failures, stats.shared + stats.cached, stats.in_flight) == (2, 1, 2, 0)
+
+
+async def test_a_cancelled_waiter_leaves_the_leader_alone() -> None:
+    flight: SingleFlight[str, int] = SingleFlight()
+    release = anyio.Event()
+
+    async def work() -> int:
+        await release.wait()
+        return 7
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(flight.do, "k", work)
+        await wait_until(lambda: flight.statistics().in_flight == 1)
+        with anyio.move_on_after(0.05):
+            await flight.do("k", work)
+        assert flight.statistics().tasks_waiting == 0
+        release.set()
+    assert await flight.do("k", work) == 7
+    assert flight.statistics().runs == 1
+
+
+async def test_without_cache_a_later_call_runs_again_but_concurrent_ones_share() -> None:
+    flight: SingleFlight[str, int] = SingleFlight(cache=False)
+    calls = 0
+    release = anyio.Event()
+
+    async def work() -> int:
+        nonlocal calls
+        calls += 1
+        await release.wait()
+        return calls
+
+    results: list[int] = []
+
+    async def call() -> None:
+        results.append(await flight.do("k", work))
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(call)
+        tg.start_soon(call)
+        await wait_until(lambda: flight.statistics().tasks_waiting == 1)
+        release.set()
+    assert results == [1, 1]
+    assert await flight.do("k", work) == 2
+
+
+async def test_remember_answers_later_calls() -> None:
+    flight: SingleFlight[str, bool] = SingleFlight()
+    flight.remember("k", True)
+
+    async def never() -> bool:
+        raise AssertionError("the remembered value answers")
+
+    assert await flight.do("k", never) is True
+
+
+# -- KeyedLock -----------------------------------------------------------------------------------
+
+
+async def test_keyed_lock_excludes_per_key_and_forgets_idle_keys() -> None:
+    locks: KeyedLock[str] = KeyedLock()
+    inside: dict[str, int] = {"a": 0, "b": 0}
+    peak: dict[str, int] = {"a": 0, "b": 0}
+
+    async def work(key: str) -> None:
+        async with locks.hold(key):
+            inside[key] += 1
+            peak[key] = max(peak[key], inside[key])
+            await anyio.sleep(0.005)
+            inside[key] -= 1
+
+    async with anyio.create_task_group() as tg:
+        for i in range(10):
+            tg.start_soon(work, "ab"[i % 2])
+        await wait_until(lambda: locks.statistics().held == 2)
+        assert locks.statistics().tasks_waiting == 8
+    assert peak == {"a": 1, "b": 1}
+    assert locks.statistics() == KeyedLockStatistics(held=0, tasks_waiting=0, acquisitions=10)
+    assert not locks._locks  # idle keys hold no lock
+
+
+async def test_keyed_lock_waiter_cancelled_is_forgotten() -> None:
+    locks: KeyedLock[str] = KeyedLock()
+
+    async def waiter() -> None:
+        async with locks.hold("k"):
+            raise AssertionError("the key is held")
+
+    async with locks.hold("k"), anyio.create_task_group() as tg:
+        tg.start_soon(waiter)
+        await wait_until(lambda: locks.statistics().tasks_waiting == 1)
+        tg.cancel_scope.cancel()
+    assert locks.statistics().tasks_waiting == 0
+    assert not locks._locks

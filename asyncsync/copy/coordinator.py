@@ -17,12 +17,12 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import Any, TypeVar
-
-import anyio
 
 from asyncsync.digest import Digest
 from asyncsync.errors import AsyncSyncError, InvalidReferenceError
+from asyncsync.limits import SingleFlight, SingleFlightStatistics
 from asyncsync.transports.base import BlobLocation
 
 T = TypeVar("T")
@@ -36,6 +36,14 @@ log = logging.getLogger("asyncsync.copy")
 MAX_LOCATIONS_PER_BLOB = 8
 
 
+@dataclass(frozen=True, slots=True)
+class BlobCoordinatorStatistics:
+    """Single-flight counters: blob uploads per (registry, digest), locator lookups likewise."""
+
+    uploads: SingleFlightStatistics
+    lookups: SingleFlightStatistics
+
+
 class BlobCoordinator:
     """Single-flight per (destination registry, digest) and the mount-source index."""
 
@@ -46,10 +54,9 @@ class BlobCoordinator:
         # (registry, repository, digest) seen present by this run (not loaded from a cache):
         # such a blob needs no HEAD before it is used again in the same repository.
         self._confirmed: set[tuple[str, str, Digest]] = set()
-        self._flights: dict[tuple[str, Digest], anyio.Event] = {}
-        self._results: dict[tuple[str, Digest], Any] = {}
+        self._uploads: SingleFlight[tuple[str, Digest], Any] = SingleFlight()
         self._locators: dict[str, BlobLocator] = {}
-        self._located: dict[tuple[str, Digest], list[BlobLocation] | anyio.Event] = {}
+        self._lookups: SingleFlight[tuple[str, Digest], list[BlobLocation]] = SingleFlight()
 
     def set_locator(self, registry: str, locator: BlobLocator) -> None:
         """Use ``locator`` to find mount sources on ``registry`` for blobs with no known location."""
@@ -59,32 +66,25 @@ class BlobCoordinator:
         """Mount candidates for ``digest`` on ``registry`` from its locator; ``[]`` without one.
 
         The locator is asked at most once per blob and run (concurrent callers wait for that
-        answer); its repositories are recorded as candidates, not as confirmed locations. A
-        failing locator only costs the mount: it answers ``[]``, never raises.
+        answer; a lookup cancelled before it answered is asked again by the next caller); its
+        repositories are recorded as candidates, not as confirmed locations. A failing locator
+        only costs the mount: it answers ``[]``, never raises.
         """
         locator = self._locators.get(registry)
         if locator is None:
             return []
-        key = (registry, digest)
-        while True:
-            known = self._located.get(key)
-            if isinstance(known, list):
-                return known
-            if known is None:
-                break
-            await known.wait()
-        event = self._located[key] = anyio.Event()
-        found: list[BlobLocation] = []
-        try:
-            for repository in await locator(digest, size):
-                self.record(registry, repository, digest, confirmed=False)
-                found.append(BlobLocation(registry, repository))
-        except AsyncSyncError as exc:
-            log.debug("no mount source lookup for %s on %s: %s", digest.short, registry, exc)
-        finally:
-            self._located[key] = found
-            event.set()
-        return found
+
+        async def lookup() -> list[BlobLocation]:
+            found: list[BlobLocation] = []
+            try:
+                for repository in await locator(digest, size):
+                    self.record(registry, repository, digest, confirmed=False)
+                    found.append(BlobLocation(registry, repository))
+            except AsyncSyncError as exc:
+                log.debug("no mount source lookup for %s on %s: %s", digest.short, registry, exc)
+            return found
+
+        return await self._lookups.do((registry, digest), lookup)
 
     def known_locations(self, registry: str, digest: Digest) -> list[BlobLocation]:
         """Repositories of ``registry`` known to hold ``digest``, most recently seen first."""
@@ -116,22 +116,12 @@ class BlobCoordinator:
         caller and the next waiter runs its own ``upload``. A success is remembered: later
         callers get the same result at once.
         """
-        key = (registry, digest)
-        while True:
-            if key in self._results:
-                result: T = self._results[key]
-                return result
-            event = self._flights.get(key)
-            if event is None:
-                event = self._flights[key] = anyio.Event()
-                try:
-                    value = await upload()
-                    self._results[key] = value
-                    return value
-                finally:
-                    del self._flights[key]
-                    event.set()
-            await event.wait()
+        result: T = await self._uploads.do((registry, digest), upload)
+        return result
+
+    def statistics(self) -> BlobCoordinatorStatistics:
+        """The single-flight counters of uploads and of locator lookups."""
+        return BlobCoordinatorStatistics(self._uploads.statistics(), self._lookups.statistics())
 
     def export(self) -> dict[str, dict[str, list[str]]]:
         """The location index as plain data (JSON-serialisable), for persisting between runs."""

@@ -36,14 +36,13 @@ from collections.abc import Collection
 from dataclasses import replace
 from typing import Any
 
-import anyio
-
 from asyncsync.copy.coordinator import BlobCoordinator
 from asyncsync.digest import Digest
 from asyncsync.errors import AsyncSyncError, AuthenticationError, PermissionDeniedError
 from asyncsync.harbor.api import HarborAPI
 from asyncsync.harbor.immutable import ImmutabilityRules, ImmutableRule
 from asyncsync.harbor.lister import HarborLister
+from asyncsync.limits import SingleFlight
 from asyncsync.registry.client import RegistryClient
 from asyncsync.specs.model import SyncSpec
 from asyncsync.sync.decisions import REASON_DIFFERS, Decision, DestinationChecker
@@ -82,9 +81,8 @@ class HarborHooks(SyncHooks):
         self.min_lookup_size = min_lookup_size
         self.created: list[str] = []
         self.refused: list[str] = []
-        #: (registry, project) -> exists (or why that could not be checked), as this run found it
-        self.known: dict[tuple[str, str], bool | AsyncSyncError] = {}
-        self._checking: dict[tuple[str, str], anyio.Lock] = {}
+        # (registry, project) -> exists (or why that could not be checked), as this run found it
+        self._known: SingleFlight[tuple[str, str], bool | AsyncSyncError] = SingleFlight()
         #: this run's immutability rules (set by :meth:`destination_immutable` on first use)
         self.immutability: ImmutabilityRules | None = None
         #: images skipped because the rules said their tag is immutable
@@ -111,13 +109,14 @@ class HarborHooks(SyncHooks):
     async def project_exists(self, key: tuple[str, str], ctx: RunContext) -> bool:
         """Whether destination project ``key`` exists; asked once per run (single-flight), and a
         failed check is remembered too (an account that may not ask is not asked per image)."""
-        async with self._checking.setdefault(key, anyio.Lock()):
-            if key not in self.known:
-                try:
-                    self.known[key] = await HarborAPI(ctx.client(key[0], "dest")).project_exists(key[1])
-                except AsyncSyncError as exc:
-                    self.known[key] = exc
-        known = self.known[key]
+
+        async def check() -> bool | AsyncSyncError:
+            try:
+                return await HarborAPI(ctx.client(key[0], "dest")).project_exists(key[1])
+            except AsyncSyncError as exc:
+                return exc
+
+        known = await self._known.do(key, check)
         if isinstance(known, AsyncSyncError):
             raise known
         return known
@@ -173,7 +172,7 @@ class HarborHooks(SyncHooks):
                 self.refused.append(f"{key[0]}/{key[1]}")
             else:
                 self.created.append(f"{key[0]}/{key[1]}")
-                self.known[key] = True
+                self._known.remember(key, True)
         self.created.sort()
         if not failed:
             return plan

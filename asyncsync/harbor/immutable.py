@@ -40,6 +40,7 @@ import anyio
 
 from asyncsync.errors import AsyncSyncError, AuthenticationError, PermissionDeniedError, UsageError
 from asyncsync.harbor import doublestar
+from asyncsync.limits import SingleFlight
 
 log = logging.getLogger("asyncsync.harbor")
 
@@ -157,21 +158,20 @@ class ImmutabilityRules:
     def __init__(self, fetch: RuleFetcher, *, concurrency: int = FETCH_CONCURRENCY) -> None:
         self._fetch = fetch
         self._limiter = anyio.CapacityLimiter(concurrency)
-        self._locks: dict[tuple[str, str], anyio.Lock] = {}
-        #: (registry, project) -> the rules, or ``None`` when they could not be read
-        self.known: dict[tuple[str, str], tuple[ImmutableRule, ...] | None] = {}
+        # (registry, project) -> the rules, or ``None`` when they could not be read
+        self._known: SingleFlight[tuple[str, str], tuple[ImmutableRule, ...] | None] = SingleFlight()
         #: ``registry/project`` of every project whose rules could not be read, in order
         self.unreadable: list[str] = []
 
     async def rules(self, registry: str, project: str) -> tuple[ImmutableRule, ...] | None:
         """The project's rules; ``None`` ("unknown") when they could not be read. Never raises
         for a failed request; concurrent callers for one project share one fetch."""
-        key = (registry, project)
-        async with self._locks.setdefault(key, anyio.Lock()):
-            if key not in self.known:
-                async with self._limiter:
-                    self.known[key] = await self._read(registry, project)
-        return self.known[key]
+
+        async def read() -> tuple[ImmutableRule, ...] | None:
+            async with self._limiter:
+                return await self._read(registry, project)
+
+        return await self._known.do((registry, project), read)
 
     async def _read(self, registry: str, project: str) -> tuple[ImmutableRule, ...] | None:
         try:

@@ -17,36 +17,16 @@ repository share one listing.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Collection
-from typing import TypeVar
-
-import anyio
+from collections.abc import Collection
 
 from asyncsync.errors import AsyncSyncError
 from asyncsync.harbor.api import HarborAPI, HarborArtifact
+from asyncsync.limits import SingleFlight
 from asyncsync.sync.hooks import RunContext
 from asyncsync.sync.plan import ResolvedManifest, SourceLister, bounded_map
 
-T = TypeVar("T")
-
 #: Projects listed at once when a glob has no literal prefix.
 PROJECT_CONCURRENCY = 4
-
-
-class _Once:
-    """Single-flight cache: the first caller for a key computes, the others wait for its result."""
-
-    def __init__(self) -> None:
-        self._values: dict[object, object] = {}
-        self._locks: dict[object, anyio.Lock] = {}
-
-    async def get(self, key: object, compute: Callable[[], Awaitable[T]]) -> T:
-        lock = self._locks.setdefault(key, anyio.Lock())
-        async with lock:
-            if key not in self._values:
-                self._values[key] = await compute()
-        value: T = self._values[key]  # type: ignore[assignment]
-        return value
 
 
 class HarborLister:
@@ -56,8 +36,8 @@ class HarborLister:
         self.inner = inner
         self.ctx = ctx
         self.hosts = frozenset(hosts)
-        self._projects = _Once()
-        self._artifacts = _Once()
+        self._projects: SingleFlight[tuple[str, str], list[str]] = SingleFlight()
+        self._artifacts: SingleFlight[tuple[str, str], list[HarborArtifact]] = SingleFlight()
         # (registry, repository, tag) -> what the artifacts listing said about the tag
         self._tagged: dict[tuple[str, str, str], ResolvedManifest] = {}
 
@@ -65,7 +45,7 @@ class HarborLister:
         return HarborAPI(self.ctx.client(registry, "source"))
 
     async def _project_repositories(self, registry: str, project: str) -> list[str]:
-        return await self._projects.get(
+        return await self._projects.do(
             (registry, project), lambda: self.api(registry).list_repositories(project)
         )
 
@@ -92,7 +72,7 @@ class HarborLister:
         return sorted(found)
 
     async def _list_artifacts(self, registry: str, repository: str) -> list[HarborArtifact]:
-        return await self._artifacts.get(
+        return await self._artifacts.do(
             (registry, repository), lambda: self.api(registry).list_artifacts(repository)
         )
 

@@ -27,10 +27,9 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Literal, Protocol
 
-import anyio
-
 from asyncsync.digest import Digest
 from asyncsync.errors import AsyncSyncError
+from asyncsync.limits import SingleFlight
 from asyncsync.sync.local import local_image_state
 from asyncsync.sync.plan import DEFAULT_PLAN_CONCURRENCY, Plan, PlannedImage, bounded_map
 
@@ -76,31 +75,22 @@ class DestinationCheck:
     def __init__(self, checker: DestinationChecker, on_new: Callable[[str, str], None] | None = None) -> None:
         self.checker = checker
         self.on_new = on_new
-        self._repo_is_new: dict[tuple[str, str], bool] = {}
-        self._repo_locks: dict[tuple[str, str], anyio.Lock] = {}
-        self._tags: dict[tuple[str, str], frozenset[str] | AsyncSyncError] = {}
-        self._pending: dict[tuple[str, str], anyio.Event] = {}
+        # (registry, repository) -> whether it is new, decided by its first image
+        self._repo_is_new: SingleFlight[tuple[str, str], bool] = SingleFlight()
+        # (registry, repository) -> its tags, or why they could not be listed (asked once)
+        self._tags: SingleFlight[tuple[str, str], frozenset[str] | AsyncSyncError] = SingleFlight()
 
     async def existing_tags(self, registry: str, repository: str) -> frozenset[str]:
-        """The destination repository's tags, fetched at most once however many tasks ask."""
-        key = (registry, repository)
-        while key not in self._tags:
-            event = self._pending.get(key)
-            if event is None:
-                break
-            await event.wait()
-        if key not in self._tags:
-            event = self._pending[key] = anyio.Event()
+        """The destination repository's tags, fetched at most once however many tasks ask (a
+        failed listing is remembered too; a cancelled one is fetched again by the next caller)."""
+
+        async def fetch() -> frozenset[str] | AsyncSyncError:
             try:
-                try:
-                    self._tags[key] = frozenset(await self.checker.tags(registry, repository))
-                except AsyncSyncError as exc:
-                    self._tags[key] = exc
-            finally:
-                # A cancelled fetch stores nothing: the next caller fetches again.
-                del self._pending[key]
-                event.set()
-        result = self._tags[key]
+                return frozenset(await self.checker.tags(registry, repository))
+            except AsyncSyncError as exc:
+                return exc
+
+        result = await self._tags.do((registry, repository), fetch)
         if isinstance(result, AsyncSyncError):
             raise result
         return result
@@ -122,19 +112,20 @@ class DestinationCheck:
                 return Decision(image, "skip", REASON_EXISTS)
             return Decision(image, "copy", REASON_ABSENT)
         key = (dest.registry, dest.repository)
-        if key not in self._repo_is_new:
-            lock = self._repo_locks.setdefault(key, anyio.Lock())
-            async with lock:
-                if key not in self._repo_is_new:
-                    decision = await self._by_head(image)
-                    is_new = decision.destination_digest is None and not await self.checker.repository_exists(
-                        *key
-                    )
-                    self._repo_is_new[key] = is_new
-                    if is_new and self.on_new is not None:
-                        self.on_new(*key)
-                    return decision
-        if self._repo_is_new[key]:
+        first: Decision | None = None
+
+        async def decide_first() -> bool:
+            nonlocal first
+            first = await self._by_head(image)
+            is_new = first.destination_digest is None and not await self.checker.repository_exists(*key)
+            if is_new and self.on_new is not None:
+                self.on_new(*key)
+            return is_new
+
+        is_new = await self._repo_is_new.do(key, decide_first)
+        if first is not None:
+            return first
+        if is_new:
             return Decision(image, "copy", REASON_NEW_REPOSITORY)
         return await self._by_head(image)
 

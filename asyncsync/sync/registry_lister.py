@@ -16,10 +16,9 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 
-import anyio
-
 from asyncsync.digest import Digest
 from asyncsync.errors import NotFoundError
+from asyncsync.limits import SingleFlight
 from asyncsync.manifest import MANIFEST_ACCEPT
 from asyncsync.registry.client import RegistryClient, RegistryOptions, RegistrySession
 from asyncsync.registry.manifests import get_manifest, head_manifest
@@ -54,8 +53,7 @@ class RegistryLister:
         else:
             table = dict(options)
             self._options = lambda host: table.get(host, fallback)
-        self._catalogs: dict[str, list[str]] = {}
-        self._catalog_locks: dict[str, anyio.Lock] = {}
+        self._catalogs: SingleFlight[str, list[str]] = SingleFlight()
 
     def client(self, registry: str) -> RegistryClient:
         return self.session.client(registry, self._options(registry))
@@ -66,11 +64,7 @@ class RegistryLister:
         return await list_tags(self.client(registry), repository)
 
     async def list_repositories(self, registry: str, prefix: str) -> list[str]:
-        lock = self._catalog_locks.setdefault(registry, anyio.Lock())
-        async with lock:
-            if registry not in self._catalogs:
-                self._catalogs[registry] = await list_repositories(self.client(registry))
-        catalog = self._catalogs[registry]
+        catalog = await self._catalogs.do(registry, lambda: list_repositories(self.client(registry)))
         if not prefix:
             return list(catalog)
         start = prefix.rstrip("/") + "/"

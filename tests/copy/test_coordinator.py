@@ -38,6 +38,8 @@ async def test_concurrent_callers_share_one_upload() -> None:
     # Remembered for the run; another key runs its own upload.
     assert await coordinator.once("reg", DIGEST, lambda: upload("late")) == "a"
     assert await coordinator.once("other", DIGEST, lambda: upload("other")) == "other"
+    uploads = coordinator.statistics().uploads
+    assert (uploads.runs, uploads.shared, uploads.cached, uploads.in_flight) == (2, 2, 1, 0)
 
 
 async def test_a_failed_upload_lets_the_next_waiter_run() -> None:

@@ -30,6 +30,7 @@ import orjson
 
 from asyncsync.digest import Digest
 from asyncsync.errors import AsyncSyncError, InvalidReferenceError, LocalStorageError
+from asyncsync.limits import KeyedLock
 from asyncsync.manifest import Descriptor
 from asyncsync.transports.local_files import FileTree, write_bytes_atomic
 
@@ -181,7 +182,8 @@ async def write_layout_files(root: str, index: IndexDocument) -> None:
     await write_bytes_atomic(os.path.join(root, INDEX_FILE), index.to_bytes())
 
 
-_LOCKS: dict[str, anyio.Lock] = {}
+#: In-process exclusion per layout (real path); the ``flock`` below excludes other processes.
+_LAYOUT_LOCKS: KeyedLock[str] = KeyedLock()
 
 
 @asynccontextmanager
@@ -192,8 +194,7 @@ async def layout_lock(root: str) -> AsyncIterator[None]:
     in the layout.
     """
     key = await anyio.to_thread.run_sync(os.path.realpath, root)
-    lock = _LOCKS.setdefault(key, anyio.Lock())
-    async with lock:
+    async with _LAYOUT_LOCKS.hold(key):
         fd = os.open(key, os.O_RDONLY | os.O_DIRECTORY)
         try:
             await anyio.to_thread.run_sync(fcntl.flock, fd, fcntl.LOCK_EX)
