@@ -4,6 +4,8 @@
   (including streaming its body). Optional requests-per-second pacing per host.
 * :class:`BlobLimiter` - blobs in flight across every copy of the run.
 * Images in flight are bounded by the sync scheduler's worker count (``asyncsync.sync.scheduler``).
+* :func:`pool_sizes` - the one place that turns flags and spec values into those three pool
+  sizes, applying the deadlock rule (read its docstring); sync, mirror and copy all use it.
 * :class:`SingleFlight` - "do this once per key": the first caller runs the work, concurrent
   callers share its result, a failure lets the next caller retry (uploads of one blob, tag
   lists, catalogs, Harbor project checks, token fetches).
@@ -16,9 +18,10 @@ progress view and bench.
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Hashable
+from collections.abc import AsyncIterator, Awaitable, Callable, Hashable, Mapping
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
+from types import MappingProxyType
 from typing import Generic, TypeVar
 
 import anyio
@@ -26,8 +29,79 @@ import anyio
 K = TypeVar("K", bound=Hashable)
 V = TypeVar("V")
 
+#: Requests in flight per registry host unless a flag or the spec says (grows with blobs in flight).
 DEFAULT_REQUESTS_PER_HOST = 16
-DEFAULT_BLOBS_IN_FLIGHT = 16
+#: A host never gets fewer slots: a blob streamed within one registry holds two of its slots.
+MIN_REQUESTS_PER_HOST = 2
+#: Blobs in flight of a sync or mirror run (one below the default per-host limit, see pool_sizes).
+DEFAULT_BLOBS_IN_FLIGHT = DEFAULT_REQUESTS_PER_HOST - 1
+#: Blobs in flight of ``copy`` (skopeo's default for ``--image-parallel-copies``).
+DEFAULT_COPY_BLOBS_IN_FLIGHT = 6
+#: Images in flight of a sync or mirror run (the scheduler's workers).
+DEFAULT_PARALLEL_IMAGES = 8
+
+
+@dataclass(frozen=True, slots=True)
+class PoolSizes:
+    """A run's pool sizes, as :func:`pool_sizes` computed them."""
+
+    #: images in flight (sync and mirror; copy does one)
+    images: int
+    #: blobs in flight, run-wide
+    blobs: int
+    #: requests in flight per host, for hosts without their own limit
+    requests_per_host: int
+    #: hosts with their own limit -> that limit
+    host_limits: Mapping[str, int]
+
+    def host_limiters(self, default_rate: float | None = None) -> HostLimiters:
+        """A :class:`HostLimiters` with these per-host limits."""
+        limiters = HostLimiters(default_limit=self.requests_per_host, default_rate=default_rate)
+        for host, limit in self.host_limits.items():
+            limiters.configure(host, limit)
+        return limiters
+
+
+def pool_sizes(
+    *,
+    images: int | None = None,
+    blobs: int | None = None,
+    default_blobs: int = DEFAULT_BLOBS_IN_FLIGHT,
+    requests_per_host: int | None = None,
+    host_limits: Mapping[str, int | None] | None = None,
+) -> PoolSizes:
+    """The pool sizes of a run from what the user asked (``None``: not asked).
+
+    The deadlock rule: a streamed blob holds a request slot on its source host while it waits
+    for one on its destination host (two slots of one host when both are the same registry).
+    If every slot of a host were held by such transfers, each waiting for another slot, none
+    could move. With fewer blobs in flight than the smallest per-host limit, some transfer can
+    always take its second slot. So:
+
+    * a per-host limit the user gave (``requests_per_host``, ``host_limits``) is kept (at least
+      :data:`MIN_REQUESTS_PER_HOST`), and blobs in flight are lowered to one below the smallest;
+    * without one, the per-host default is :data:`DEFAULT_REQUESTS_PER_HOST`, raised to blobs
+      in flight + 1 when more blobs were asked for;
+    * images in flight hold no request slot while they wait for blobs, so they need no rule.
+
+    ``host_limits`` maps hosts to their own limit (``None``: the default applies to that host).
+    """
+    wanted_blobs = max(1, blobs or default_blobs)
+    if requests_per_host:
+        default_limit = max(MIN_REQUESTS_PER_HOST, requests_per_host)
+    else:
+        default_limit = max(DEFAULT_REQUESTS_PER_HOST, wanted_blobs + 1)
+    limits = {
+        host: max(MIN_REQUESTS_PER_HOST, limit) if limit else default_limit
+        for host, limit in (host_limits or {}).items()
+    }
+    smallest = min([default_limit, *limits.values()])
+    return PoolSizes(
+        images=max(1, images or DEFAULT_PARALLEL_IMAGES),
+        blobs=max(1, min(wanted_blobs, smallest - 1)),
+        requests_per_host=default_limit,
+        host_limits=MappingProxyType(limits),
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,18 +158,13 @@ class HostLimiters:
 
     def configure(self, host: str, limit: int | None = None, rate: float | None = None) -> None:
         current_limit, current_rate = self._config.get(host, (self.default_limit, self.default_rate))
-        # At least 2: a blob copied within one registry holds two slots of that host at once.
-        new_limit = max(2, limit or current_limit)
+        new_limit = max(MIN_REQUESTS_PER_HOST, limit or current_limit)
         new_rate = rate if rate is not None else current_rate
         self._config[host] = (new_limit, new_rate)
         slot = self._slots.get(host)
         if slot is not None:
             slot.limiter.total_tokens = new_limit
             slot.pacer = _RatePacer(new_rate) if new_rate else None
-
-    def configured_limits(self) -> list[int]:
-        """The default limit and every configured per-host limit."""
-        return [self.default_limit, *(limit for limit, _ in self._config.values())]
 
     def _slot(self, host: str) -> _HostSlot:
         slot = self._slots.get(host)

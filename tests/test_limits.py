@@ -9,12 +9,17 @@ import anyio.lowlevel
 import pytest
 
 from asyncsync.limits import (
+    DEFAULT_BLOBS_IN_FLIGHT,
+    DEFAULT_COPY_BLOBS_IN_FLIGHT,
+    MIN_REQUESTS_PER_HOST,
     BlobLimiter,
     HostLimiters,
     KeyedLock,
     KeyedLockStatistics,
+    PoolSizes,
     SingleFlight,
     SingleFlightStatistics,
+    pool_sizes,
 )
 
 pytestmark = pytest.mark.anyio
@@ -299,3 +304,48 @@ async def test_keyed_lock_waiter_cancelled_is_forgotten() -> None:
         tg.cancel_scope.cancel()
     assert locks.statistics().tasks_waiting == 0
     assert not locks._locks
+
+
+# -- pool sizes ----------------------------------------------------------------------------------
+
+
+def test_pool_sizes_defaults_for_sync_and_copy() -> None:
+    assert pool_sizes() == PoolSizes(images=8, blobs=15, requests_per_host=16, host_limits={})
+    copy = pool_sizes(default_blobs=DEFAULT_COPY_BLOBS_IN_FLIGHT)
+    assert (copy.blobs, copy.requests_per_host) == (6, 16)
+
+
+def test_more_blobs_than_the_default_host_limit_raise_it() -> None:
+    sizes = pool_sizes(blobs=32)
+    assert (sizes.blobs, sizes.requests_per_host) == (32, 33)
+
+
+def test_a_given_host_limit_is_kept_and_blobs_go_below_the_smallest() -> None:
+    assert pool_sizes(blobs=32, requests_per_host=8).blobs == 7
+    sizes = pool_sizes(blobs=10, host_limits={"a.example": 4, "b.example": None})
+    assert dict(sizes.host_limits) == {"a.example": 4, "b.example": 16}
+    assert (sizes.blobs, sizes.requests_per_host) == (3, 16)
+
+
+def test_a_host_never_gets_fewer_than_two_slots() -> None:
+    sizes = pool_sizes(requests_per_host=1, host_limits={"a.example": 1})
+    assert (sizes.requests_per_host, dict(sizes.host_limits), sizes.blobs) == (2, {"a.example": 2}, 1)
+
+
+@pytest.mark.parametrize("blobs", [None, 1, 5, 15, 16, 17, 100])
+@pytest.mark.parametrize("per_host", [None, 1, 2, 3, 16, 64])
+@pytest.mark.parametrize("own", [None, 1, 2, 7])
+def test_the_deadlock_rule_always_holds(blobs: int | None, per_host: int | None, own: int | None) -> None:
+    sizes = pool_sizes(blobs=blobs, requests_per_host=per_host, host_limits={"h": own})
+    every_limit = [sizes.requests_per_host, *sizes.host_limits.values()]
+    assert min(every_limit) >= MIN_REQUESTS_PER_HOST
+    assert 1 <= sizes.blobs < min(every_limit)
+    if per_host is None and own is None:
+        assert sizes.blobs == (blobs or DEFAULT_BLOBS_IN_FLIGHT)  # nothing to lower it
+
+
+async def test_host_limiters_carry_the_sizes() -> None:
+    limiters = pool_sizes(requests_per_host=5, host_limits={"a.example": 3}).host_limiters()
+    async with limiters.hold("a.example", "b.example"):
+        pass
+    assert {(s.host, s.limit) for s in limiters.statistics()} == {("a.example", 3), ("b.example", 5)}

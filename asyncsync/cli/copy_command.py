@@ -46,7 +46,7 @@ from asyncsync.copy import (
     copy_image,
 )
 from asyncsync.errors import LocalStorageError, UsageError
-from asyncsync.limits import DEFAULT_REQUESTS_PER_HOST, BlobLimiter, HostLimiters
+from asyncsync.limits import DEFAULT_COPY_BLOBS_IN_FLIGHT, BlobLimiter, pool_sizes
 from asyncsync.manifest import Platform
 from asyncsync.registry.client import RegistryOptions, RegistrySession
 from asyncsync.retry import RetryPolicy
@@ -54,7 +54,6 @@ from asyncsync.transports import parse_image_name
 from asyncsync.transports.base import ImageReference, SideOptions, TransportContext
 from asyncsync.units import size_flag
 
-DEFAULT_PARALLEL_COPIES = 6
 _IMAGE_PANEL = "Image options"
 _LOCAL_PANEL = "Local transports"
 
@@ -168,10 +167,9 @@ async def run_copy(
     dst_options = destination_local.side_options(destination_registry, chunk_size)
     warn_unused(source_local, src_ref, "src-")
     warn_unused(destination_local, dst_ref, "dest-")
-    blob_limiter = BlobLimiter(parallel)
-    # A streamed transfer holds a slot on the source host and one on the destination host; with
-    # more slots per host than blobs in flight, those pairs can never all wait on each other.
-    limiters = HostLimiters(default_limit=max(DEFAULT_REQUESTS_PER_HOST, parallel + 1))
+    sizes = pool_sizes(blobs=parallel, default_blobs=DEFAULT_COPY_BLOBS_IN_FLIGHT)
+    blob_limiter = BlobLimiter(sizes.blobs)
+    limiters = sizes.host_limiters()
     env = CopyEnvironment(
         blob_limiter=blob_limiter, retry=retry, coordinator=BlobCoordinator(), progress=progress
     )
@@ -213,7 +211,7 @@ def copy_command(
         typer.Option(
             "--image-parallel-copies", metavar="N", min=1, help="Maximum number of blobs copied in parallel."
         ),
-    ] = DEFAULT_PARALLEL_COPIES,
+    ] = DEFAULT_COPY_BLOBS_IN_FLIGHT,
     remove_signatures: Annotated[
         bool,
         typer.Option(

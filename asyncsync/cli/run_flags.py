@@ -15,9 +15,8 @@ import typer
 
 from asyncsync.cli.common import RegistrySides, RetryFlags
 from asyncsync.cli.flag_groups import FlagGroup, flag_option
-from asyncsync.limits import DEFAULT_BLOBS_IN_FLIGHT, DEFAULT_REQUESTS_PER_HOST
+from asyncsync.limits import DEFAULT_BLOBS_IN_FLIGHT, DEFAULT_PARALLEL_IMAGES, DEFAULT_REQUESTS_PER_HOST
 from asyncsync.sync.engine import SyncSettings, default_mount_index_dir
-from asyncsync.sync.scheduler import DEFAULT_PARALLEL_IMAGES
 from asyncsync.units import size_flag
 
 RUN_PANEL = "Concurrency and uploads"

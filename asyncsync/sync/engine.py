@@ -31,7 +31,7 @@ from asyncsync.copy import BlobCoordinator, CopyEnvironment, CopyOptions, copy_i
 from asyncsync.copy.destination_state import DestinationState
 from asyncsync.copy.progress import CopyProgress, NullProgress
 from asyncsync.errors import AsyncSyncError, ImmutableTagError
-from asyncsync.limits import DEFAULT_BLOBS_IN_FLIGHT, DEFAULT_REQUESTS_PER_HOST, BlobLimiter, HostLimiters
+from asyncsync.limits import BlobLimiter, HostLimiters, PoolSizes, pool_sizes
 from asyncsync.registry.client import RegistryOptions, RegistrySession
 from asyncsync.retry import RetryPolicy, with_retries
 from asyncsync.specs.model import RegistryConfig, SyncSpec
@@ -40,7 +40,7 @@ from asyncsync.sync.hooks import HookChain, RunContext, SyncHooks
 from asyncsync.sync.plan import Plan, PlannedImage, Planner
 from asyncsync.sync.registry_lister import RegistryLister
 from asyncsync.sync.report import ImageResult, Outcome, SyncReport
-from asyncsync.sync.scheduler import DEFAULT_PARALLEL_IMAGES, PoolControl, PoolStatistics, run_pool
+from asyncsync.sync.scheduler import PoolControl, PoolStatistics, run_pool
 from asyncsync.sync.spec_plan import build_plan
 from asyncsync.transports.base import SideOptions, TransportContext
 from asyncsync.transports.docker.reference import DockerReference
@@ -106,15 +106,10 @@ class _Run:
         self.spec = spec
         self.settings = settings
         self.session = session
-        defaults = spec.defaults
-        self.parallel = settings.parallel or defaults.parallel or DEFAULT_PARALLEL_IMAGES
+        sizes = _pool_sizes(spec, settings)
+        self.parallel = sizes.images
         self.retry = settings.retry or _retry_from_defaults(spec) or RetryPolicy()
-        blobs = settings.parallel_blobs or defaults.parallel_blobs or DEFAULT_BLOBS_IN_FLIGHT
-        # A streamed blob holds a slot on its source host while it waits for one on the
-        # destination host (possibly the same host). With fewer blobs in flight than the
-        # smallest per-host limit, some transfer can always take its second slot: no deadlock.
-        smallest_host_limit = min(session.limiters.configured_limits(), default=blobs + 1)
-        self.blob_limiter = BlobLimiter(max(1, min(blobs, smallest_host_limit - 1)))
+        self.blob_limiter = BlobLimiter(sizes.blobs)
         self.coordinator = BlobCoordinator()
         # The upload journal lives beside the mount index; without it (--no-mount-cache) no
         # blob is ever assumed absent (see copy.destination_state).
@@ -262,14 +257,25 @@ def _skipped(image: PlannedImage, decision: Decision) -> ImageResult:
     )
 
 
-def _configure_hosts(limiters: HostLimiters, spec: SyncSpec) -> None:
+def _pool_sizes(spec: SyncSpec, settings: SyncSettings) -> PoolSizes:
+    """The run's pool sizes: flags over spec defaults, per-registry limits of the spec, and
+    :func:`~asyncsync.limits.pool_sizes`' deadlock rule."""
+    defaults = spec.defaults
+    return pool_sizes(
+        images=settings.parallel or defaults.parallel,
+        blobs=settings.parallel_blobs or defaults.parallel_blobs,
+        requests_per_host=settings.max_requests_per_host or defaults.max_concurrent_requests,
+        host_limits={
+            config.host: config.max_concurrent_requests or defaults.max_concurrent_requests
+            for config in spec.registries
+        },
+    )
+
+
+def _configure_rates(limiters: HostLimiters, spec: SyncSpec) -> None:
     defaults = spec.defaults
     for config in spec.registries:
-        limiters.configure(
-            config.host,
-            config.max_concurrent_requests or defaults.max_concurrent_requests,
-            config.requests_per_second or defaults.requests_per_second,
-        )
+        limiters.configure(config.host, rate=config.requests_per_second or defaults.requests_per_second)
     if defaults.requests_per_second:
         limiters.default_rate = defaults.requests_per_second
 
@@ -304,11 +310,8 @@ async def dry_run(
 
 
 def _session(spec: SyncSpec, settings: SyncSettings) -> RegistrySession:
-    limit = (
-        settings.max_requests_per_host or spec.defaults.max_concurrent_requests or DEFAULT_REQUESTS_PER_HOST
-    )
-    limiters = HostLimiters(default_limit=limit)
-    _configure_hosts(limiters, spec)
+    limiters = _pool_sizes(spec, settings).host_limiters()
+    _configure_rates(limiters, spec)
     retry = settings.retry or _retry_from_defaults(spec) or RetryPolicy()
     return RegistrySession(limiters=limiters, retry=retry)
 

@@ -20,10 +20,10 @@ from typing import Generic, TypeVar
 
 import anyio
 
+from asyncsync.limits import DEFAULT_PARALLEL_IMAGES
+
 J = TypeVar("J")
 R = TypeVar("R")
-
-DEFAULT_PARALLEL_IMAGES = 8
 
 
 @dataclass(slots=True)
