@@ -1,8 +1,11 @@
-"""Mirror metrics in the Prometheus text format, and the ``/metrics`` + ``/healthz`` HTTP server.
+"""Mirror metrics, exposed with ``prometheus_client``, and the ``/metrics`` + ``/healthz`` HTTP server.
 
-:class:`MirrorMetrics` accumulates what the mirror loop reports after each cycle and renders
-the text exposition format 0.0.4 (``# HELP``/``# TYPE`` lines, escaped label values,
-cumulative histogram buckets). Families (all prefixed ``asyncsync_mirror_``):
+:class:`MirrorMetrics` accumulates what the mirror loop reports after each cycle; its
+:meth:`~MirrorMetrics.collect` turns that state into ``prometheus_client`` metric families (a
+custom collector on a registry of its own, not the process-wide default one), and
+``prometheus_client`` writes the exposition (text format, or OpenMetrics when the scraper asks
+for it: escaping, number formatting, histogram series). Families (all prefixed
+``asyncsync_mirror_``):
 
 =========================================  =========  ==============================================
 ``cycles_total{result}``                   counter    cycles finished: ``success`` / ``failure``
@@ -30,33 +33,25 @@ from __future__ import annotations
 
 import time
 from collections import Counter
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 import orjson
 from aiohttp import web
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+    Metric,
+)
+from prometheus_client.exposition import choose_encoder
+from prometheus_client.registry import Collector, CollectorRegistry
 
 from asyncsync.errors import UsageError
 from asyncsync.sync.report import Outcome
 
 PREFIX = "asyncsync_mirror_"
 DURATION_BUCKETS = (1.0, 5.0, 15.0, 60.0, 300.0, 900.0, 1800.0, 3600.0, 7200.0)
-CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
-
-
-def _escape(value: str) -> str:
-    return value.replace("\\", "\\\\").replace("\n", "\\n").replace('"', '\\"')
-
-
-def _labels(labels: dict[str, str]) -> str:
-    if not labels:
-        return ""
-    return "{" + ",".join(f'{key}="{_escape(value)}"' for key, value in labels.items()) + "}"
-
-
-def _number(value: float) -> str:
-    if value == int(value) and abs(value) < 1e15:
-        return str(int(value))
-    return repr(float(value))
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,8 +62,9 @@ class EntryLabel:
     source: str
     destination: str
 
-    def labels(self) -> dict[str, str]:
-        return {"entry": str(self.index), "from": self.source, "to": self.destination}
+    def values(self) -> list[str]:
+        """Label values, in the order ``entry``, ``from``, ``to``."""
+        return [str(self.index), self.source, self.destination]
 
 
 @dataclass(slots=True)
@@ -86,8 +82,9 @@ class CycleOutcome:
     entries: dict[EntryLabel, tuple[Counter[Outcome], bool]] = field(default_factory=dict)
 
 
-class MirrorMetrics:
-    """Counters and gauges of one mirror process (see the module docstring)."""
+class MirrorMetrics(Collector):
+    """Counters and gauges of one mirror process (see the module docstring); a
+    ``prometheus_client`` collector, registered on :attr:`registry`."""
 
     def __init__(self) -> None:
         self.cycles: Counter[str] = Counter()
@@ -108,6 +105,9 @@ class MirrorMetrics:
         self.consecutive_failures = 0
         self.entry_images: dict[EntryLabel, Counter[Outcome]] = {}
         self.entry_success: dict[EntryLabel, float] = {}
+        #: the registry ``/metrics`` exposes (this collector only)
+        self.registry = CollectorRegistry(auto_describe=False)
+        self.registry.register(self)
 
     def record(self, cycle: CycleOutcome) -> None:
         duration = max(0.0, cycle.finished - cycle.started)
@@ -133,79 +133,72 @@ class MirrorMetrics:
                 self.entry_success[label] = cycle.finished
         self.entry_success = {k: v for k, v in self.entry_success.items() if k in cycle.entries}
 
-    def render(self) -> str:
-        """The whole exposition, one family after another."""
-        out: list[str] = []
-
-        def family(name: str, kind: str, help_text: str, samples: list[tuple[dict[str, str], float]]) -> None:
-            out.append(f"# HELP {PREFIX}{name} {help_text}")
-            out.append(f"# TYPE {PREFIX}{name} {kind}")
-            out.extend(f"{PREFIX}{name}{_labels(labels)} {_number(value)}" for labels, value in samples)
-
-        family(
-            "cycles_total",
-            "counter",
-            "Mirror cycles finished, by result.",
-            [({"result": r}, self.cycles[r]) for r in ("success", "failure")],
+    def collect(self) -> Iterator[Metric]:
+        """The families of the module docstring, from the state now (``prometheus_client`` calls
+        this on every scrape)."""
+        cycles = CounterMetricFamily(
+            f"{PREFIX}cycles", "Mirror cycles finished, by result.", labels=["result"]
         )
-        family(
-            "images_total",
-            "counter",
-            "Images handled, by outcome.",
-            [({"outcome": o.value}, self.images[o]) for o in Outcome],
+        for result in ("success", "failure"):
+            cycles.add_metric([result], self.cycles[result])
+        images = CounterMetricFamily(f"{PREFIX}images", "Images handled, by outcome.", labels=["outcome"])
+        for outcome in Outcome:
+            images.add_metric([outcome.value], self.images[outcome])
+        yield cycles
+        yield images
+        for name, help_text, total in (
+            ("bytes_uploaded", "Bytes uploaded to destinations.", self.bytes_uploaded),
+            (
+                "bytes_reused",
+                "Bytes not uploaded because the blob existed or was mounted.",
+                self.bytes_reused,
+            ),
+            ("pruned_tags", "Destination tags deleted by --prune.", self.pruned),
+            ("missed_cycles", "Scheduled cycle starts skipped because a cycle overran.", self.missed),
+        ):
+            yield CounterMetricFamily(f"{PREFIX}{name}", help_text, value=total)
+        cumulative = [
+            (str(bound), count)  # 5.0, as prometheus_client's own histograms write `le`
+            for bound, count in zip(DURATION_BUCKETS, self.bucket_counts, strict=True)
+        ]
+        yield HistogramMetricFamily(
+            f"{PREFIX}cycle_duration_seconds",
+            "Wall time of mirror cycles.",
+            buckets=[*cumulative, ("+Inf", self.duration_count)],
+            sum_value=round(self.duration_sum, 6),
         )
-        family(
-            "bytes_uploaded_total", "counter", "Bytes uploaded to destinations.", [({}, self.bytes_uploaded)]
-        )
-        family(
-            "bytes_reused_total",
-            "counter",
-            "Bytes not uploaded because the blob existed or was mounted.",
-            [({}, self.bytes_reused)],
-        )
-        family("pruned_tags_total", "counter", "Destination tags deleted by --prune.", [({}, self.pruned)])
-        family(
-            "missed_cycles_total",
-            "counter",
-            "Scheduled cycle starts skipped because a cycle overran.",
-            [({}, self.missed)],
-        )
-        out.append(f"# HELP {PREFIX}cycle_duration_seconds Wall time of mirror cycles.")
-        out.append(f"# TYPE {PREFIX}cycle_duration_seconds histogram")
-        for bound, count in zip(DURATION_BUCKETS, self.bucket_counts, strict=True):
-            out.append(f'{PREFIX}cycle_duration_seconds_bucket{{le="{_number(bound)}"}} {count}')
-        out.append(f'{PREFIX}cycle_duration_seconds_bucket{{le="+Inf"}} {self.duration_count}')
-        out.append(f"{PREFIX}cycle_duration_seconds_sum {_number(round(self.duration_sum, 6))}")
-        out.append(f"{PREFIX}cycle_duration_seconds_count {self.duration_count}")
         for name, help_text, value in (
             ("last_cycle_duration_seconds", "Wall time of the last cycle.", self.last_duration),
             ("last_cycle_timestamp_seconds", "End of the last cycle (Unix time).", self.last_cycle),
             ("last_success_timestamp_seconds", "End of the last successful cycle.", self.last_success),
             ("next_cycle_timestamp_seconds", "When the next cycle is due.", self.next_cycle),
         ):
-            if value is not None:
-                family(name, "gauge", help_text, [({}, round(value, 3))])
-        family("cycle_running", "gauge", "1 while a cycle runs.", [({}, 1 if self.running else 0)])
-        family(
-            "entry_images",
-            "gauge",
+            if value is not None:  # absent until known, rather than a misleading 0
+                yield GaugeMetricFamily(f"{PREFIX}{name}", help_text, value=round(value, 3))
+        yield GaugeMetricFamily(f"{PREFIX}cycle_running", "1 while a cycle runs.", value=int(self.running))
+        entry_labels = ["entry", "from", "to"]
+        entry_images = GaugeMetricFamily(
+            f"{PREFIX}entry_images",
             "Images of each spec entry in the last cycle, by outcome.",
-            [
-                ({**label.labels(), "outcome": o.value}, counts[o])
-                for label, counts in sorted(self.entry_images.items(), key=lambda item: item[0].index)
-                for o in Outcome
-            ],
+            labels=[*entry_labels, "outcome"],
         )
-        family(
-            "entry_last_success_timestamp_seconds",
-            "gauge",
+        for label, counts in sorted(self.entry_images.items(), key=lambda item: item[0].index):
+            for outcome in Outcome:
+                entry_images.add_metric([*label.values(), outcome.value], counts[outcome])
+        entry_success = GaugeMetricFamily(
+            f"{PREFIX}entry_last_success_timestamp_seconds",
             "End of the last cycle in which the spec entry had no failure.",
-            [
-                (label.labels(), round(when, 3))
-                for label, when in sorted(self.entry_success.items(), key=lambda item: item[0].index)
-            ],
+            labels=entry_labels,
         )
-        return "\n".join(out) + "\n"
+        for label, when in sorted(self.entry_success.items(), key=lambda item: item[0].index):
+            entry_success.add_metric(label.values(), round(when, 3))
+        yield entry_images
+        yield entry_success
+
+    def exposition(self, accept: str = "") -> tuple[bytes, str]:
+        """The body and content type of a ``/metrics`` answer for an ``Accept`` header."""
+        encoder, content_type = choose_encoder(accept)
+        return encoder(self.registry), content_type
 
     def health(self) -> tuple[int, dict[str, object]]:
         """``/healthz``: 200 while the loop serves, 503 when it is shutting down."""
@@ -253,7 +246,8 @@ class MetricsServer:
             self._runner = None
 
     async def _metrics(self, request: web.Request) -> web.Response:
-        return web.Response(body=self.metrics.render().encode(), headers={"Content-Type": CONTENT_TYPE})
+        body, content_type = self.metrics.exposition(request.headers.get("Accept", ""))
+        return web.Response(body=body, headers={"Content-Type": content_type})
 
     async def _health(self, request: web.Request) -> web.Response:
         status, body = self.metrics.health()

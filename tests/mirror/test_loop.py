@@ -110,7 +110,9 @@ async def test_three_cycles_pick_up_a_new_tag_and_metrics_follow_each_cycle(
     successes = [s[f"{P}last_success_timestamp_seconds"] for s in scraped]
     assert successes == sorted(successes) and len(set(successes)) == 3
     entry = f'entry="1",from="{source.host}/team/*",to="{target.host}/mirror/"'
-    assert [s[f'{P}entry_images{{{entry},outcome="copied"}}'] for s in scraped] == [2, 1, 0]
+    copied = f'entry="1",from="{source.host}/team/*",outcome="copied",to="{target.host}/mirror/"'
+    copied_key = f"{P}entry_images{{{copied}}}"
+    assert [s[copied_key] for s in scraped] == [2, 1, 0]
     assert scraped[-1][f"{P}entry_last_success_timestamp_seconds{{{entry}}}"] == successes[-1]
     assert scraped[1][f"{P}bytes_uploaded_total"] > scraped[0][f"{P}bytes_uploaded_total"] > 0
     assert health == [200, 200, 200]

@@ -1,42 +1,62 @@
-"""Mirror metrics: Prometheus text format (families, escaping, histogram), health, and the HTTP server."""
+"""Mirror metrics through prometheus_client: families, escaping, histogram, health, the HTTP server.
+
+Every exposition is scraped over HTTP from a real :class:`MetricsServer` and read back with
+prometheus_client's own parsers (text format and OpenMetrics), not with string matching.
+"""
 
 from __future__ import annotations
 
-import re
 from collections import Counter
 
 import aiohttp
 import pytest
+from prometheus_client.openmetrics.parser import text_string_to_metric_families as openmetrics_families
+from prometheus_client.parser import text_string_to_metric_families
 
 from asyncsync.errors import UsageError
-from asyncsync.mirror.metrics import CONTENT_TYPE, CycleOutcome, EntryLabel, MetricsServer, MirrorMetrics
+from asyncsync.mirror.metrics import CycleOutcome, EntryLabel, MetricsServer, MirrorMetrics
 from asyncsync.sync.report import Outcome
 
-_SAMPLE = re.compile(r'^([a-z_]+)(\{(?:[a-z_]+="(?:[^"\\\n]|\\.)*"(?:,|(?=\})))*\})? (-?[0-9.e+]+|\+Inf)$')
+TEXT_FORMAT = "text/plain; version=0.0.4; charset=utf-8"
+
+
+def _key(name: str, labels: dict[str, str]) -> str:
+    """``name{a="x",b="y"}`` in the exposition's escaping, label names sorted (as
+    prometheus_client writes them)."""
+    if not labels:
+        return name
+    pairs = sorted(labels.items())
+    escaped = (v.replace("\\", "\\\\").replace("\n", "\\n").replace('"', '\\"') for _, v in pairs)
+    return name + "{" + ",".join(f'{k}="{v}"' for (k, _), v in zip(pairs, escaped, strict=True)) + "}"
 
 
 def parse(text: str) -> dict[str, float]:
-    """Samples keyed by ``name{labels}``; asserts every line is HELP, TYPE or a valid sample."""
+    """Samples keyed by ``name{labels}``, read with prometheus_client's text-format parser (which
+    raises on anything malformed); every family has a type and help."""
     samples: dict[str, float] = {}
-    typed: set[str] = set()
-    for line in text.splitlines():
-        if line.startswith("# HELP "):
-            continue
-        if line.startswith("# TYPE "):
-            typed.add(line.split()[2])
-            continue
-        match = _SAMPLE.match(line)
-        assert match is not None, f"not a sample line: {line!r}"
-        family = re.sub(r"_(bucket|sum|count)$", "", match.group(1))
-        assert family in typed or match.group(1) in typed, f"no TYPE before {line!r}"
-        samples[match.group(1) + (match.group(2) or "")] = float(match.group(3))
+    for family in text_string_to_metric_families(text):
+        assert family.type in ("counter", "gauge", "histogram") and family.documentation
+        for sample in family.samples:
+            samples[_key(sample.name, sample.labels)] = sample.value
     return samples
+
+
+async def scrape(port: int, accept: str | None = None) -> tuple[str, str]:
+    """``GET /metrics``: (content type, body)."""
+    headers = {"Accept": accept} if accept else {}
+    async with (
+        aiohttp.ClientSession() as http,
+        http.get(f"http://127.0.0.1:{port}/metrics", headers=headers) as response,
+    ):
+        assert response.status == 200
+        return response.headers["Content-Type"], await response.text()
 
 
 ENTRY = EntryLabel(1, 'quay.io/org/"odd"\\name', "mirror.example/\nx/")
 
 
-def test_exposition_after_two_cycles_is_valid_and_cumulative() -> None:
+@pytest.mark.anyio
+async def test_exposition_after_two_cycles_is_valid_and_cumulative() -> None:
     metrics = MirrorMetrics()
     metrics.record(
         CycleOutcome(
@@ -61,7 +81,10 @@ def test_exposition_after_two_cycles_is_valid_and_cumulative() -> None:
     )
     metrics.next_cycle = 400.0
 
-    samples = parse(metrics.render())
+    async with MetricsServer(metrics, "127.0.0.1", 0) as server:
+        content_type, body = await scrape(server.port)
+    assert content_type == TEXT_FORMAT
+    samples = parse(body)
 
     p = "asyncsync_mirror_"
     assert samples[f'{p}cycles_total{{result="success"}}'] == 1
@@ -71,16 +94,17 @@ def test_exposition_after_two_cycles_is_valid_and_cumulative() -> None:
     assert samples[f'{p}images_total{{outcome="failed"}}'] == 1
     assert samples[f"{p}bytes_uploaded_total"] == 2048
     assert samples[f"{p}pruned_tags_total"] == 2
-    assert samples[f'{p}cycle_duration_seconds_bucket{{le="5"}}'] == 1
-    assert samples[f'{p}cycle_duration_seconds_bucket{{le="60"}}'] == 2
+    assert samples[f'{p}cycle_duration_seconds_bucket{{le="5.0"}}'] == 1
+    assert samples[f'{p}cycle_duration_seconds_bucket{{le="60.0"}}'] == 2
     assert samples[f'{p}cycle_duration_seconds_bucket{{le="+Inf"}}'] == 2
     assert samples[f"{p}cycle_duration_seconds_count"] == 2
     assert samples[f"{p}cycle_duration_seconds_sum"] == 23.5
     assert samples[f"{p}last_success_timestamp_seconds"] == 103.5
     assert samples[f"{p}last_cycle_timestamp_seconds"] == 220
     assert samples[f"{p}next_cycle_timestamp_seconds"] == 400
-    labels = 'entry="1",from="quay.io/org/\\"odd\\"\\\\name",to="mirror.example/\\nx/"'
-    assert samples[f'{p}entry_images{{{labels},outcome="failed"}}'] == 1
+    source, target = 'from="quay.io/org/\\"odd\\"\\\\name"', 'to="mirror.example/\\nx/"'
+    assert samples[f'{p}entry_images{{entry="1",{source},outcome="failed",{target}}}'] == 1
+    labels = f'entry="1",{source},{target}'
     # The entry failed in the second cycle: its last success stays at the first.
     assert samples[f"{p}entry_last_success_timestamp_seconds{{{labels}}}"] == 103.5
     buckets = [v for k, v in samples.items() if k.startswith(f"{p}cycle_duration_seconds_bucket")]
@@ -101,7 +125,7 @@ async def test_server_serves_metrics_and_health_and_refuses_a_busy_port() -> Non
     async with MetricsServer(metrics, "127.0.0.1", 0) as server, aiohttp.ClientSession() as http:
         async with http.get(f"http://127.0.0.1:{server.port}/metrics") as response:
             assert response.status == 200
-            assert response.headers["Content-Type"] == CONTENT_TYPE
+            assert response.headers["Content-Type"] == TEXT_FORMAT
             assert "asyncsync_mirror_cycles_total" in await response.text()
         async with http.get(f"http://127.0.0.1:{server.port}/healthz") as response:
             assert response.status == 200
@@ -109,3 +133,28 @@ async def test_server_serves_metrics_and_health_and_refuses_a_busy_port() -> Non
         with pytest.raises(UsageError, match="cannot listen"):
             async with MetricsServer(metrics, "127.0.0.1", server.port):
                 pass
+
+
+@pytest.mark.anyio
+async def test_gauges_not_yet_known_are_absent_and_a_scraper_may_ask_for_openmetrics() -> None:
+    metrics = MirrorMetrics()
+    async with MetricsServer(metrics, "127.0.0.1", 0) as server:
+        _, body = await scrape(server.port)
+        samples = parse(body)
+        assert "asyncsync_mirror_last_success_timestamp_seconds" not in samples
+        assert samples['asyncsync_mirror_cycles_total{result="success"}'] == 0
+        assert samples["asyncsync_mirror_cycle_running"] == 0
+        metrics.running = True
+        content_type, body = await scrape(server.port, "application/openmetrics-text; version=1.0.0")
+    assert content_type.startswith("application/openmetrics-text; version=1.0.0")
+    families = {family.name: family for family in openmetrics_families(body)}
+    assert families["asyncsync_mirror_cycles"].type == "counter"
+    assert families["asyncsync_mirror_cycle_running"].samples[0].value == 1
+
+
+def test_each_mirror_has_its_own_registry() -> None:
+    """Two MirrorMetrics in one process (tests, or a library user) never collide in a global registry."""
+    first, second = MirrorMetrics(), MirrorMetrics()
+    first.missed = 3
+    assert first.registry.get_sample_value("asyncsync_mirror_missed_cycles_total") == 3
+    assert second.registry.get_sample_value("asyncsync_mirror_missed_cycles_total") == 0
