@@ -31,7 +31,6 @@ from contextlib import AbstractAsyncContextManager, aclosing, asynccontextmanage
 from dataclasses import dataclass
 from typing import BinaryIO, Protocol
 
-import aiofiles
 import anyio
 
 from asyncsync.digest import Digest
@@ -235,7 +234,7 @@ async def open_chunks(
     try:
         # Shielded: a cancel while the worker thread opens the file would drop the handle unclosed.
         with anyio.CancelScope(shield=True):
-            handle = await aiofiles.open(path, "rb")
+            handle = await anyio.open_file(path, "rb")
     except FileNotFoundError:
         raise LocalStorageError(f"{what or path}: no such file") from None
     except OSError as exc:
@@ -261,7 +260,7 @@ async def open_chunks(
         # Shielded: when a failed copy cancels the reading task, the file must still be closed
         # (a cancelled close would leak the descriptor).
         with anyio.CancelScope(shield=True):
-            await handle.close()
+            await handle.aclose()
 
 
 async def read_capped(path: str, limit: int, what: str = "") -> bytes:
