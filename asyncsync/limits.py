@@ -334,6 +334,15 @@ class SingleFlight(Generic[K, V]):
 # ------------------------------------------------------------------------------------ keyed lock
 
 
+class _KeyLock:
+    __slots__ = ("lock", "users")
+
+    def __init__(self) -> None:
+        self.lock = anyio.Lock()
+        #: tasks holding or waiting for the lock
+        self.users = 0
+
+
 @dataclass(frozen=True, slots=True)
 class KeyedLockStatistics:
     """A :class:`KeyedLock`'s state now and its acquisitions since it was made."""
@@ -344,15 +353,6 @@ class KeyedLockStatistics:
     tasks_waiting: int
     #: times a key was acquired
     acquisitions: int
-
-
-class _KeyLock:
-    __slots__ = ("lock", "users")
-
-    def __init__(self) -> None:
-        self.lock = anyio.Lock()
-        #: tasks holding or waiting for the lock
-        self.users = 0
 
 
 class KeyedLock(Generic[K]):
