@@ -6,14 +6,16 @@ including the local-transport flags (:class:`LocalFlags`): ``--src/--dest-shared
 (``oci:``), ``--dest-compress``/``--dest-decompress`` (``dir:``), ``--additional-tag``
 (``docker-archive:``, ``docker-daemon:``) and ``--src/--dest-daemon-host`` (``docker-daemon:``).
 A local flag given for a transport it does not apply to is ignored, as skopeo does, with a
-one-line warning. skopeo's ``--dest-compress-format``/``--dest-compress-level`` are not offered:
-``--dest-compress`` always writes gzip at level 6.
+one-line warning. The layer-format flags (``--dest-compress-format``, ``--dest-compress-level``,
+``--dest-force-compress-format``, ``--dest-oci-accept-uncompressed-layers``) come from
+:mod:`asyncsync.cli.compression_flags`; ``dir:``'s ``--dest-compress`` writes gzip at level 6.
 Progress goes to stdout as skopeo's does: rich bars on a terminal, plain lines otherwise,
 nothing with ``--quiet``. Errors are one line on stderr with a non-zero exit.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,6 +34,7 @@ from asyncsync.cli.common import (
     SkopeoCommand,
     warn,
 )
+from asyncsync.cli.compression_flags import COMPRESSION_FLAGS, CompressionFlags
 from asyncsync.cli.flag_groups import with_flag_groups
 from asyncsync.cli.platform_flags import PLATFORM_FLAGS, PlatformFlags
 from asyncsync.copy import (
@@ -70,6 +73,7 @@ class LocalFlags:
     compress: bool = False
     decompress: bool = False
     additional_tags: tuple[str, ...] = ()
+    oci_accept_uncompressed_layers: bool = False
 
     def side_options(self, registry: RegistryOptions, chunk_size: int | None = None) -> SideOptions:
         """The :class:`SideOptions` of this side; raises :class:`UsageError` for contradictions."""
@@ -83,6 +87,7 @@ class LocalFlags:
             compress=self.compress,
             decompress=self.decompress,
             additional_tags=self.additional_tags,
+            oci_accept_uncompressed_layers=self.oci_accept_uncompressed_layers,
         )
 
     def unused(self, transport: str, prefix: str) -> list[str]:
@@ -93,6 +98,10 @@ class LocalFlags:
             f"--{prefix}compress": (self.compress, ("dir",)),
             f"--{prefix}decompress": (self.decompress, ("dir",)),
             "--additional-tag": (bool(self.additional_tags), ("docker-archive", "docker-daemon")),
+            f"--{prefix}oci-accept-uncompressed-layers": (
+                self.oci_accept_uncompressed_layers,
+                ("oci", "oci-archive"),
+            ),
         }
         return [flag for flag, (used, transports) in given.items() if used and transport not in transports]
 
@@ -188,6 +197,7 @@ async def run_copy(
                 await dst.close()
         finally:
             await src.close()
+            env.recompressed.close()
 
 
 @app.command("copy", cls=SkopeoCommand)
@@ -328,6 +338,7 @@ def copy_command(
         ),
     ] = None,
     retry_flags: Annotated[RetryFlags, RETRY_FLAGS],
+    compression: Annotated[CompressionFlags, COMPRESSION_FLAGS],
 ) -> None:
     """Copy an image (or a multi-arch image) from SOURCE-IMAGE to DESTINATION-IMAGE."""
 
@@ -340,6 +351,7 @@ def copy_command(
             remove_signatures,
             platform.override(),
         )
+        options = dataclasses.replace(options, compression=compression.layer_compression())
         result = await run_copy(
             source,
             destination,
@@ -357,6 +369,7 @@ def copy_command(
                 compress=dest_compress,
                 decompress=dest_decompress,
                 additional_tags=tuple(additional_tag or ()),
+                oci_accept_uncompressed_layers=compression.oci_accept_uncompressed_layers,
             ),
         )
         if digestfile is not None:

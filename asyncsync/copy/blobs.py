@@ -138,25 +138,9 @@ class BlobCopier:
             progress.note(message)
             return
         progress.blob_started(blob, kind)
+        if await self.try_reuse(blob, kind):
+            return
         here = self._here
-        if here is not None and self.env.coordinator.confirmed(here.registry, here.repository, blob.digest):
-            # This run already put or found it in this very repository: no request needed.
-            self._reused(blob, kind, ReuseResult(ReuseKind.EXISTS, blob.size))
-            return
-        candidates = self.candidates(blob)
-        absent = here is not None and self.env.destinations.known_absent(
-            here.registry, here.repository, blob.digest
-        )
-        self._journal_mount(blob, candidates)
-        reuse = await self._reuse(blob, candidates, known_absent=absent)
-        if reuse is None and not candidates and self.dest_registry is not None:
-            # No location known to this run: a registry-specific locator (Harbor) may know one.
-            found = await self.env.coordinator.discover(self.dest_registry, blob.digest, blob.size)
-            self._journal_mount(blob, found)
-            reuse = await self._reuse(blob, found, known_absent=True) if found else None
-        if reuse is not None:
-            self._reused(blob, kind, reuse)
-            return
         ran = False
 
         async def upload() -> BlobLocation | None:
@@ -187,6 +171,37 @@ class BlobCopier:
         self.stats.blobs_copied += 1
         self.stats.bytes_uploaded += blob.size
         progress.blob_finished(blob, kind, "done")
+
+    async def try_reuse(self, blob: Descriptor, kind: BlobKind) -> bool:
+        """Make ``blob`` present without transferring it (already there, or mounted); ``False``
+        when the destination does not have it and cannot get it that way."""
+        here = self._here
+        if here is not None and self.env.coordinator.confirmed(here.registry, here.repository, blob.digest):
+            # This run already put or found it in this very repository: no request needed.
+            self._reused(blob, kind, ReuseResult(ReuseKind.EXISTS, blob.size))
+            return True
+        candidates = self.candidates(blob)
+        absent = here is not None and self.env.destinations.known_absent(
+            here.registry, here.repository, blob.digest
+        )
+        self._journal_mount(blob, candidates)
+        reuse = await self._reuse(blob, candidates, known_absent=absent)
+        if reuse is None and not candidates and self.dest_registry is not None:
+            # No location known to this run: a registry-specific locator (Harbor) may know one.
+            found = await self.env.coordinator.discover(self.dest_registry, blob.digest, blob.size)
+            self._journal_mount(blob, found)
+            reuse = await self._reuse(blob, found, known_absent=True) if found else None
+        if reuse is None:
+            return False
+        self._reused(blob, kind, reuse)
+        return True
+
+    def open_verified(self, blob: Descriptor) -> AsyncGenerator[bytes, None]:
+        """The source's bytes of ``blob``, verified against its digest and size as they stream,
+        resumed after temporary read failures from the run's retry budget. Iterate and close it
+        in one task."""
+        what = f"copying blob {blob.digest.short}"
+        return self._verified(blob, _Attempts(self.env.retry), what)
 
     def _journal_mount(self, blob: Descriptor, candidates: Sequence[BlobLocation]) -> None:
         """Journal ``blob`` here before a mount from ``candidates`` may place it (like an upload):

@@ -9,6 +9,7 @@ from typing import Any
 from asyncsync.copy.blobs import BlobCopier, run_concurrently
 from asyncsync.copy.convert import convert_image, target_image_type
 from asyncsync.copy.options import CopyOptions
+from asyncsync.copy.recompress import LayerRecompression
 from asyncsync.digest import Digest
 from asyncsync.errors import DigestMismatchError, ManifestError
 from asyncsync.manifest import ImageIndex, ImageManifest, Manifest, manifest_digest, parse_manifest
@@ -40,12 +41,18 @@ async def copy_image_manifest(
         destination.capabilities.manifest_types,
         options.preserve_digests,
     )
-    steps: list[Callable[[], Coroutine[Any, Any, None]]] = [
-        partial(copier.copy, layer, "blob") for layer in manifest.layers
-    ]
+    recompression = LayerRecompression.for_copy(copier, manifest, options)
+    steps: list[Callable[[], Coroutine[Any, Any, None]]] = (
+        recompression.steps(manifest.layers)
+        if recompression is not None
+        else [partial(copier.copy, layer, "blob") for layer in manifest.layers]
+    )
     steps.append(partial(copier.copy, manifest.config, "config"))
     await run_concurrently(steps)
-    raw, media_type = convert_image(manifest, target)
+    if recompression is not None:
+        raw, media_type = recompression.manifest(manifest, target, options)
+    else:
+        raw, media_type = convert_image(manifest, target)
     digest = manifest_digest(raw)
     copier.env.progress.manifest_writing()
     written = await destination.put_manifest(raw, media_type, digest if instance else None)

@@ -24,7 +24,10 @@ from asyncsync.copy.options import CopyOptions
 from asyncsync.digest import Digest
 from asyncsync.errors import ManifestError, UsageError
 from asyncsync.manifest import (
+    DOCKER_LIST,
     INDEX_TYPES,
+    OCI_INDEX,
+    OCI_MANIFEST,
     Descriptor,
     ImageIndex,
     ImageManifest,
@@ -169,6 +172,13 @@ async def _copy_all(
         partial(copy_child, position, entry) for position, entry in enumerate(index.manifests, 1)
     ]
     await run_concurrently(steps)
+    if (
+        target == DOCKER_LIST
+        and options.format is None
+        and any(child_type == OCI_MANIFEST for _, _, child_type in replaced.values())
+    ):
+        # A child became OCI (zstd layers pushed to a registry): its list must be an OCI index.
+        target = OCI_INDEX
     raw, media_type = convert_index(index, replaced, target)
     digest = manifest_digest(raw)
     copier.env.progress.manifest_writing()

@@ -7,7 +7,9 @@ from typing import Literal
 
 from asyncsync.copy.coordinator import BlobCoordinator
 from asyncsync.copy.destination_state import DestinationState
+from asyncsync.copy.layer_format import LayerCompression
 from asyncsync.copy.progress import CopyProgress, NullProgress
+from asyncsync.copy.recompress_cache import RecompressCache
 from asyncsync.digest import Digest
 from asyncsync.limits import BlobLimiter
 from asyncsync.manifest import Platform
@@ -29,6 +31,8 @@ class CopyOptions:
     ``remove_signatures`` is accepted for compatibility: no signatures are copied yet.
     ``platforms`` (with ``all``) keeps only the instances of those platforms: the index is
     rewritten without the others, so its digest changes (a sync spec's ``platforms:``).
+    ``compression`` is the layer compression asked for (``--dest-compress-format`` and friends;
+    :mod:`asyncsync.copy.recompress`).
     """
 
     multi_arch: MultiArch = "system"
@@ -37,6 +41,7 @@ class CopyOptions:
     format: ManifestFormat | None = None
     preserve_digests: bool = False
     remove_signatures: bool = False
+    compression: LayerCompression = field(default_factory=LayerCompression)
 
 
 @dataclass
@@ -52,6 +57,8 @@ class CopyEnvironment:
     coordinator: BlobCoordinator = field(default_factory=BlobCoordinator)
     progress: CopyProgress = field(default_factory=NullProgress)
     destinations: DestinationState = field(default_factory=DestinationState)
+    #: Layers recompressed in this run, by (source digest, format, level).
+    recompressed: RecompressCache = field(default_factory=RecompressCache)
 
 
 @dataclass

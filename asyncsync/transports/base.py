@@ -54,6 +54,9 @@ class SideOptions:
     chunk_size: int | None = None
     #: Blobs larger than this are uploaded in chunks even without ``chunk_size`` (per registry).
     chunked_threshold: int | None = None
+    #: ``oci:``/``oci-archive:`` keep uncompressed layers as they are
+    #: (``--dest-oci-accept-uncompressed-layers``).
+    oci_accept_uncompressed_layers: bool = False
 
 
 @dataclass(slots=True)
@@ -102,6 +105,15 @@ class Capabilities:
     multi_image: bool = True
     #: Destination stores manifests by digest so digests are preserved.
     preserves_digests: bool = True
+    #: The copy engine compresses layers for this destination (containers/image's
+    #: ``DesiredLayerCompression() == Compress``: registries and ``oci:``): uncompressed layers get
+    #: gzip (or ``--dest-compress-format``), and layers in another format are recompressed to that
+    #: format (:mod:`asyncsync.copy.recompress`).
+    compresses_layers: bool = False
+    #: When a layer's new compression cannot be said in the source's manifest type (zstd in Docker
+    #: v2s2) and no ``--format`` was given, the destination takes an OCI manifest instead (a
+    #: registry; skopeo tries the OCI type next). Otherwise that is an error.
+    oci_fallback: bool = False
 
 
 @runtime_checkable

@@ -25,6 +25,7 @@ from asyncsync.registry.client import RegistryOptions, RegistrySession
 from asyncsync.retry import RetryPolicy
 from asyncsync.transports import parse_image_name
 from asyncsync.transports.base import SideOptions, TransportContext
+from tests.copy.compression_support import diff_id, fetch_blob
 from tests.helpers.images import (
     blob_exists_sync,
     get_manifest_sync,
@@ -174,13 +175,12 @@ async def test_docker_archive_with_additional_tags_and_back(
         )
     pushed = json.loads(get_manifest_sync(registry_anon, repo, "back")[1])
     assert pushed["config"]["digest"] == image.config_digest
-    assert [layer["digest"] for layer in pushed["layers"]] == image.diff_ids
-    # The layers went up as the archive stores them: uncompressed, named by their diff ids, and
-    # labelled so (a gzip label on uncompressed bytes would be a lie the registry keeps).
-    uncompressed = "application/vnd.docker.image.rootfs.diff.tar"
-    assert {layer["mediaType"] for layer in pushed["layers"]} == {uncompressed}
-    for diff_id in image.diff_ids:
-        assert blob_exists_sync(registry_anon, repo, diff_id)
+    # The archive stores layers uncompressed; a push compresses them with gzip, as skopeo does,
+    # and labels them so. Decompressed, each is the layer the config's diff_ids name.
+    gzipped = "application/vnd.docker.image.rootfs.diff.tar.gzip"
+    assert {layer["mediaType"] for layer in pushed["layers"]} == {gzipped}
+    for layer, expected in zip(pushed["layers"], image.diff_ids, strict=True):
+        assert diff_id(await fetch_blob(registry_anon, repo, layer["digest"])) == expected
 
 
 def _cli(*args: str) -> subprocess.CompletedProcess[str]:

@@ -17,11 +17,14 @@ import os
 import secrets
 import subprocess
 import sys
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from tests.copy.compression_support import DOCKER_LAYER_GZIP, fetch_blob
+from tests.copy.compression_support import diff_id as uncompressed_digest
 from tests.helpers.images import (
     GeneratedImage,
     get_manifest_sync,
@@ -30,6 +33,7 @@ from tests.helpers.images import (
     make_multiarch,
     push_image_sync,
     push_index_sync,
+    run_sync,
 )
 from tests.helpers.registry import RegistryServer
 from tests.helpers.skopeo import skopeo
@@ -101,10 +105,13 @@ def test_skopeo_writes_asyncsync_reads_and_pushes_the_same_digests(
         asyncsync("copy", "-q", *PLAIN, target, f"docker://{host}/{back}:v1")
         pushed = get_manifest_sync(registry_anon, back, "v1")[1]
         if name == "docker-archive":
-            # The archive keeps config and uncompressed layers; the manifest is generated.
+            # The archive keeps config and uncompressed layers; the manifest is generated and the
+            # layers are gzipped on the way up, as skopeo does: decompressed, they are the diff ids.
             document = json.loads(pushed)
             assert document["config"]["digest"] == image.config_digest
-            assert _layer_digests(document) == image.diff_ids
+            assert {layer["mediaType"] for layer in document["layers"]} == {DOCKER_LAYER_GZIP}
+            blobs = [run_sync(partial(fetch_blob, registry_anon, back, d)) for d in _layer_digests(document)]
+            assert [uncompressed_digest(blob) for blob in blobs] == image.diff_ids
             listed = json.loads(skopeo("inspect", target))["Layers"]
             assert listed == image.diff_ids
             continue

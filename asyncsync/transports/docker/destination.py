@@ -40,7 +40,7 @@ from asyncsync.transports.docker.reference import DockerReference
 
 log = logging.getLogger("asyncsync.copy")
 
-_CAPABILITIES = Capabilities(mounts=True)
+_CAPABILITIES = Capabilities(mounts=True, compresses_layers=True, oci_fallback=True)
 #: Mount sources tried per blob before uploading; each refused try costs a round trip.
 MAX_MOUNT_TRIES = 3
 

@@ -9,12 +9,11 @@ uncompressed size, so ``inspect``'s layer list equals skopeo's.
 
 One deliberate difference: the layer media type. containers/image writes
 ``...rootfs.diff.tar.gzip`` whatever the bytes are, and its copy engine then compresses the
-layers when a registry is the destination, which makes the label true there. asyncsync's copy
-engine sends blobs byte for byte as the source serves them, so the label must describe those
-bytes: ``application/vnd.docker.image.rootfs.diff.tar`` (uncompressed; docker, containerd and
-containers/image pull it). ``inspect --raw`` therefore differs from skopeo's in that string
-only, and a ``docker-archive:`` -> ``docker://`` copy pushes uncompressed layers where skopeo
-pushes gzip ones.
+layers when a registry is the destination, which makes the label true there. asyncsync labels
+the bytes it serves: ``application/vnd.docker.image.rootfs.diff.tar`` (uncompressed), and its copy
+engine compresses such layers for destinations that want them compressed (registries, ``oci:``;
+:mod:`asyncsync.copy.recompress`), relabelling them ``...tar.gzip`` as skopeo's push does.
+``inspect --raw`` of the archive therefore differs from skopeo's in that string only.
 
 Layers are served uncompressed, always: a layer stored uncompressed (what ``docker save`` and
 skopeo write) streams from its byte range in the archive; a gzip, bzip2 or xz-compressed one is

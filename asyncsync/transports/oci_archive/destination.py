@@ -111,7 +111,14 @@ async def open_archive_destination(
     where = str(reference)
     archive, staging = await anyio.to_thread.run_sync(_prepare, reference, where)
     try:
-        layout = await open_layout_at(reference, staging, reference.name, None, where)
+        layout = await open_layout_at(
+            reference,
+            staging,
+            reference.name,
+            None,
+            where,
+            accept_uncompressed=ctx.options.oci_accept_uncompressed_layers,
+        )
     except BaseException:
         remove_tree_quietly(staging)
         raise

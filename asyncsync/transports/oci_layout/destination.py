@@ -46,8 +46,10 @@ from asyncsync.transports.oci_layout.layout import (
 )
 from asyncsync.transports.oci_layout.reference import OCIReference
 
-#: As skopeo: an OCI layout holds OCI manifests; the copy engine converts Docker ones.
-_CAPABILITIES = Capabilities(manifest_types=(OCI_MANIFEST, OCI_INDEX))
+#: As skopeo: an OCI layout holds OCI manifests; the copy engine converts Docker ones. It also
+#: compresses uncompressed layers unless ``--dest-oci-accept-uncompressed-layers`` is given.
+_CAPABILITIES = Capabilities(manifest_types=(OCI_MANIFEST, OCI_INDEX), compresses_layers=True)
+_CAPABILITIES_UNCOMPRESSED = Capabilities(manifest_types=(OCI_MANIFEST, OCI_INDEX))
 
 
 def _read_existing(path: str, limit: int) -> bytes | None:
@@ -68,9 +70,18 @@ class LayoutDestination:
     """Writes one image into the layout at ``root`` and names it ``name`` at commit."""
 
     def __init__(
-        self, reference: ImageReference, root: str, name: str | None, blob_root: str, shared: bool, where: str
+        self,
+        reference: ImageReference,
+        root: str,
+        name: str | None,
+        blob_root: str,
+        shared: bool,
+        where: str,
+        *,
+        accept_uncompressed: bool = False,
     ) -> None:
         self._reference = reference
+        self._capabilities = _CAPABILITIES_UNCOMPRESSED if accept_uncompressed else _CAPABILITIES
         self.root = root
         self.name = name
         self._blob_root = blob_root
@@ -85,7 +96,7 @@ class LayoutDestination:
 
     @property
     def capabilities(self) -> Capabilities:
-        return _CAPABILITIES
+        return self._capabilities
 
     def _blob_path(self, digest: Digest) -> str:
         # Digest values are validated on construction, so these components are safe names.
@@ -152,11 +163,24 @@ async def open_layout_destination(reference: OCIReference, ctx: TransportContext
     """Open ``oci:PATH[:NAME]`` for writing; create the directory; refuse a corrupt existing layout."""
     where = str(reference)
     root = absolute_path(reference.path)
-    return await open_layout_at(reference, root, reference.name, ctx.options.shared_blob_dir, where)
+    return await open_layout_at(
+        reference,
+        root,
+        reference.name,
+        ctx.options.shared_blob_dir,
+        where,
+        accept_uncompressed=ctx.options.oci_accept_uncompressed_layers,
+    )
 
 
 async def open_layout_at(
-    reference: ImageReference, root: str, name: str | None, shared_blob_dir: str | None, where: str
+    reference: ImageReference,
+    root: str,
+    name: str | None,
+    shared_blob_dir: str | None,
+    where: str,
+    *,
+    accept_uncompressed: bool = False,
 ) -> LayoutDestination:
     """A destination writing into the layout directory ``root`` (shared by ``oci-archive:``)."""
     await anyio.to_thread.run_sync(ensure_directory, root, where)
@@ -171,5 +195,9 @@ async def open_layout_at(
     if shared_blob_dir:
         blob_root = absolute_path(shared_blob_dir)
         await anyio.to_thread.run_sync(ensure_directory, blob_root, where)
-        return LayoutDestination(reference, root, name, blob_root, True, where)
-    return LayoutDestination(reference, root, name, root, False, where)
+        return LayoutDestination(
+            reference, root, name, blob_root, True, where, accept_uncompressed=accept_uncompressed
+        )
+    return LayoutDestination(
+        reference, root, name, root, False, where, accept_uncompressed=accept_uncompressed
+    )

@@ -1,0 +1,219 @@
+"""The copy engine's layer (re)compression step, as containers/image's for skopeo 1.9.3.
+
+For a destination that compresses layers (:attr:`Capabilities.compresses_layers`: registries,
+``oci:`` and ``oci-archive:`` without ``--dest-oci-accept-uncompressed-layers``), each layer of
+an image manifest is looked at by media type:
+
+* uncompressed (``...diff.tar``, ``...layer.v1.tar``): compressed to ``--dest-compress-format``
+  (default gzip);
+* compressed in another format than ``--dest-compress-format`` (gzip -> zstd, zstd -> gzip):
+  recompressed;
+* anything else (already in the format, foreign or unknown media types, encrypted layers,
+  configs): copied unchanged, as before.
+
+A layer to change is first offered to the destination as it is (skopeo 1.9.3 reuses a blob the
+destination has or can mount, whatever its compression); ``--dest-force-compress-format`` skips
+that. Otherwise it is streamed from the source, verified against its digest as always,
+decompressed and compressed in a worker thread into a spool file
+(:mod:`asyncsync.copy.recompress_stream`); the result is cached for the run by (source digest,
+format, level) (:mod:`asyncsync.copy.recompress_cache`) and the new blob goes through the normal
+path (HEAD, mount, single-flight upload with retries, from the spool). The manifest is then
+rewritten: new digests, sizes and media types for the changed layers, config (so ``diff_ids``)
+unchanged. zstd cannot be said in Docker v2s2: without ``--format`` a registry gets an OCI
+manifest instead (skopeo tries OCI next); ``--format v2s2`` with zstd is refused before any blob
+is written, with skopeo's message. ``--preserve-digests`` turns the step off (skopeo keeps layers
+as they are then, too).
+
+The commit order is unchanged: every blob (recompressed ones included) before the manifest.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
+from contextlib import aclosing, asynccontextmanager
+from dataclasses import dataclass
+from functools import partial
+from typing import Any
+
+import orjson
+
+from asyncsync.copy.blobs import BlobCopier
+from asyncsync.copy.convert import convert_image
+from asyncsync.copy.layer_format import (
+    DEFAULT_FORMAT,
+    DOCKER_LAYER_TAR,
+    Format,
+    LayerCompression,
+    is_known_layer,
+    layer_compression_of,
+    media_type_for,
+)
+from asyncsync.copy.options import CopyOptions
+from asyncsync.copy.progress import NullProgress
+from asyncsync.copy.recompress_cache import CachedLayer
+from asyncsync.copy.recompress_stream import Spool, spool_recompressed
+from asyncsync.digest import Digest
+from asyncsync.errors import ContentError
+from asyncsync.manifest import DOCKER_LAYER_GZIP, DOCKER_V2S2, OCI_MANIFEST, Descriptor, ImageManifest
+from asyncsync.transports.base import BlobLocation, Capabilities, ImageReference, ImageSource
+
+Step = Callable[[], Coroutine[Any, Any, None]]
+
+
+@dataclass(frozen=True, slots=True)
+class LayerEdit:
+    """A layer stored differently at the destination: its new digest, size and compression."""
+
+    digest: Digest
+    size: int
+    compression: Format
+
+
+def target_format(layer: Descriptor, wanted: LayerCompression) -> Format | None:
+    """The format ``layer`` must be stored in, or ``None`` to copy it unchanged."""
+    if layer.is_foreign or not is_known_layer(layer.media_type):
+        return None
+    current = layer_compression_of(layer.media_type)
+    if current is None:
+        return wanted.format or DEFAULT_FORMAT
+    if wanted.format is not None and current != wanted.format:
+        return wanted.format
+    return None
+
+
+class _SpoolSource:
+    """An :class:`ImageSource` serving one recompressed layer: from the cached spool while it is
+    open, else by recompressing the layer again and checking the result's digest."""
+
+    def __init__(
+        self, origin: ImageSource, entry: CachedLayer, remake: Callable[[], Coroutine[Any, Any, Spool]]
+    ) -> None:
+        self._origin = origin
+        self._entry = entry
+        self._remake = remake
+
+    @property
+    def reference(self) -> ImageReference:
+        return self._origin.reference
+
+    @property
+    def capabilities(self) -> Capabilities:
+        return Capabilities(ranged_reads=True)
+
+    async def get_manifest(self, instance: Digest | None = None) -> tuple[bytes, str]:
+        return await self._origin.get_manifest(instance)
+
+    @asynccontextmanager
+    async def open_blob(self, blob: Descriptor, offset: int = 0) -> AsyncIterator[AsyncIterator[bytes]]:
+        spool, own = self._entry.spool, None
+        if spool is None:
+            own = spool = await self._remake()
+            if spool.digest != self._entry.digest:
+                own.close()
+                raise ContentError(
+                    f"layer recompressed again has digest {spool.digest}, not the {self._entry.digest} "
+                    "it had earlier in this run"
+                )
+        try:
+            async with aclosing(spool.chunks(offset)) as chunks:  # type: ignore[type-var]
+                yield chunks
+        finally:
+            if own is not None:
+                own.close()
+
+    def blob_locations(self) -> Sequence[BlobLocation]:
+        # The source's repositories hold the original layer, not this one: no mount candidates.
+        return ()
+
+    async def list_tags(self) -> list[str]:
+        return await self._origin.list_tags()
+
+    async def close(self) -> None:
+        """Nothing to release: the spool belongs to the run's cache."""
+
+
+class LayerRecompression:
+    """The (re)compression step of one image manifest copy; see the module docstring."""
+
+    def __init__(self, copier: BlobCopier, wanted: LayerCompression) -> None:
+        self.copier = copier
+        self.wanted = wanted
+        self.edits: dict[int, LayerEdit] = {}
+
+    @classmethod
+    def for_copy(
+        cls, copier: BlobCopier, manifest: ImageManifest, options: CopyOptions
+    ) -> LayerRecompression | None:
+        """The step for this copy, or ``None`` when no layer can change (the destination keeps
+        layers as they are, or ``--preserve-digests``). Refuses ``--format v2s2`` with zstd."""
+        if options.preserve_digests or not copier.destination.capabilities.compresses_layers:
+            return None
+        wanted = options.compression
+        if options.format == "v2s2" and wanted.format == "zstd":
+            for layer in manifest.layers:
+                if target_format(layer, wanted) is not None:
+                    current = layer_compression_of(layer.media_type)
+                    docker_type = DOCKER_LAYER_TAR if current is None else DOCKER_LAYER_GZIP
+                    media_type_for(docker_type, "zstd", str(layer.digest))  # raises skopeo's error
+        return cls(copier, wanted)
+
+    def steps(self, layers: Sequence[Descriptor]) -> list[Step]:
+        """One step per layer, for the engine to run concurrently with the config's."""
+        return [partial(self._copy_layer, index, layer) for index, layer in enumerate(layers)]
+
+    async def _copy_layer(self, index: int, layer: Descriptor) -> None:
+        fmt = target_format(layer, self.wanted)
+        copier = self.copier
+        if fmt is None:
+            await copier.copy(layer, "blob")
+            return
+        progress = copier.env.progress
+        progress.blob_started(layer, "blob")
+        if not self.wanted.force and await copier.try_reuse(layer, "blob"):
+            return
+        level = self.wanted.level_for(fmt)
+        make = partial(self._spool, layer, fmt, level)
+        entry = await copier.env.recompressed.get((layer.digest, fmt, level), make, fmt)
+        try:
+            recompressed = Descriptor(layer.media_type, entry.digest, entry.size)
+            quiet = dataclasses.replace(copier.env, progress=NullProgress())
+            source = _SpoolSource(copier.source, entry, make)
+            upload = BlobCopier(source, copier.destination, quiet, copier.stats)
+            await upload.copy(recompressed, "blob")
+        finally:
+            entry.release()
+        progress.blob_finished(layer, "blob", "done")
+        self.edits[index] = LayerEdit(entry.digest, entry.size, fmt)
+
+    async def _spool(self, layer: Descriptor, fmt: Format, level: int) -> Spool:
+        """Stream ``layer`` from the source (verified) and recompress it into a spool file."""
+        copier = self.copier
+        async with copier.env.blob_limiter.hold(), aclosing(copier.open_verified(layer)) as chunks:
+            return await spool_recompressed(chunks, fmt, level, None, f"layer {layer.digest}")
+
+    def manifest(self, manifest: ImageManifest, target: str, options: CopyOptions) -> tuple[bytes, str]:
+        """``manifest`` as ``target`` with the changed layers' digests, sizes and media types.
+
+        zstd layers cannot be said in Docker v2s2: without ``--format`` a destination that takes
+        OCI gets an OCI manifest instead; otherwise skopeo's error is raised.
+        """
+        if not self.edits:
+            return convert_image(manifest, target)
+        zstd = any(edit.compression == "zstd" for edit in self.edits.values())
+        if (
+            target == DOCKER_V2S2
+            and zstd
+            and options.format is None
+            and self.copier.destination.capabilities.oci_fallback
+        ):
+            target = OCI_MANIFEST
+        raw, media_type = convert_image(manifest, target)
+        data = orjson.loads(raw)
+        layers = data["layers"]
+        for index, edit in sorted(self.edits.items()):
+            entry = layers[index]
+            entry["mediaType"] = media_type_for(str(entry["mediaType"]), edit.compression, str(edit.digest))
+            entry["digest"] = str(edit.digest)
+            entry["size"] = edit.size
+        return orjson.dumps(data), media_type

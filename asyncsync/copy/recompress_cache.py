@@ -1,0 +1,93 @@
+"""The run's recompressed layers: (source digest, format, level) -> what the layer became.
+
+Every copy of a run shares one :class:`RecompressCache` (in the copy environment), so a layer
+shared by many images is recompressed once: the first copy that needs it recompresses it into a
+spool while the others wait (single flight), and every later copy learns the new digest and size
+from the cache and goes straight to the destination's reuse check (HEAD, mount, or the run's own
+upload of it). A failed recompression lets the next waiter try.
+
+The spool file is kept while some copy is uploading from it (:meth:`CachedLayer.hold`) and closed
+(deleted) after the last one, so disk use stays at the layers in flight, not the run's total. A
+copy that needs the bytes after that (another destination registry) recompresses again, and the
+engine checks that the result has the cached digest (zlib and zstd are deterministic for one
+level and library version).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+
+import anyio
+
+from asyncsync.copy.recompress_stream import Spool
+from asyncsync.digest import Digest
+
+Key = tuple[Digest, str, int]
+
+
+@dataclass(slots=True)
+class CachedLayer:
+    """What a layer became: ``digest``/``size`` in ``compression``; ``changed`` is false when the
+    bytes were already in that compression (the digest is then the source's)."""
+
+    digest: Digest
+    size: int
+    compression: str
+    changed: bool
+    spool: Spool | None = None
+    _holders: int = field(default=0, repr=False)
+
+    def hold(self) -> Spool | None:
+        """The spool, if still open, kept open until the matching :meth:`release`."""
+        self._holders += 1
+        return self.spool
+
+    def release(self) -> None:
+        self._holders -= 1
+        if self._holders <= 0 and self.spool is not None:
+            self.spool.close()
+            self.spool = None
+
+
+class RecompressCache:
+    """Single-flight recompression per key and the run's results (see the module docstring)."""
+
+    def __init__(self) -> None:
+        self._done: dict[Key, CachedLayer] = {}
+        self._flights: dict[Key, anyio.Event] = {}
+
+    def known(self, key: Key) -> CachedLayer | None:
+        """The result for ``key`` if this run has one."""
+        return self._done.get(key)
+
+    async def get(self, key: Key, make: Callable[[], Awaitable[Spool]], compression: str) -> CachedLayer:
+        """The result for ``key``, made by ``make`` (once for concurrent callers).
+
+        The caller gets the entry already held (:meth:`CachedLayer.hold`); it must release it.
+        """
+        while True:
+            done = self._done.get(key)
+            if done is not None:
+                done.hold()
+                return done
+            event = self._flights.get(key)
+            if event is None:
+                event = self._flights[key] = anyio.Event()
+                try:
+                    spool = await make()
+                    entry = CachedLayer(spool.digest, spool.size, compression, spool.changed, spool)
+                    entry.hold()
+                    self._done[key] = entry
+                    return entry
+                finally:
+                    del self._flights[key]
+                    event.set()
+            await event.wait()
+
+    def close(self) -> None:
+        """Close every spool still open (the run is over)."""
+        for entry in self._done.values():
+            if entry.spool is not None:
+                entry.spool.close()
+                entry.spool = None

@@ -1,0 +1,286 @@
+"""The copy engine's layer (re)compression against real docker-registry processes and oci: layouts.
+
+What skopeo 1.9.3 does is the reference (checked by hand with skopeo 1.9.3, and in
+tests/cli/test_copy_compression.py with the real tools): uncompressed layers are gzipped on a
+push, ``--dest-compress-format`` recompresses layers compressed otherwise, zstd turns a Docker
+v2s2 image into an OCI one on a registry, ``diff_ids`` stay, and a layer the destination already
+holds is reused as it is unless the format is forced.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+
+import orjson
+import pytest
+
+from asyncsync.copy import CopyOptions, copy_image
+from asyncsync.copy.layer_format import LayerCompression
+from asyncsync.copy.recompress_cache import Key, RecompressCache
+from asyncsync.copy.recompress_stream import Spool
+from asyncsync.errors import ContentError, ManifestError
+from asyncsync.manifest import DOCKER_LIST, OCI_INDEX
+from asyncsync.transports.oci_layout.reference import parse_oci_reference
+from tests.copy.compression_support import (
+    DOCKER_LAYER_GZIP,
+    DOCKER_LAYER_TAR,
+    DOCKER_MANIFEST,
+    OCI_LAYER,
+    OCI_LAYER_GZIP,
+    OCI_LAYER_ZSTD,
+    OCI_MANIFEST,
+    diff_id,
+    fetch_blob,
+    plain,
+    push_relayered,
+    relayered,
+    zstd,
+)
+from tests.copy.support import copy_run, ref, registry_options
+from tests.helpers.images import (
+    blob_exists,
+    get_manifest,
+    list_tags,
+    make_image,
+    make_multiarch,
+    push_image,
+    push_index,
+)
+from tests.helpers.registry import RegistryServer
+
+pytestmark = pytest.mark.anyio
+
+ZSTD = CopyOptions(compression=LayerCompression("zstd"))
+
+
+class CountingCache(RecompressCache):
+    """Counts the recompressions actually made, per key."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.made: list[Key] = []
+
+    async def get(self, key: Key, make: Callable[[], Awaitable[Spool]], compression: str):  # type: ignore[no-untyped-def]
+        async def counted() -> Spool:
+            self.made.append(key)
+            return await make()
+
+        return await super().get(key, counted, compression)
+
+
+async def _layers(server: RegistryServer, repo: str, tag: str) -> tuple[str, dict]:  # type: ignore[type-arg]
+    media_type, raw = await get_manifest(server, repo, tag)
+    return media_type, json.loads(raw)
+
+
+async def test_zstd_push_turns_docker_v2s2_into_oci_with_zstd_layers_and_the_same_diff_ids(
+    registry_anon: RegistryServer, registry_basic: RegistryServer
+) -> None:
+    image = make_image("zstd-push", layers=2, layer_size=60_000)
+    await push_image(registry_anon, "zstd/src", "v1", image)
+    async with copy_run() as run:
+        result = await run.copy(
+            ref(registry_anon, "zstd/src:v1"),
+            registry_options(registry_anon),
+            ref(registry_basic, "zstd/dst:v1"),
+            registry_options(registry_basic),
+            ZSTD,
+        )
+    media_type, manifest = await _layers(registry_basic, "zstd/dst", "v1")
+    assert media_type == OCI_MANIFEST == result.media_type
+    assert manifest["config"]["digest"] == image.config_digest  # config bytes, so diff_ids, unchanged
+    assert [layer["mediaType"] for layer in manifest["layers"]] == [OCI_LAYER_ZSTD] * 2
+    for layer, expected in zip(manifest["layers"], image.diff_ids, strict=True):
+        data = await fetch_blob(registry_basic, "zstd/dst", layer["digest"])
+        assert data[:4] == b"\x28\xb5\x2f\xfd" and len(data) == layer["size"]
+        assert diff_id(data) == expected
+    assert result.stats.blobs_copied == 3
+
+
+async def test_uncompressed_layers_are_gzipped_on_a_push_and_keep_docker_v2s2(
+    registry_anon: RegistryServer, registry_basic: RegistryServer
+) -> None:
+    image = relayered(
+        make_image("plain-push", layers=2, layer_size=30_000), plain, DOCKER_LAYER_TAR, oci=False
+    )
+    await push_relayered(registry_anon, "plain/src", "v1", image)
+    async with copy_run() as run:
+        await run.copy(
+            ref(registry_anon, "plain/src:v1"),
+            registry_options(registry_anon),
+            ref(registry_basic, "plain/dst:v1"),
+            registry_options(registry_basic),
+        )
+    media_type, manifest = await _layers(registry_basic, "plain/dst", "v1")
+    assert media_type == DOCKER_MANIFEST
+    assert [layer["mediaType"] for layer in manifest["layers"]] == [DOCKER_LAYER_GZIP] * 2
+    for layer, source in zip(manifest["layers"], image.layer_digests, strict=True):
+        data = await fetch_blob(registry_basic, "plain/dst", layer["digest"])
+        assert data[:2] == b"\x1f\x8b"
+        assert diff_id(data) == source  # an uncompressed layer's digest is its diff_id
+
+
+async def test_a_layer_shared_by_many_images_is_recompressed_once_per_run(
+    registry_anon: RegistryServer, registry_basic: RegistryServer
+) -> None:
+    base = make_image("shared-base", layers=1, layer_size=40_000).layers[0]
+    images = [make_image(f"shared-{n}", layers=1, layer_size=20_000, shared_layers=[base]) for n in range(3)]
+    for n, image in enumerate(images):
+        await push_image(registry_anon, f"shared/src{n}", "v1", image)
+    cache = CountingCache()
+    async with copy_run() as run:
+        run.env.recompressed = cache
+        for n in range(3):
+            await run.copy(
+                ref(registry_anon, f"shared/src{n}:v1"),
+                registry_options(registry_anon),
+                ref(registry_basic, f"shared/dst{n}:v1"),
+                registry_options(registry_basic),
+                ZSTD,
+            )
+    made = [key[0] for key in cache.made]
+    assert len(made) == 4 and len(set(made)) == 4  # the shared layer once, each own layer once
+    digests = {
+        json.loads((await get_manifest(registry_basic, f"shared/dst{n}", "v1"))[1])["layers"][0]["digest"]
+        for n in range(3)
+    }
+    assert len(digests) == 1  # every image names the same recompressed blob
+
+
+async def test_a_layer_the_destination_holds_is_reused_unless_the_format_is_forced(
+    registry_anon: RegistryServer,
+) -> None:
+    image = make_image("force", layers=1, layer_size=30_000)
+    await push_image(registry_anon, "force/src", "v1", image)
+    async with copy_run() as run:
+        for tag, force in (("kept", False), ("forced", True)):
+            await run.copy(
+                ref(registry_anon, "force/src:v1"),
+                registry_options(registry_anon),
+                ref(registry_anon, f"force/dst:{tag}"),
+                registry_options(registry_anon),
+                CopyOptions(compression=LayerCompression("zstd", force=force)),
+            )
+    # Same registry: skopeo 1.9.3 mounts the gzip layer and keeps the manifest as it was.
+    assert (await get_manifest(registry_anon, "force/dst", "kept"))[1] == image.manifest
+    media_type, manifest = await _layers(registry_anon, "force/dst", "forced")
+    assert media_type == OCI_MANIFEST and manifest["layers"][0]["mediaType"] == OCI_LAYER_ZSTD
+
+
+async def test_format_v2s2_with_zstd_is_refused_before_any_blob_is_written(
+    registry_anon: RegistryServer,
+) -> None:
+    image = make_image("v2s2-zstd", layers=1, layer_size=10_000)
+    await push_image(registry_anon, "v2zstd/src", "v1", image)
+    async with copy_run() as run:
+        with pytest.raises(ManifestError) as caught:
+            await run.copy(
+                ref(registry_anon, "v2zstd/src:v1"),
+                registry_options(registry_anon),
+                ref(registry_anon, "v2zstd/dst:v1"),
+                registry_options(registry_anon),
+                CopyOptions(format="v2s2", compression=LayerCompression("zstd")),
+            )
+    assert "zstd compression is not supported for type" in str(caught.value)
+    assert not await blob_exists(registry_anon, "v2zstd/dst", image.config_digest)
+    assert await list_tags(registry_anon, "v2zstd/dst") == []
+
+
+async def test_a_corrupt_zstd_layer_fails_the_copy_and_no_tag_is_written(
+    registry_anon: RegistryServer,
+) -> None:
+    image = make_image("corrupt-zstd", layers=2, layer_size=50_000)
+
+    def damaged(layer: bytes) -> bytes:
+        data = bytearray(zstd(layer))
+        data[len(data) // 2] ^= 0xFF  # the blob's digest is of these bytes: only the frame is bad
+        return bytes(data)
+
+    broken = relayered(image, damaged, OCI_LAYER_ZSTD)
+    await push_relayered(registry_anon, "corrupt/src", "v1", broken)
+    async with copy_run() as run:
+        with pytest.raises(ContentError, match="corrupt zstd data"):
+            await run.copy(
+                ref(registry_anon, "corrupt/src:v1"),
+                registry_options(registry_anon),
+                ref(registry_anon, "corrupt/dst:v1"),
+                registry_options(registry_anon),
+                CopyOptions(compression=LayerCompression("gzip", force=True)),
+            )
+    assert await list_tags(registry_anon, "corrupt/dst") == []
+
+
+async def test_a_docker_list_with_children_turned_oci_becomes_an_oci_index(
+    registry_anon: RegistryServer,
+) -> None:
+    index = make_multiarch(
+        "zstd-list",
+        platforms=(("linux", "amd64", None), ("linux", "arm64", "v8")),
+        layers=1,
+        layer_size=8_000,
+    )
+    await push_index(registry_anon, "zlist/src", "v1", index)
+    async with copy_run() as run:
+        result = await run.copy(
+            ref(registry_anon, "zlist/src:v1"),
+            registry_options(registry_anon),
+            ref(registry_anon, "zlist/dst:v1"),
+            registry_options(registry_anon),
+            CopyOptions(multi_arch="all", compression=LayerCompression("zstd", force=True)),
+        )
+    assert index.media_type == DOCKER_LIST
+    media_type, raw = await get_manifest(registry_anon, "zlist/dst", "v1")
+    assert media_type == OCI_INDEX == result.media_type
+    for entry in json.loads(raw)["manifests"]:
+        assert entry["mediaType"] == OCI_MANIFEST
+        child_type, child = await get_manifest(registry_anon, "zlist/dst", entry["digest"])
+        assert child_type == OCI_MANIFEST
+        assert {layer["mediaType"] for layer in json.loads(child)["layers"]} == {OCI_LAYER_ZSTD}
+
+
+async def test_oci_layout_compresses_uncompressed_layers_unless_told_to_accept_them(
+    registry_anon: RegistryServer, tmp_path: Path
+) -> None:
+    image = relayered(make_image("oci-plain", layers=2, layer_size=20_000), plain, OCI_LAYER)
+    await push_relayered(registry_anon, "ociplain/src", "v1", image)
+    async with copy_run() as run:
+        for name, accept in (("packed", False), ("plain", True)):
+            src = await ref(registry_anon, "ociplain/src:v1").new_source(
+                run.context(registry_options(registry_anon))
+            )
+            dst_ref = parse_oci_reference(f"{tmp_path / 'layout'}:{name}")
+            dst = await dst_ref.new_destination(
+                run.context(registry_options(registry_anon), oci_accept_uncompressed_layers=accept)
+            )
+            try:
+                await copy_image(src, dst, CopyOptions(), run.env)
+            finally:
+                await dst.close()
+                await src.close()
+    index = json.loads((tmp_path / "layout" / "index.json").read_bytes())
+    found = {}
+    for entry in index["manifests"]:
+        manifest = orjson.loads((tmp_path / "layout" / "blobs" / "sha256" / entry["digest"][7:]).read_bytes())
+        found[entry["annotations"]["org.opencontainers.image.ref.name"]] = manifest
+    assert [layer["mediaType"] for layer in found["packed"]["layers"]] == [OCI_LAYER_GZIP] * 2
+    assert found["plain"]["layers"] == json.loads(image.manifest)["layers"]
+    for layer, source in zip(found["packed"]["layers"], image.layer_digests, strict=True):
+        assert (
+            diff_id((tmp_path / "layout" / "blobs" / "sha256" / layer["digest"][7:]).read_bytes()) == source
+        )
+
+
+async def test_preserve_digests_keeps_layers_as_they_are(registry_anon: RegistryServer) -> None:
+    image = make_image("preserve", layers=1, layer_size=10_000)
+    await push_image(registry_anon, "preserve/src", "v1", image)
+    async with copy_run() as run:
+        await run.copy(
+            ref(registry_anon, "preserve/src:v1"),
+            registry_options(registry_anon),
+            ref(registry_anon, "preserve/dst:v1"),
+            registry_options(registry_anon),
+            CopyOptions(preserve_digests=True, compression=LayerCompression("zstd", force=True)),
+        )
+    assert (await get_manifest(registry_anon, "preserve/dst", "v1"))[1] == image.manifest
