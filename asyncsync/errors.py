@@ -147,10 +147,7 @@ class RegistryError(AsyncSyncError):
         self.what = what
         self.retry_after = retry_after
         self.temporary = status in (408, 429) or status >= 500 or code in _TEMPORARY_CODES
-        detail = message or code or _STATUS_TEXT.get(status, "error")
-        prefix = f"{what}: " if what else ""
-        code_text = f" {code}" if code and code not in detail else ""
-        super().__init__(f"{prefix}{detail} (HTTP {status}{code_text})")
+        super().__init__(registry_error_text(status, code, message, what=what))
 
 
 class AuthenticationError(RegistryError):
@@ -203,6 +200,17 @@ _STATUS_TEXT = {
     503: "service unavailable",
     504: "gateway timeout",
 }
+
+
+def registry_error_text(status: int, code: str = "", message: str = "", *, what: str = "") -> str:
+    """The one line a :class:`RegistryError` says: ``what: message (HTTP status CODE)``.
+
+    Every registry and Harbor error message is formatted here and nowhere else.
+    """
+    detail = message or code or _STATUS_TEXT.get(status, "error")
+    prefix = f"{what}: " if what else ""
+    code_text = f" {code}" if code and code not in detail else ""
+    return f"{prefix}{detail} (HTTP {status}{code_text})"
 
 
 def registry_error(

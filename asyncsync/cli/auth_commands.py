@@ -106,7 +106,7 @@ def login_command(
     async def main() -> None:
         key, host = parse_login_key(registry)
         if get_login:
-            found = lookup_credentials(host, key.partition("/")[2] or None, authfile=authfile)
+            found = await lookup_credentials(host, key.partition("/")[2] or None, authfile=authfile)
             if not found or not found.username:
                 raise CredentialsError(f"not logged into {key}")
             typer.echo(found.username)
@@ -119,7 +119,7 @@ def login_command(
         if password_stdin:
             secret = await anyio.to_thread.run_sync(_read_password_stdin)
         if user is None and secret is None:
-            existing = lookup_credentials(host, key.partition("/")[2] or None, authfile=authfile)
+            existing = await lookup_credentials(host, key.partition("/")[2] or None, authfile=authfile)
             if existing:
                 typer.echo(f"Authenticating with existing credentials for {key}")
                 try:
@@ -177,7 +177,7 @@ def logout_command(
         if remove_credentials(key, authfile=authfile):
             typer.echo(f"Removed login credentials for {key}")
             return
-        if lookup_credentials(host, key.partition("/")[2] or None, authfile=authfile):
+        if await lookup_credentials(host, key.partition("/")[2] or None, authfile=authfile):
             raise CredentialsError(
                 f"not logged into {key} with asyncsync's auth file; the credentials in use come from "
                 "another file (such as ~/.docker/config.json), remove them there"

@@ -1,4 +1,4 @@
-"""A small Harbor v2.0 API client on the run's :class:`~asyncsync.registry.client.RegistrySession`.
+"""A small Harbor v2.0 API client on the run's HTTP layer (:mod:`asyncsync.http`).
 
 Harbor serves the Distribution API under ``/v2/`` and its own REST API under ``/api/v2.0/`` on
 the same host. :class:`HarborAPI` speaks the second, with the same host slot, TLS settings and
@@ -28,31 +28,30 @@ Endpoints used (Harbor 2.x):
   paginated, with ``X-Is-Resource-Name: true`` so that a numeric project name is not taken for
   a project id (see :mod:`asyncsync.harbor.immutable`).
 
-Errors are the registry error tree (:func:`~asyncsync.errors.registry_error` on Harbor's
-``{"errors": [{"code", "message"}]}`` bodies); idempotent requests are retried per the
-session's policy. URLs in messages never carry credentials.
+Requests go through the same :class:`~asyncsync.http.session.HttpSession` as the registry's:
+same aiohttp session, proxies, host slot, TLS settings and retry policy. Errors become the
+error tree in :mod:`asyncsync.http.errors`, as the registry's do
+(:func:`~asyncsync.errors.registry_error` on Harbor's ``{"errors": [{"code", "message"}]}``
+bodies). URLs in messages never carry credentials.
 """
 
 from __future__ import annotations
 
-import base64
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote, urlencode
 
-import aiohttp
 import orjson
 import yarl
 
 from asyncsync.digest import Digest
 from asyncsync.errors import InvalidReferenceError, NotFoundError, RegistryError
 from asyncsync.harbor.immutable import ImmutableRule, parse_rules
+from asyncsync.http.errors import error_from_response, mapped
+from asyncsync.http.session import Response, read_response
+from asyncsync.registry.auth import basic_header
 from asyncsync.registry.client import RegistryClient
-from asyncsync.registry.errors import error_from_response, read_capped, translate_client_error
-from asyncsync.registry.tags import next_link
-from asyncsync.registry.tls import ssl_context_for
-from asyncsync.retry import with_retries
 
 API = "/api/v2.0"
 #: Harbor refuses page sizes above 100.
@@ -68,13 +67,6 @@ class HarborArtifact:
     digest: Digest
     media_type: str
     tags: tuple[str, ...]
-
-
-@dataclass(frozen=True, slots=True)
-class _Answer:
-    status: int
-    headers: Mapping[str, str]
-    body: bytes
 
 
 def project_of(repository: str) -> tuple[str, str]:
@@ -107,13 +99,12 @@ class HarborAPI:
     def registry(self) -> str:
         return self.client.registry
 
-    def _authorization(self) -> dict[str, str]:
-        creds = self.client.credentials()
+    async def _authorization(self) -> str | None:
+        creds = await self.client.credentials()
         if creds is None or not creds.username:
-            return {}
+            return None
         # Harbor's API takes Basic credentials; ``$`` and ``+`` of robot names travel inside base64.
-        raw = f"{creds.username}:{creds.password}".encode()
-        return {"Authorization": "Basic " + base64.b64encode(raw).decode("ascii")}
+        return basic_header(creds)
 
     async def _exchange(
         self,
@@ -124,7 +115,7 @@ class HarborAPI:
         what: str,
         body: bytes | None = None,
         extra_headers: Mapping[str, str] | None = None,
-    ) -> _Answer:
+    ) -> Response:
         """One request to ``target`` (a path with its already-encoded query, or a same-host URL)."""
         base = await self.client.base_url()
         url = yarl.URL(target if target.startswith(("http://", "https://")) else base + target, encoded=True)
@@ -132,33 +123,35 @@ class HarborAPI:
         if (url.scheme, url.host, url.port) != (origin.scheme, origin.host, origin.port):
             # A pagination link to another origin must not receive our credentials.
             raise RegistryError(502, "", "Harbor answered a link to another host", what=what)
-        headers = {"Accept": "application/json", **(extra_headers or {}), **self._authorization()}
+        headers = {"Accept": "application/json", **(extra_headers or {})}
         if body is not None:
             headers["Content-Type"] = "application/json"
-        options = self.client.options
-        ssl = ssl_context_for(self.client.host, verify=options.tls_verify, cert_dir=options.cert_dir)
+        authorization = await self._authorization()
         session = self.client.session
 
-        async def attempt() -> _Answer:
-            try:
-                async with (
-                    session.limiters.hold(self.client.host),
-                    session.request(
-                        method, str(url), headers=headers, data=body, ssl=ssl, allow_redirects=False
-                    ) as response,
-                ):
-                    if response.status not in ok:
-                        raise await error_from_response(response, what)
-                    data = b""
-                    if method != "HEAD":
-                        data, truncated = await read_capped(response, MAX_BODY)
-                        if truncated:
-                            raise RegistryError(502, "", "Harbor answer larger than 16 MiB", what=what)
-                    return _Answer(response.status, response.headers, data)
-            except (aiohttp.ClientError, OSError, TimeoutError) as exc:
-                raise translate_client_error(exc, what) from None
+        async def attempt() -> Response:
+            with mapped(what):
+                async with session.limiters.hold(self.client.host):
+                    response = await session.send(
+                        method,
+                        str(url),
+                        ssl=self.client.ssl,
+                        what=what,
+                        headers=headers,
+                        data=body,
+                        authorization=authorization,
+                    )
+                    try:
+                        if response.status not in ok:
+                            raise await error_from_response(response, what)
+                        answer = await read_response(response, MAX_BODY)
+                    finally:
+                        response.release()
+            if answer is None:
+                raise RegistryError(502, "", "Harbor answer larger than 16 MiB", what=what)
+            return answer
 
-        return await with_retries(session.retry, attempt)
+        return await session.retrying(attempt, what)
 
     async def _paged(
         self, path: str, query: Mapping[str, str], what: str, headers: Mapping[str, str] | None = None
@@ -173,9 +166,8 @@ class HarborAPI:
             answer = await self._exchange("GET", target, ok=(200,), what=what, extra_headers=headers)
             page = _json_list(answer.body, what)
             items.extend(page)
-            link = next_link(answer.headers.get("Link"))
-            if link is not None:
-                target = link
+            if answer.next_link is not None:
+                target = answer.next_link
             elif len(page) >= self.page_size and pages * self.page_size < _total(answer, len(items)):
                 params["page"] = str(pages + 1)
                 target = f"{path}?{urlencode(params, quote_via=quote)}"
@@ -209,8 +201,7 @@ class HarborAPI:
 
     async def list_projects(self) -> list[str]:
         """Names of every project the credentials may see."""
-        items = await self._paged(f"{API}/projects", {}, f"listing Harbor projects of {self.registry}")
-        return sorted({str(item["name"]) for item in items if isinstance(item.get("name"), str)})
+        return _names(await self._paged(f"{API}/projects", {}, f"listing Harbor projects of {self.registry}"))
 
     async def immutable_rules(self, project: str) -> tuple[ImmutableRule, ...]:
         """The tag-immutability rules of ``project``, disabled ones included.
@@ -230,12 +221,8 @@ class HarborAPI:
 
     async def list_repositories(self, project: str) -> list[str]:
         """Full names (``project/...``) of the repositories of ``project``."""
-        items = await self._paged(
-            f"{API}/projects/{_segment(project)}/repositories",
-            {},
-            f"listing repositories of Harbor project {project!r} on {self.registry}",
-        )
-        return sorted({str(item["name"]) for item in items if isinstance(item.get("name"), str)})
+        what = f"listing repositories of Harbor project {project!r} on {self.registry}"
+        return _names(await self._paged(f"{API}/projects/{_segment(project)}/repositories", {}, what))
 
     async def repository_exists(self, repository: str) -> bool:
         project, name = project_of(repository)
@@ -286,8 +273,7 @@ class HarborAPI:
             ok=(200,),
             what=f"finding repositories with blob {digest.short} on {self.registry}",
         )
-        items = _json_list(answer.body, "finding repositories with a blob")
-        return sorted({str(item["name"]) for item in items if isinstance(item.get("name"), str)})
+        return _names(_json_list(answer.body, "finding repositories with a blob"))
 
     async def delete_tag(self, repository: str, digest: Digest, tag: str) -> None:
         """Remove ``tag`` from the artifact ``digest`` of ``repository`` (the artifact stays)."""
@@ -315,7 +301,12 @@ def _json_list(body: bytes, what: str) -> list[dict[str, Any]]:
     return [item for item in data if isinstance(item, dict)]
 
 
-def _total(answer: _Answer, seen: int) -> int:
+def _names(items: Iterable[dict[str, Any]]) -> list[str]:
+    """The sorted, distinct ``name`` fields of Harbor's list items (projects, repositories)."""
+    return sorted({str(item["name"]) for item in items if isinstance(item.get("name"), str)})
+
+
+def _total(answer: Response, seen: int) -> int:
     total = answer.headers.get("X-Total-Count", "")
     # Without a count, a full page means "maybe more": ask for one more page.
     return int(total) if total.isdigit() else seen + 1

@@ -15,10 +15,9 @@ from __future__ import annotations
 import base64
 import re
 import time
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from urllib.parse import urlsplit
 
+from asyncsync.http.session import origin_of
 from asyncsync.registry.credentials import Credentials
 
 _AUTH_PARAM = re.compile(r'\s*([A-Za-z0-9_.-]+)\s*=\s*(?:"((?:[^"\\]|\\.)*)"|([^\s,"]*))\s*(?:,|$)')
@@ -76,6 +75,19 @@ def parse_challenges(header: str) -> list[Challenge]:
     return challenges
 
 
+def preferred_challenge(headers: list[str]) -> Challenge | None:
+    """The challenge we answer out of ``WWW-Authenticate`` values: Bearer (with a realm), else Basic."""
+    challenges = [c for header in headers for c in parse_challenges(header)]
+    bearer = [c for c in challenges if c.scheme == "bearer" and c.realm]
+    basic = [c for c in challenges if c.scheme == "basic"]
+    return bearer[0] if bearer else basic[0] if basic else None
+
+
+def challenge_identity(challenge: Challenge) -> tuple[str, str, str]:
+    """What makes two challenges the same authority; ``error``/``scope`` parameters vary per 401."""
+    return (challenge.scheme, challenge.realm, challenge.service)
+
+
 def repository_scope(repository: str, *actions: str) -> str:
     """``repository:<name>:<actions>`` as the token protocol spells it."""
     return f"repository:{repository}:{','.join(actions)}"
@@ -83,14 +95,6 @@ def repository_scope(repository: str, *actions: str) -> str:
 
 def basic_header(creds: Credentials) -> str:
     return "Basic " + base64.b64encode(f"{creds.username}:{creds.password}".encode()).decode()
-
-
-def origin_of(url: str) -> tuple[str, str, int]:
-    """``(scheme, host, port)``: what "the same host" means for credentials."""
-    parts = urlsplit(url)
-    scheme = parts.scheme.lower()
-    port = parts.port or (443 if scheme == "https" else 80)
-    return scheme, (parts.hostname or "").lower(), port
 
 
 def may_send_basic_to(url: str, registry_url: str) -> bool:
@@ -114,8 +118,6 @@ class BearerToken:
     def fresh(self, now: float | None = None) -> bool:
         return (now or time.monotonic()) < self.expires_at
 
-
-TokenFetcher = Callable[[Challenge, tuple[str, ...]], Awaitable[BearerToken]]
 
 #: Tokens are renewed this long before they expire (or at 90% of their life if shorter).
 EXPIRY_MARGIN_SECONDS = 30.0

@@ -36,9 +36,9 @@ from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStre
 
 from asyncsync.digest import Digest
 from asyncsync.errors import AsyncSyncError, RegistryError, TransportError
+from asyncsync.http.errors import mapped
 from asyncsync.registry.auth import repository_scope
 from asyncsync.registry.client import RegistryClient
-from asyncsync.registry.errors import translate_client_error
 
 #: Largest piece read from a GET at a time; bounds memory per blob in flight.
 READ_CHUNK = 256 * 1024
@@ -102,11 +102,9 @@ class BlobStream:
 
 
 async def _read_body(response: aiohttp.ClientResponse, what: str) -> AsyncGenerator[bytes, None]:
-    try:
+    with mapped(what):
         async for chunk in response.content.iter_chunked(READ_CHUNK):
             yield chunk
-    except (aiohttp.ClientError, OSError, TimeoutError) as exc:
-        raise translate_client_error(exc, what) from None
 
 
 @asynccontextmanager

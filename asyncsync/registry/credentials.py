@@ -8,9 +8,15 @@ Lookup order for a registry, as containers/image does it:
 4. ``$DOCKER_CONFIG/config.json`` or ``~/.docker/config.json``;
 5. ``~/.dockercfg`` (legacy format).
 
-In each file ``credHelpers[host]`` wins, then an ``auths`` entry (most specific
-``host/namespace`` key first), then ``credsStore``. Helpers run as
-``docker-credential-<name> get`` with the server name on stdin, never in argv.
+In each file ``credHelpers[host]`` wins, then an ``auths`` entry (most specific key first:
+``host/ns/repo``, ``host/ns``, ``host``, as containers-auth.json(5) says), then ``credsStore``.
+Credentials belong to a repository, not to a host: two repositories of one registry may use
+different entries. Helpers run as ``docker-credential-<name> get`` with the server name on stdin,
+never in argv, as child processes awaited without blocking the event loop (timeout
+:data:`HELPER_TIMEOUT`).
+
+:class:`StoredCredentials` is the lookup of one run: the auth files are read once, and each
+helper is asked once per server name (concurrent askers share the answer).
 
 Secrets never appear in ``repr``/``str`` of :class:`Credentials`.
 """
@@ -22,17 +28,19 @@ import contextlib
 import logging
 import os
 import stat
-import subprocess
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import anyio
 import orjson
 
 from asyncsync.errors import CredentialsError
 
 IDENTITY_TOKEN_USER = "<token>"
+#: Seconds a credential helper may take before it is killed and the lookup fails.
+HELPER_TIMEOUT = 30.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -160,17 +168,22 @@ def _lookup_keys(registry: str, repository: str | None) -> list[str]:
     return keys
 
 
-def credential_helper_get(helper: str, server: str) -> Credentials | None:
-    """Run ``docker-credential-<helper> get``; the server name goes on stdin, never argv."""
+async def credential_helper_get(helper: str, server: str) -> Credentials | None:
+    """Run ``docker-credential-<helper> get`` without blocking the event loop.
+
+    The server name goes on stdin, never argv; the helper's output never reaches a message
+    (it may echo secrets). A helper still running after :data:`HELPER_TIMEOUT` seconds is killed.
+    """
     program = f"docker-credential-{helper}"
     try:
-        proc = subprocess.run(
-            [program, "get"], input=server.encode(), capture_output=True, timeout=30, check=False
-        )
+        with anyio.fail_after(HELPER_TIMEOUT):
+            proc = await anyio.run_process([program, "get"], input=server.encode(), check=False)
     except FileNotFoundError:
         raise CredentialsError(f"credential helper {program} is not installed") from None
-    except subprocess.TimeoutExpired:
+    except TimeoutError:
         raise CredentialsError(f"credential helper {program} timed out") from None
+    except OSError as exc:
+        raise CredentialsError(f"credential helper {program} cannot be run: {exc.strerror}") from None
     if proc.returncode != 0:
         output = proc.stdout.decode(errors="replace").strip()
         if "credentials not found" in output.lower():
@@ -181,6 +194,8 @@ def credential_helper_get(helper: str, server: str) -> Credentials | None:
         data = orjson.loads(proc.stdout)
     except orjson.JSONDecodeError:
         raise CredentialsError(f"credential helper {program} returned invalid JSON") from None
+    if not isinstance(data, dict):
+        raise CredentialsError(f"credential helper {program} returned invalid JSON")
     username, secret = str(data.get("Username", "")), str(data.get("Secret", ""))
     if username == IDENTITY_TOKEN_USER:
         return Credentials(identity_token=secret)
@@ -188,36 +203,75 @@ def credential_helper_get(helper: str, server: str) -> Credentials | None:
     return creds or None
 
 
-def lookup_credentials(
+@dataclass(frozen=True, slots=True)
+class _AuthFile:
+    path: Path
+    legacy: bool
+    data: dict[str, Any]
+
+
+class StoredCredentials:
+    """Stored credentials for one run: auth files read once, each helper asked once per server.
+
+    ``authfile`` is ``--authfile`` (``None``: the default lookup order). Resolve with
+    :meth:`lookup` per repository; the answer may differ between repositories of one host.
+    """
+
+    def __init__(self, authfile: str | os.PathLike[str] | None = None) -> None:
+        self._authfile = authfile
+        self._files: list[_AuthFile] | None = None
+        self._helper_answers: dict[tuple[str, str], Credentials | None] = {}
+        self._helper_locks: dict[tuple[str, str], anyio.Lock] = {}
+
+    def _auth_files(self) -> list[_AuthFile]:
+        if self._files is None:
+            files = []
+            for path, legacy in auth_file_paths(self._authfile):
+                data = _load_json(path)
+                if data is not None:
+                    _warn_once_if_exposed(path)
+                    files.append(_AuthFile(path, legacy, data))
+            self._files = files
+        return self._files
+
+    async def _helper(self, helper: str, server: str) -> Credentials | None:
+        key = (helper, server)
+        async with self._helper_locks.setdefault(key, anyio.Lock()):
+            if key not in self._helper_answers:
+                self._helper_answers[key] = await credential_helper_get(helper, server)
+        return self._helper_answers[key]
+
+    async def lookup(self, registry: str, repository: str | None = None) -> Credentials | None:
+        """The stored credentials for ``repository`` of ``registry`` (or for the registry itself)."""
+        keys = _lookup_keys(registry, repository)
+        for file in self._auth_files():
+            helpers = file.data.get("credHelpers") or {}
+            if isinstance(helpers, dict):
+                for key, helper in helpers.items():
+                    if _normalise_key(key) == registry and helper:
+                        return await self._helper(str(helper), key)
+            auths = file.data if file.legacy else file.data.get("auths") or {}
+            if isinstance(auths, dict):
+                normalised = {_normalise_key(k): (k, v) for k, v in auths.items()}
+                for key in keys:
+                    if key in normalised:
+                        original, entry = normalised[key]
+                        creds = _decode_entry(entry, file.path, original)
+                        if creds:
+                            return creds
+            store = file.data.get("credsStore")
+            if store:
+                creds = await self._helper(str(store), registry)
+                if creds:
+                    return creds
+        return None
+
+
+async def lookup_credentials(
     registry: str, repository: str | None = None, *, authfile: str | os.PathLike[str] | None = None
 ) -> Credentials | None:
-    """Find stored credentials for ``registry`` (and optionally a repository namespace)."""
-    keys = _lookup_keys(registry, repository)
-    for path, legacy in auth_file_paths(authfile):
-        data = _load_json(path)
-        if data is None:
-            continue
-        _warn_once_if_exposed(path)
-        helpers = data.get("credHelpers") or {}
-        if isinstance(helpers, dict):
-            for key, helper in helpers.items():
-                if _normalise_key(key) == registry and helper:
-                    return credential_helper_get(str(helper), key)
-        auths = data if legacy else data.get("auths") or {}
-        if isinstance(auths, dict):
-            normalised = {_normalise_key(k): (k, v) for k, v in auths.items()}
-            for key in keys:
-                if key in normalised:
-                    original, entry = normalised[key]
-                    creds = _decode_entry(entry, path, original)
-                    if creds:
-                        return creds
-        store = data.get("credsStore")
-        if store:
-            creds = credential_helper_get(str(store), registry)
-            if creds:
-                return creds
-    return None
+    """Find stored credentials for ``repository`` of ``registry`` (a one-off :class:`StoredCredentials`)."""
+    return await StoredCredentials(authfile).lookup(registry, repository)
 
 
 _WARNED: set[Path] = set()
@@ -225,7 +279,7 @@ _WARNED: set[Path] = set()
 
 def _warn_once_if_exposed(path: Path) -> None:
     """Log :func:`warn_if_exposed`'s text on the ``asyncsync`` logger, once per file per process
-    (the CLI shows warnings on stderr; a sync looks credentials up once per registry)."""
+    (the CLI shows warnings on stderr; a run reads each auth file once)."""
     if path in _WARNED:
         return
     warning = warn_if_exposed(path)

@@ -10,10 +10,9 @@ from __future__ import annotations
 
 from asyncsync.digest import Digest, DigestVerifier
 from asyncsync.errors import ContentError
+from asyncsync.http.errors import read_capped
 from asyncsync.registry.auth import repository_scope
 from asyncsync.registry.client import RegistryClient
-from asyncsync.registry.errors import read_capped
-from asyncsync.retry import with_retries
 
 #: containers/image caps config blobs at 4 MiB (iolimits.MaxConfigBodySize); so do we.
 MAX_CONFIG_SIZE = 4 * 1024 * 1024
@@ -58,4 +57,4 @@ async def get_blob_bytes(
         verifier.finish()
         return body
 
-    return await with_retries(client.session.retry, attempt)
+    return await client.session.retrying(attempt, what)

@@ -1,8 +1,11 @@
-"""Tag and catalog listing, following RFC 5988 ``Link: <...>; rel="next"`` pagination."""
+"""Tag and catalog listing, following RFC 8288 ``Link: <...>; rel="next"`` pagination.
+
+``Link`` headers are parsed by aiohttp (``ClientResponse.links``, see
+:func:`asyncsync.http.session.next_link`); a relative target is resolved against the page
+that named it.
+"""
 
 from __future__ import annotations
-
-import re
 
 import orjson
 
@@ -10,16 +13,7 @@ from asyncsync.errors import ContentError
 from asyncsync.registry.auth import repository_scope
 from asyncsync.registry.client import RegistryClient
 
-_NEXT_LINK = re.compile(r'<([^>]+)>\s*;\s*rel="?next"?')
 MAX_PAGES = 10_000
-
-
-def next_link(header: str | None) -> str | None:
-    """The ``rel="next"`` target of a ``Link`` header, if any."""
-    if not header:
-        return None
-    match = _NEXT_LINK.search(header)
-    return match.group(1) if match else None
 
 
 async def _paginate(
@@ -41,8 +35,7 @@ async def _paginate(
         if not isinstance(values, list):
             raise ContentError(f"{what}: registry answered a non-list {key!r} (HTTP 200)")
         items.extend(str(v) for v in values)
-        link = next_link(response.headers.get("Link"))
-        url = await client.url(link) if link and link.startswith(("http://", "https://")) else link
+        url = response.next_link
     return items
 
 

@@ -10,20 +10,13 @@ from aiohttp import web
 
 from asyncsync.errors import ContentError, NotFoundError
 from asyncsync.registry.client import RegistryOptions, RegistrySession
-from asyncsync.registry.tags import list_tags, next_link
+from asyncsync.registry.tags import list_tags
 from tests.helpers.client_options import options_for
 from tests.helpers.fake_registry import Canned, FakeRegistry
 from tests.helpers.images import make_image, push_image_sync
 from tests.helpers.registry import RegistryServer
 
 JSON = {"Content-Type": "application/json"}
-
-
-def test_next_link() -> None:
-    assert next_link('</v2/r/tags/list?n=2&last=b>; rel="next"') == "/v2/r/tags/list?n=2&last=b"
-    assert next_link("<https://h/v2/x?last=a>; rel=next") == "https://h/v2/x?last=a"
-    assert next_link('</v2/x>; rel="prev"') is None
-    assert next_link(None) is None
 
 
 @pytest.mark.anyio
@@ -72,6 +65,33 @@ async def test_pagination_follows_every_link() -> None:
         "/v2/r/tags/list?n=3&last=t05",
         "/v2/r/tags/list",
     ]
+
+
+@pytest.mark.anyio
+async def test_link_headers_are_read_by_aiohttps_parser() -> None:
+    """``rel=next`` unquoted beside a ``prev`` link in one header, then an absolute link."""
+    pages = {
+        "": (["a"], '</v2/r/tags/list?last=z>; rel="prev", </v2/r/tags/list?last=a>; rel=next'),
+        "a": (["b"], None),
+        "b": (["c"], None),
+    }
+
+    def handler(request: web.Request) -> Canned:
+        tags, link = pages[request.query.get("last", "")]
+        headers = dict(JSON)
+        if link is not None:
+            headers["Link"] = link
+        elif tags == ["b"]:
+            headers["Link"] = f'<{request.url.with_query(last="b")}>; rel="next"'
+        return Canned(200, json.dumps({"name": "r", "tags": tags}).encode(), headers)
+
+    with FakeRegistry() as fake:
+        fake.route("GET", "/v2/r/tags/list", handler)
+        async with RegistrySession() as session:
+            client = session.client(fake.host, RegistryOptions(tls_verify=False))
+            assert await list_tags(client, "r") == ["a", "b", "c"]
+        pages_asked = [r.path for r in fake.requests if r.path.startswith("/v2/r/")]
+    assert pages_asked == ["/v2/r/tags/list", "/v2/r/tags/list?last=a", "/v2/r/tags/list?last=b"]
 
 
 @pytest.mark.anyio

@@ -94,25 +94,33 @@ def test_warn_if_exposed(tmp_path: Path, mode: int, exposed: bool) -> None:
         assert warning is None
 
 
-def test_reading_an_exposed_auth_file_warns_once(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+@pytest.mark.anyio
+async def test_reading_an_exposed_auth_file_warns_once(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     path = tmp_path / "auth.json"
     raw = base64.b64encode(f"alice:{CANARY}".encode()).decode()
     path.write_text(json.dumps({"auths": {"reg.example": {"auth": raw}}}))
     path.chmod(0o644)
     with caplog.at_level(logging.WARNING, logger="asyncsync"):
         for _ in range(3):
-            assert lookup_credentials("reg.example", "a/b", authfile=path) == Credentials("alice", CANARY)
+            assert await lookup_credentials("reg.example", "a/b", authfile=path) == Credentials(
+                "alice", CANARY
+            )
     warnings = [r for r in caplog.records if r.name == "asyncsync" and r.levelno == logging.WARNING]
     assert len(warnings) == 1
     assert str(path) in warnings[0].getMessage() and "accessible by other users" in warnings[0].getMessage()
     assert CANARY not in caplog.text
 
 
-def test_reading_a_private_auth_file_is_silent(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+@pytest.mark.anyio
+async def test_reading_a_private_auth_file_is_silent(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     path = tmp_path / "auth.json"
     store_credentials("reg.example", Credentials("alice", CANARY), authfile=path)
     with caplog.at_level(logging.DEBUG, logger="asyncsync"):
-        assert lookup_credentials("reg.example", None, authfile=path) == Credentials("alice", CANARY)
+        assert await lookup_credentials("reg.example", None, authfile=path) == Credentials("alice", CANARY)
     assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
 
 

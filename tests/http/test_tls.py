@@ -7,9 +7,9 @@ from pathlib import Path
 import pytest
 
 from asyncsync.errors import TLSError, UsageError
+from asyncsync.http.tls import cert_dirs_for, ssl_context_for
 from asyncsync.registry.client import RegistryOptions, RegistrySession
 from asyncsync.registry.manifests import get_manifest
-from asyncsync.registry.tls import cert_dirs_for, ssl_context_for
 from tests.helpers.certs import make_ca, make_server_cert, write_pem
 from tests.helpers.images import make_image, push_image_sync
 from tests.helpers.registry import RegistryServer

@@ -1,7 +1,17 @@
-"""Translation of HTTP-level failures into the asyncsync error tree; the one place that does it.
+"""The one place where an HTTP failure becomes an asyncsync error.
 
-* :func:`translate_client_error` turns aiohttp/OS exceptions into :class:`TransportError`.
-* :func:`error_from_response` reads a capped error body and builds a :class:`RegistryError`.
+Everything that speaks HTTP (the registry client, its token fetches, blob streams, the Harbor
+API) runs its aiohttp I/O inside :func:`mapped` and turns an unexpected status into an error
+with :func:`error_from_response`; nothing else catches aiohttp's exceptions or reads error bodies.
+
+* :func:`mapped` - a block of HTTP I/O; aiohttp, socket and timeout exceptions leave it as
+  :class:`~asyncsync.errors.TransportError` (:class:`~asyncsync.errors.TLSError` for TLS),
+  via :func:`translate_client_error`.
+* :func:`error_from_response` reads a capped error body (``{"errors": [{"code", "message"}]}``,
+  at most :data:`MAX_ERROR_BODY` bytes) and builds the :class:`~asyncsync.errors.RegistryError`
+  subclass for its status and code (:func:`asyncsync.errors.registry_error`, whose message
+  format is :func:`asyncsync.errors.registry_error_text`).
+* :func:`read_capped` reads at most N bytes of a body, so no answer can fill memory.
 """
 
 from __future__ import annotations
@@ -10,6 +20,8 @@ import asyncio
 import email.utils
 import ssl
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import aiohttp
 import orjson
@@ -24,6 +36,8 @@ from asyncsync.errors import (
 )
 
 MAX_ERROR_BODY = 1024 * 1024
+#: What aiohttp and the sockets under it raise when an exchange fails (timeouts included).
+CLIENT_ERRORS = (aiohttp.ClientError, OSError, TimeoutError)
 _TLS_HINT = " (use --tls-verify=false to skip verification for this registry, or --cert-dir to trust its CA)"
 
 
@@ -55,6 +69,18 @@ def translate_client_error(exc: BaseException, what: str) -> AsyncSyncError:
             f"{what}: {type(exc).__name__}: {redact_url(str(exc)) if str(exc) else 'failed'}"
         )
     raise exc
+
+
+@contextmanager
+def mapped(what: str) -> Iterator[None]:
+    """Run a block of HTTP I/O for ``what``; a failure of the exchange leaves it as our error tree.
+
+    Errors of the tree raised inside the block pass through unchanged.
+    """
+    try:
+        yield
+    except CLIENT_ERRORS as exc:
+        raise translate_client_error(exc, what) from None
 
 
 def parse_retry_after(value: str | None) -> float | None:
@@ -89,8 +115,8 @@ async def error_from_response(response: aiohttp.ClientResponse, what: str) -> Re
     code = message = ""
     try:
         body, _ = await read_capped(response, MAX_ERROR_BODY)
-    except (aiohttp.ClientError, OSError, TimeoutError):
-        body = b""
+    except CLIENT_ERRORS:
+        body = b""  # the status alone still makes the error
     if body:
         try:
             data = orjson.loads(body)
@@ -101,5 +127,4 @@ async def error_from_response(response: aiohttp.ClientResponse, what: str) -> Re
             code = str(errors[0].get("code", ""))[:100]
             message = str(errors[0].get("message", ""))[:300]
     retry_after = parse_retry_after(response.headers.get("Retry-After"))
-    err = registry_error(response.status, code, message, what=what, retry_after=retry_after)
-    return err
+    return registry_error(response.status, code, message, what=what, retry_after=retry_after)

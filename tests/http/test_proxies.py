@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from asyncsync.registry.proxies import ProxyResolver
+from asyncsync.http.proxies import ProxyResolver
 
 
 def test_no_proxy_configured(monkeypatch: pytest.MonkeyPatch) -> None:
