@@ -33,6 +33,7 @@ from asyncsync.gotemplate import (
     normalize_format,
     render_template,
 )
+from asyncsync.jsondoc import load_json_object
 from asyncsync.manifest import (
     OCI_CONFIG,
     OCI_MANIFEST,
@@ -145,13 +146,7 @@ class InspectInfo:
 
 
 def _load_config(config: bytes) -> dict[str, Any]:
-    try:
-        data = orjson.loads(config)
-    except orjson.JSONDecodeError:
-        raise ManifestError("image config is not valid JSON") from None
-    if not isinstance(data, dict):
-        raise ManifestError("image config is not a JSON object")
-    return data
+    return load_json_object(config, "image config", ManifestError)
 
 
 def _object(value: Any) -> dict[str, Any]:

@@ -13,6 +13,7 @@ import orjson
 
 from asyncsync.digest import Digest
 from asyncsync.errors import AsyncSyncError, ManifestError
+from asyncsync.jsondoc import load_json_object
 
 MAX_MANIFEST_SIZE = 4 * 1024 * 1024
 
@@ -170,12 +171,7 @@ def parse_manifest(raw: bytes, media_type: str | None = None, *, digest: Digest 
     """
     if len(raw) > MAX_MANIFEST_SIZE:
         raise ManifestError(f"manifest is {len(raw)} bytes, over the {MAX_MANIFEST_SIZE} byte limit")
-    try:
-        data = orjson.loads(raw)
-    except orjson.JSONDecodeError:
-        raise ManifestError("manifest is not valid JSON") from None
-    if not isinstance(data, dict):
-        raise ManifestError("manifest is not a JSON object")
+    data = load_json_object(raw, "manifest", ManifestError)
     media_type = (media_type or "").split(";")[0].strip()
     if not media_type or media_type in ("application/json", "text/plain", "application/octet-stream"):
         media_type = guess_media_type(data)

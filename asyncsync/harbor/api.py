@@ -177,15 +177,18 @@ class HarborAPI:
 
     # -- projects --------------------------------------------------------------------------------
 
+    async def _exists(self, method: str, target: str, what: str) -> bool:
+        """Whether ``target`` answers 200 (``True``) or 404 (``False``); other answers raise."""
+        answer = await self._exchange(method, target, ok=(200, 404), what=what)
+        return answer.status == 200
+
     async def project_exists(self, project: str) -> bool:
         """Whether ``project`` exists (``HEAD /projects?project_name=``)."""
-        answer = await self._exchange(
+        return await self._exists(
             "HEAD",
             f"{API}/projects?{urlencode({'project_name': project}, quote_via=quote)}",
-            ok=(200, 404),
-            what=f"checking Harbor project {project!r} on {self.registry}",
+            f"checking Harbor project {project!r} on {self.registry}",
         )
-        return answer.status == 200
 
     async def create_project(self, project: str, *, public: bool = False) -> bool:
         """Create ``project``; ``True`` when this call created it, ``False`` when it existed (409)."""
@@ -226,13 +229,11 @@ class HarborAPI:
 
     async def repository_exists(self, repository: str) -> bool:
         project, name = project_of(repository)
-        answer = await self._exchange(
+        return await self._exists(
             "GET",
             f"{API}/projects/{_segment(project)}/repositories/{_repository_segment(name)}",
-            ok=(200, 404),
-            what=f"reading Harbor repository {self.registry}/{repository}",
+            f"reading Harbor repository {self.registry}/{repository}",
         )
-        return answer.status == 200
 
     async def list_artifacts(self, repository: str) -> list[HarborArtifact]:
         """Artifacts of ``repository`` with their tags; raises NotFoundError for an unknown repository."""

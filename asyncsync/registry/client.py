@@ -34,6 +34,7 @@ import ssl
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
+from typing import TypedDict, Unpack
 from urllib.parse import urljoin
 
 import aiohttp
@@ -42,7 +43,6 @@ from asyncsync.errors import AuthenticationError, TransportError
 from asyncsync.http.errors import error_from_response, mapped
 from asyncsync.http.session import Body, HttpSession, Response, drain, read_response
 from asyncsync.http.tls import ssl_context_for
-from asyncsync.limits import HostLimiters
 from asyncsync.registry.auth import BearerToken
 from asyncsync.registry.authorizer import Authorizer
 from asyncsync.registry.credentials import Credentials, StoredCredentials
@@ -76,25 +76,20 @@ class RegistryOptions:
 
 
 class RegistrySession(HttpSession):
-    """One per run: the HTTP session, and the registry clients made on it. Use as ``async with``."""
-
-    def __init__(
-        self,
-        *,
-        limiters: HostLimiters | None = None,
-        retry: RetryPolicy | None = None,
-        connect_timeout: float = 30.0,
-        read_timeout: float = 300.0,
-    ) -> None:
-        super().__init__(
-            limiters=limiters, retry=retry, connect_timeout=connect_timeout, read_timeout=read_timeout
-        )
-        self._clients: dict[tuple[str, RegistryOptions], RegistryClient] = {}
-        self._stored: dict[str | None, StoredCredentials] = {}
+    """One per run: the HTTP session (same arguments as :class:`HttpSession`), and the registry
+    clients made on it. Use as ``async with``."""
 
     async def __aenter__(self) -> RegistrySession:
         await super().__aenter__()
         return self
+
+    @functools.cached_property
+    def _clients(self) -> dict[tuple[str, RegistryOptions], RegistryClient]:
+        return {}
+
+    @functools.cached_property
+    def _stored(self) -> dict[str | None, StoredCredentials]:
+        return {}
 
     def client(self, registry: str, options: RegistryOptions | None = None) -> RegistryClient:
         """The client for ``registry`` (a reference domain such as ``docker.io`` or ``host:5000``)."""
@@ -117,6 +112,21 @@ class RegistrySession(HttpSession):
 
 def _endpoint_host(registry: str) -> str:
     return DOCKER_HUB_ENDPOINT if registry == DOCKER_HUB else registry
+
+
+class ExchangeOptions(TypedDict, total=False):
+    """What :meth:`RegistryClient.open` and :meth:`RegistryClient.request` take besides the body.
+
+    ``scopes`` are the token scopes the request needs, ``repository`` the one whose credentials
+    it carries, ``ok`` the statuses that are not errors (default 200), ``what`` the words an
+    error message starts with.
+    """
+
+    scopes: tuple[str, ...]
+    repository: str | None
+    headers: Mapping[str, str] | None
+    ok: tuple[int, ...]
+    what: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -187,13 +197,9 @@ class RegistryClient:
         method: str,
         path: str,
         *,
-        scopes: tuple[str, ...] = (),
-        repository: str | None = None,
-        headers: Mapping[str, str] | None = None,
         data: Body = None,
-        ok: tuple[int, ...] = (200,),
-        what: str = "",
         follow_redirects: bool | None = None,
+        **options: Unpack[ExchangeOptions],
     ) -> AsyncIterator[aiohttp.ClientResponse]:
         """One exchange; yields a response whose status is in ``ok`` (body not yet read).
 
@@ -205,10 +211,13 @@ class RegistryClient:
         The client's first replayable request to a ``/v2/`` path runs alone and discovers the
         scheme and the challenge on the way; concurrent requests wait until it has answered.
         """
-        what = what or f"{method} {self.registry}"
+        what = options.get("what") or f"{method} {self.registry}"
+        ok = options.get("ok", (200,))
+        repository = options.get("repository")
         follow = method in ("GET", "HEAD") if follow_redirects is None else follow_redirects
         replayable = data is None or isinstance(data, bytes)
         relative = not path.startswith(("http://", "https://"))
+        scopes, headers = options.get("scopes", ()), options.get("headers")
         send = _Exchange(method, path, scopes, repository, headers, data, follow, what)
         async with self.session.limiters.hold(self.host):
             learner = relative and replayable and await self.endpoint.claim()
@@ -298,32 +307,21 @@ class RegistryClient:
         method: str,
         path: str,
         *,
-        scopes: tuple[str, ...] = (),
-        repository: str | None = None,
-        headers: Mapping[str, str] | None = None,
         data: bytes | None = None,
-        ok: tuple[int, ...] = (200,),
-        what: str = "",
         max_body: int = 4 * 1024 * 1024,
         retry: RetryPolicy | None = None,
+        **options: Unpack[ExchangeOptions],
     ) -> Response:
-        """A replayable request whose whole (capped) body is read; retried per the session policy.
+        """A replayable request (:meth:`open`) whose whole (capped) body is read; retried per the
+        session policy (or ``retry``).
 
         Bodies larger than ``max_body`` raise a :class:`~asyncsync.errors.TransportError`
         that is not temporary.
         """
+        what = options.get("what", "")
 
         async def attempt() -> Response:
-            async with self.open(
-                method,
-                path,
-                scopes=scopes,
-                repository=repository,
-                headers=headers,
-                data=data,
-                ok=ok,
-                what=what,
-            ) as response:
+            async with self.open(method, path, data=data, **options) as response:
                 answer = await read_response(response, max_body)
                 if answer is None:
                     raise TransportError(

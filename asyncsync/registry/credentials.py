@@ -37,6 +37,7 @@ import anyio
 import orjson
 
 from asyncsync.errors import CredentialsError
+from asyncsync.jsondoc import load_json_object
 
 IDENTITY_TOKEN_USER = "<token>"
 #: Seconds a credential helper may take before it is killed and the lookup fails.
@@ -130,13 +131,7 @@ def _load_json(path: Path) -> dict[str, Any] | None:
         raise CredentialsError(f"cannot read auth file {path}: {exc.strerror}") from None
     if not data.strip():
         return {}
-    try:
-        parsed = orjson.loads(data)
-    except orjson.JSONDecodeError:
-        raise CredentialsError(f"auth file {path} is not valid JSON") from None
-    if not isinstance(parsed, dict):
-        raise CredentialsError(f"auth file {path} is not a JSON object")
-    return parsed
+    return load_json_object(data, f"auth file {path}", CredentialsError)
 
 
 def _decode_entry(entry: Any, path: Path, key: str) -> Credentials | None:
@@ -178,24 +173,23 @@ async def credential_helper_get(helper: str, server: str) -> Credentials | None:
     try:
         with anyio.fail_after(HELPER_TIMEOUT):
             proc = await anyio.run_process([program, "get"], input=server.encode(), check=False)
-    except FileNotFoundError:
-        raise CredentialsError(f"credential helper {program} is not installed") from None
     except TimeoutError:
         raise CredentialsError(f"credential helper {program} timed out") from None
     except OSError as exc:
-        raise CredentialsError(f"credential helper {program} cannot be run: {exc.strerror}") from None
+        problem = (
+            "is not installed" if isinstance(exc, FileNotFoundError) else f"cannot be run: {exc.strerror}"
+        )
+        raise CredentialsError(f"credential helper {program} {problem}") from None
     if proc.returncode != 0:
         output = proc.stdout.decode(errors="replace").strip()
         if "credentials not found" in output.lower():
             return None
         # Helper output may echo secrets; report only the exit status.
         raise CredentialsError(f"credential helper {program} failed with exit status {proc.returncode}")
-    try:
-        data = orjson.loads(proc.stdout)
-    except orjson.JSONDecodeError:
-        raise CredentialsError(f"credential helper {program} returned invalid JSON") from None
-    if not isinstance(data, dict):
-        raise CredentialsError(f"credential helper {program} returned invalid JSON")
+    # Not the parser's words: "returned invalid JSON" whatever is wrong with the answer.
+    data = load_json_object(
+        proc.stdout, program, lambda _: CredentialsError(f"credential helper {program} returned invalid JSON")
+    )
     username, secret = str(data.get("Username", "")), str(data.get("Secret", ""))
     if username == IDENTITY_TOKEN_USER:
         return Credentials(identity_token=secret)

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 from asyncsync.digest import Digest
 from asyncsync.errors import AsyncSyncError, DigestMismatchError, ManifestError, TransportError
+from asyncsync.http.session import Response
 from asyncsync.manifest import MANIFEST_ACCEPT, MAX_MANIFEST_SIZE, manifest_digest
 from asyncsync.registry.auth import repository_scope
 from asyncsync.registry.client import RegistryClient
@@ -42,21 +43,41 @@ def _pinned(reference: str) -> Digest | None:
     return Digest.parse(reference) if ":" in reference else None
 
 
+def _what(doing: str, client: RegistryClient, repository: str, reference: str) -> str:
+    """``reading manifest host/repo:tag`` (``@sha256:...`` for a digest) for messages."""
+    return f"{doing} manifest {client.registry}/{repository}:{reference}".replace(":sha256", "@sha256")
+
+
+async def _pull(
+    client: RegistryClient,
+    method: str,
+    repository: str,
+    reference: str,
+    *,
+    accept: str,
+    what: str,
+    ok: tuple[int, ...] = (200,),
+) -> Response:
+    """A GET or HEAD of a manifest (body capped at the manifest size limit), with pull rights."""
+    return await client.request(
+        method,
+        _path(repository, reference),
+        scopes=(repository_scope(repository, "pull"),),
+        repository=repository,
+        headers={"Accept": accept},
+        ok=ok,
+        what=what,
+        max_body=MAX_MANIFEST_SIZE,
+    )
+
+
 async def get_manifest(
     client: RegistryClient, repository: str, reference: str, *, accept: str = MANIFEST_ACCEPT
 ) -> FetchedManifest:
     """GET a manifest by tag or digest; verifies a pinned digest; refuses bodies over 4 MiB."""
-    what = f"reading manifest {client.registry}/{repository}:{reference}".replace(":sha256", "@sha256")
+    what = _what("reading", client, repository, reference)
     try:
-        response = await client.request(
-            "GET",
-            _path(repository, reference),
-            scopes=(repository_scope(repository, "pull"),),
-            repository=repository,
-            headers={"Accept": accept},
-            what=what,
-            max_body=MAX_MANIFEST_SIZE,
-        )
+        response = await _pull(client, "GET", repository, reference, accept=accept, what=what)
     except TransportError as exc:
         # Only the manifest body's own cap; an oversized token answer must keep its own message.
         if "response body larger than" in str(exc):
@@ -73,15 +94,9 @@ async def get_manifest(
 
 async def head_manifest(client: RegistryClient, repository: str, reference: str) -> ManifestHead | None:
     """HEAD a manifest; ``None`` when it does not exist (404), never raises for absence."""
-    what = f"checking manifest {client.registry}/{repository}:{reference}".replace(":sha256", "@sha256")
-    response = await client.request(
-        "HEAD",
-        _path(repository, reference),
-        scopes=(repository_scope(repository, "pull"),),
-        repository=repository,
-        headers={"Accept": MANIFEST_ACCEPT},
-        ok=(200, 404),
-        what=what,
+    what = _what("checking", client, repository, reference)
+    response = await _pull(
+        client, "HEAD", repository, reference, accept=MANIFEST_ACCEPT, ok=(200, 404), what=what
     )
     if response.status == 404:
         return None
@@ -106,7 +121,7 @@ async def put_manifest(
     pinned = _pinned(reference)
     if pinned is not None and pinned != digest:
         raise DigestMismatchError(f"manifest bytes have digest {digest}, not {pinned}")
-    what = f"writing manifest {client.registry}/{repository}:{reference}".replace(":sha256", "@sha256")
+    what = _what("writing", client, repository, reference)
     await client.request(
         "PUT",
         _path(repository, reference),

@@ -11,10 +11,9 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 
-import orjson
-
 from asyncsync.digest import Digest
 from asyncsync.errors import LocalStorageError, UsageError
+from asyncsync.jsondoc import load_json_object
 from asyncsync.manifest import Descriptor, guess_media_type
 from asyncsync.transports.base import BlobLocation, Capabilities, TransportContext
 from asyncsync.transports.directory.reference import DirReference
@@ -29,13 +28,7 @@ def child_manifest_name(digest: Digest) -> str:
 
 
 def _media_type(raw: bytes, where: str) -> str:
-    try:
-        data = orjson.loads(raw)
-    except orjson.JSONDecodeError:
-        raise LocalStorageError(f"{where}: manifest is not valid JSON") from None
-    if not isinstance(data, dict):
-        raise LocalStorageError(f"{where}: manifest is not a JSON object")
-    return guess_media_type(data)
+    return guess_media_type(load_json_object(raw, f"{where}: manifest", LocalStorageError))
 
 
 class DirSource:

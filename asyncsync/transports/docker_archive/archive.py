@@ -21,6 +21,7 @@ import orjson
 
 from asyncsync.digest import Digest
 from asyncsync.errors import AsyncSyncError, InvalidReferenceError, LocalStorageError
+from asyncsync.jsondoc import load_json_list
 from asyncsync.reference import ImageName, parse_reference
 
 MANIFEST_FILE = "manifest.json"
@@ -54,12 +55,7 @@ class ManifestItem:
 
 def parse_archive_manifest(raw: bytes, where: str) -> list[ManifestItem]:
     """Parse ``manifest.json``; refuses anything but a list of well-formed items."""
-    try:
-        data = orjson.loads(raw)
-    except orjson.JSONDecodeError:
-        raise LocalStorageError(f"{where}: manifest.json is not valid JSON") from None
-    if not isinstance(data, list):
-        raise LocalStorageError(f"{where}: manifest.json is not a list of images")
+    data = load_json_list(raw, f"{where}: manifest.json", LocalStorageError, shape="a list of images")
     items = []
     for position, entry in enumerate(data):
         if not isinstance(entry, dict) or not isinstance(entry.get("Config"), str):

@@ -30,6 +30,7 @@ import orjson
 
 from asyncsync.digest import Digest
 from asyncsync.errors import AsyncSyncError, InvalidReferenceError, LocalStorageError
+from asyncsync.jsondoc import load_json_object
 from asyncsync.limits import KeyedLock
 from asyncsync.manifest import Descriptor
 from asyncsync.transports.local_files import FileTree, write_bytes_atomic
@@ -137,12 +138,7 @@ class IndexDocument:
 
 def parse_index(raw: bytes, where: str) -> IndexDocument:
     """Parse and validate ``index.json``; every entry's digest must be valid."""
-    try:
-        document = orjson.loads(raw)
-    except orjson.JSONDecodeError:
-        raise LocalStorageError(f"{where}: index.json is not valid JSON") from None
-    if not isinstance(document, dict):
-        raise LocalStorageError(f"{where}: index.json is not a JSON object")
+    document = load_json_object(raw, f"{where}: index.json", LocalStorageError)
     entries = document.get("manifests")
     if entries is None:
         entries = []
