@@ -30,8 +30,9 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("copy", "specs"),
     ("transports",),
     ("registry", "inspect"),
+    ("http",),
     ("manifest", "reference", "gotemplate"),
-    ("digest", "limits", "retry", "units", "__init__"),
+    ("digest", "limits", "retry", "units", "jsondoc", "__init__"),
     ("errors",),
 )
 RANK = {name: rank for rank, names in enumerate(LAYERS) for name in names}
