@@ -38,6 +38,7 @@ import orjson
 
 from asyncsync.errors import CredentialsError
 from asyncsync.jsondoc import load_json_object
+from asyncsync.limits import SingleFlight
 
 IDENTITY_TOKEN_USER = "<token>"
 #: Seconds a credential helper may take before it is killed and the lookup fails.
@@ -214,8 +215,7 @@ class StoredCredentials:
     def __init__(self, authfile: str | os.PathLike[str] | None = None) -> None:
         self._authfile = authfile
         self._files: list[_AuthFile] | None = None
-        self._helper_answers: dict[tuple[str, str], Credentials | None] = {}
-        self._helper_locks: dict[tuple[str, str], anyio.Lock] = {}
+        self._helper_answers = SingleFlight[tuple[str, str], Credentials | None]()
 
     def _auth_files(self) -> list[_AuthFile]:
         if self._files is None:
@@ -229,11 +229,7 @@ class StoredCredentials:
         return self._files
 
     async def _helper(self, helper: str, server: str) -> Credentials | None:
-        key = (helper, server)
-        async with self._helper_locks.setdefault(key, anyio.Lock()):
-            if key not in self._helper_answers:
-                self._helper_answers[key] = await credential_helper_get(helper, server)
-        return self._helper_answers[key]
+        return await self._helper_answers.do((helper, server), lambda: credential_helper_get(helper, server))
 
     async def lookup(self, registry: str, repository: str | None = None) -> Credentials | None:
         """The stored credentials for ``repository`` of ``registry`` (or for the registry itself)."""
