@@ -316,6 +316,10 @@ class SingleFlight(Generic[K, V]):
             del self._flights[key]
             flight.done.set()
 
+    def results(self) -> Mapping[K, V]:
+        """The cached results (``cache=True``), read-only and live."""
+        return MappingProxyType(self._results)
+
     def remember(self, key: K, value: V) -> None:
         """Cache ``value`` for ``key`` as if a run had returned it (the caller learnt it otherwise)."""
         self._results[key] = value

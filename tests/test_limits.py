@@ -264,6 +264,7 @@ async def test_remember_answers_later_calls() -> None:
         raise AssertionError("the remembered value answers")
 
     assert await flight.do("k", never) is True
+    assert dict(flight.results()) == {"k": True}
 
 
 # -- KeyedLock -----------------------------------------------------------------------------------

@@ -18,10 +18,9 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
-import anyio
-
 from asyncsync.copy.recompress_stream import Spool
 from asyncsync.digest import Digest
+from asyncsync.limits import SingleFlight
 
 Key = tuple[Digest, str, int]
 
@@ -54,40 +53,29 @@ class RecompressCache:
     """Single-flight recompression per key and the run's results (see the module docstring)."""
 
     def __init__(self) -> None:
-        self._done: dict[Key, CachedLayer] = {}
-        self._flights: dict[Key, anyio.Event] = {}
+        self._layers: SingleFlight[Key, CachedLayer] = SingleFlight()
 
     def known(self, key: Key) -> CachedLayer | None:
         """The result for ``key`` if this run has one."""
-        return self._done.get(key)
+        return self._layers.results().get(key)
 
     async def get(self, key: Key, make: Callable[[], Awaitable[Spool]], compression: str) -> CachedLayer:
         """The result for ``key``, made by ``make`` (once for concurrent callers).
 
         The caller gets the entry already held (:meth:`CachedLayer.hold`); it must release it.
         """
-        while True:
-            done = self._done.get(key)
-            if done is not None:
-                done.hold()
-                return done
-            event = self._flights.get(key)
-            if event is None:
-                event = self._flights[key] = anyio.Event()
-                try:
-                    spool = await make()
-                    entry = CachedLayer(spool.digest, spool.size, compression, spool.changed, spool)
-                    entry.hold()
-                    self._done[key] = entry
-                    return entry
-                finally:
-                    del self._flights[key]
-                    event.set()
-            await event.wait()
+
+        async def recompress() -> CachedLayer:
+            spool = await make()
+            return CachedLayer(spool.digest, spool.size, compression, spool.changed, spool)
+
+        entry = await self._layers.do(key, recompress)
+        entry.hold()
+        return entry
 
     def close(self) -> None:
         """Close every spool still open (the run is over)."""
-        for entry in self._done.values():
+        for entry in self._layers.results().values():
             if entry.spool is not None:
                 entry.spool.close()
                 entry.spool = None

@@ -18,8 +18,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import Literal
 
-import anyio
-
+from asyncsync.limits import SingleFlight
 from asyncsync.registry.auth import (
     BearerToken,
     TokenCache,
@@ -61,7 +60,8 @@ class Authorizer:
         self._no_creds = no_creds
         self._per_repository: dict[str | None, Credentials | None] = {}
         self._tokens: dict[Credentials | None, TokenCache] = {}
-        self._token_locks: dict[_TokenKey, anyio.Lock] = {}
+        # One fetch per key at a time; the TokenCache keeps the tokens (they expire), not the flight.
+        self._token_fetches: SingleFlight[_TokenKey, BearerToken] = SingleFlight(cache=False)
 
     # -- credentials -------------------------------------------------------------------
 
@@ -117,12 +117,16 @@ class Authorizer:
         creds = await self.credentials(repository)
         cache = self._cache(creds)
         key = (creds, TokenCache.key(challenge, scopes))
-        async with self._token_locks.setdefault(key, anyio.Lock()):
-            token = cache.get(challenge, scopes)
+
+        async def fetch() -> BearerToken:
+            token = cache.get(challenge, scopes)  # fetched by a flight that ended since current()
             if token is None:
                 refresh = (creds.identity_token if creds else "") or cache.refresh_token()
                 token = await self._fetch(TokenRequest(challenge, scopes, creds, refresh))
                 cache.put(challenge, scopes, token)
+            return token
+
+        token = await self._token_fetches.do(key, fetch)
         return f"Bearer {token.token}"
 
     async def after_unauthorized(
