@@ -11,6 +11,11 @@ Fixtures:
 * ``make_registry`` (function): ``make_registry(flavour="anon", **options) -> RegistryServer`` starts a
   fresh registry (options as :func:`~tests.helpers.registry.start_registry`), stopped at teardown.
 * ``rng_seed``: a stable integer derived from the test's node id.
+* ``podman_service`` (session): a real ``podman system service`` (Docker Engine API and libpod API on
+  one unix socket) on a private store (:mod:`tests.helpers.podman`); use unique image names per test.
+* ``private_storage``: a fresh private containers-storage store, made the default for podman, skopeo
+  and asyncsync in this test (``CONTAINERS_STORAGE_CONF``; ``CONTAINER_HOST`` unset and the system
+  podman socket hidden, so asyncsync drives the ``podman`` binary on it).
 * ``isolated_home`` (autouse): HOME, XDG_* and DOCKER_CONFIG point into a fresh directory and
   REGISTRY_AUTH_FILE is unset, so neither tests nor the skopeo they run read the real user's auth files.
 
@@ -32,6 +37,7 @@ _ROOT = Path(__file__).resolve().parent.parent
 if str(_ROOT) not in sys.path:
     sys.path.insert(0, str(_ROOT))
 
+from tests.helpers.podman import PodmanService, PrivateStorage, start_podman_service  # noqa: E402
 from tests.helpers.registry import (  # noqa: E402
     FLAVOURS,
     Flavour,
@@ -106,6 +112,30 @@ def make_registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Registry
             return server
 
         yield factory
+
+
+@pytest.fixture(scope="session")
+def podman_service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PodmanService]:
+    try:
+        service = start_podman_service(tmp_path_factory.mktemp("ps"))
+    except RuntimeError as exc:
+        pytest.fail(f"cannot start podman system service: {exc}", pytrace=False)
+    yield service
+    service.stop()
+
+
+@pytest.fixture
+def private_storage(
+    tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
+) -> PrivateStorage:
+    storage = PrivateStorage.create(tmp_path_factory.mktemp("st"))
+    for key, value in storage.env().items():
+        monkeypatch.setenv(key, value)
+    monkeypatch.delenv("CONTAINER_HOST", raising=False)
+    monkeypatch.setattr(
+        "asyncsync.transports.containers_storage.engine.SYSTEM_SOCKET", str(storage.base / "no-system.sock")
+    )
+    return storage
 
 
 @pytest.fixture

@@ -44,6 +44,7 @@ def parse_image_name(text: str) -> ImageReference:
 
 
 def _register_builtin() -> None:
+    from asyncsync.transports.containers_storage.reference import parse_storage_reference
     from asyncsync.transports.directory.reference import parse_dir_reference
     from asyncsync.transports.docker.reference import parse_docker_reference
     from asyncsync.transports.docker_archive.reference import parse_docker_archive_reference
@@ -57,6 +58,7 @@ def _register_builtin() -> None:
     register("dir", parse_dir_reference)
     register("docker-archive", parse_docker_archive_reference)
     register("docker-daemon", parse_daemon_reference)
+    register("containers-storage", parse_storage_reference)
 
 
 _register_builtin()

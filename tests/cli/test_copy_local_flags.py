@@ -5,7 +5,7 @@ thing: ``--dest/--src-shared-blob-dir`` and ``inspect --shared-blob-dir`` (blobs
 directory, readable by skopeo), ``--dest-decompress``/``--dest-compress`` (layer media types and
 digests change; decompression gives skopeo's exact manifest), ``--additional-tag`` (RepoTags of a
 ``docker-archive:`` as skopeo writes them), ``--src/--dest-daemon-host`` and ``inspect
---daemon-host`` (the fake Engine API daemon is reached at the given socket only).
+--daemon-host`` (real podman's Engine API, reached at the given socket).
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ from __future__ import annotations
 import gzip
 import hashlib
 import json
+import secrets
 import tarfile
 from pathlib import Path
 
@@ -20,8 +21,9 @@ import pytest
 
 from tests.helpers.asyncsync_cli import invoke
 from tests.helpers.images import GeneratedImage, make_image
+from tests.helpers.podman import PodmanService
 from tests.helpers.skopeo import skopeo
-from tests.local_support import daemon_in_thread, dir_manifest, write_dir_image
+from tests.local_support import dir_manifest, write_dir_image
 
 DOCKER_LAYER_TAR = "application/vnd.docker.image.rootfs.diff.tar"
 DOCKER_LAYER_GZIP = "application/vnd.docker.image.rootfs.diff.tar.gzip"
@@ -114,29 +116,30 @@ def test_additional_tags_are_in_the_docker_archive_as_skopeo_writes_them(
     assert "warning: --additional-tag has no effect on dir: destinations (ignored)" in result.stderr
 
 
-def test_daemon_host_flags_reach_the_given_daemon(image: GeneratedImage, tmp_path: Path) -> None:
+def test_daemon_host_flags_reach_the_given_daemon(
+    image: GeneratedImage, tmp_path: Path, podman_service: PodmanService
+) -> None:
     source = write_dir_image(tmp_path / "src", image)
-    with daemon_in_thread(tmp_path / "docker.sock") as daemon:
-        _ok(
-            "copy",
-            "-q",
-            "--dest-daemon-host",
-            daemon.host,
-            "--additional-tag",
-            "proj/app:extra",
-            f"dir:{source}",
-            "docker-daemon:proj/app:v1",
-        )
-        stored = daemon.find("proj/app:v1")
-        assert stored is not None and stored.id == image.config_digest
-        assert daemon.find("proj/app:extra") is stored
-        inspected = json.loads(_ok("inspect", "--daemon-host", daemon.host, "docker-daemon:proj/app:v1"))
-        assert inspected["Layers"] == image.diff_ids
-        back = tmp_path / "back"
-        _ok("copy", "-q", "--src-daemon-host", daemon.host, "docker-daemon:proj/app:extra", f"dir:{back}")
-        assert dir_manifest(back)["config"]["digest"] == image.config_digest
-        assert ("POST", "/images/load") in daemon.requests
-        assert ("GET", "/images/proj/app:extra/get") in daemon.requests
+    host = podman_service.host  # real podman's Engine API
+    name = f"proj/flags-{secrets.token_hex(4)}"
+    _ok(
+        "copy",
+        "-q",
+        "--dest-daemon-host",
+        host,
+        "--additional-tag",
+        f"{name}:extra",
+        f"dir:{source}",
+        f"docker-daemon:{name}:v1",
+    )
+    stored = podman_service.storage.inspect(f"docker.io/{name}:v1")
+    assert stored is not None and f"sha256:{stored['Id']}" == image.config_digest
+    assert sorted(stored["RepoTags"]) == [f"docker.io/{name}:extra", f"docker.io/{name}:v1"]
+    inspected = json.loads(_ok("inspect", "--daemon-host", host, f"docker-daemon:{name}:v1"))
+    assert inspected["Layers"] == image.diff_ids
+    back = tmp_path / "back"
+    _ok("copy", "-q", "--src-daemon-host", host, f"docker-daemon:{name}:extra", f"dir:{back}")
+    assert dir_manifest(back)["config"]["digest"] == image.config_digest
     # Another host is another daemon: nothing listens there.
     missing = invoke("inspect", "--daemon-host", f"unix://{tmp_path}/none.sock", "docker-daemon:proj/app:v1")
     assert missing.returncode != 0 and "Traceback" not in missing.stderr

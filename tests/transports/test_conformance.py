@@ -5,8 +5,10 @@ Transports that keep manifests (``docker://``, ``oci:``, ``oci-archive:``, ``dir
 exact manifest digest written, with the same config and layer digests. ``docker-archive:`` and
 ``docker-daemon:`` keep no manifest (the source generates one, as skopeo's does): there the config
 digest and every layer's uncompressed digest (diff id) must survive. ``docker://`` runs against the
-``registry_anon`` fixture, ``docker-daemon:`` against the fake Engine API server (no Docker engine
-runs on these machines).
+``registry_anon`` fixture, ``docker-daemon:`` against real podman's Engine API (``podman_service``),
+``containers-storage:`` through the ``podman`` binary on a private store (``containers-storage``) and
+through the podman service's libpod API (``containers-storage+api``); there, too, the config digest
+(the image ID) and diff ids survive.
 """
 
 from __future__ import annotations
@@ -25,12 +27,23 @@ from asyncsync.registry.client import RegistryOptions, RegistrySession
 from asyncsync.retry import RetryPolicy
 from asyncsync.transports import parse_image_name
 from asyncsync.transports.base import SideOptions, TransportContext
-from tests.helpers.fake_docker_daemon import FakeDockerDaemon
 from tests.helpers.images import GeneratedImage, GeneratedIndex, make_image, make_multiarch
+from tests.helpers.podman import PodmanService, PrivateStorage
 from tests.helpers.registry import RegistryServer
 from tests.transports.roundtrip import MemorySource, read_back
 
-TRANSPORTS = ["docker", "oci", "oci-archive", "dir", "docker-archive", "docker-daemon"]
+TRANSPORTS = [
+    "docker",
+    "oci",
+    "oci-archive",
+    "dir",
+    "docker-archive",
+    "docker-daemon",
+    "containers-storage",
+    "containers-storage+api",
+]
+#: Transports that hold one image per name and keep no manifest (the source generates one).
+SINGLE_IMAGE = ("docker-archive", "docker-daemon", "containers-storage", "containers-storage+api")
 RETRY = RetryPolicy(attempts=3, base_delay=0.01, max_delay=0.05)
 
 
@@ -52,19 +65,31 @@ class Endpoint:
             return f"{self.transport}:{self.base}/{tag}.tar:{suffix}"
         if self.transport == "docker-daemon":
             return f"docker-daemon:proj/app:{tag}"
+        if self.transport.startswith("containers-storage"):
+            return f"containers-storage:{self.base}localhost/conformance/{secrets.token_hex(4)}:{tag}"
         return f"oci:{self.base}:{tag}"
 
 
 @pytest.fixture(params=TRANSPORTS)
 async def endpoint(
-    request: pytest.FixtureRequest, tmp_path: Path, registry_anon: RegistryServer
+    request: pytest.FixtureRequest,
+    tmp_path: Path,
+    registry_anon: RegistryServer,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> AsyncIterator[Endpoint]:
     transport: str = request.param
     if transport == "docker":
         yield Endpoint(transport, f"{registry_anon.host}/conformance-{secrets.token_hex(4)}/app")
     elif transport == "docker-daemon":
-        async with FakeDockerDaemon(str(tmp_path / "docker.sock")) as daemon:
-            yield Endpoint(transport, "", {"daemon_host": daemon.host})
+        service: PodmanService = request.getfixturevalue("podman_service")
+        yield Endpoint(transport, "", {"daemon_host": service.host})
+    elif transport == "containers-storage":
+        storage: PrivateStorage = request.getfixturevalue("private_storage")
+        yield Endpoint(transport, storage.specifier)
+    elif transport == "containers-storage+api":
+        request.getfixturevalue("private_storage")  # no other store may be found
+        monkeypatch.setenv("CONTAINER_HOST", request.getfixturevalue("podman_service").host)
+        yield Endpoint(transport, "")
     else:
         (tmp_path / "store").mkdir()
         yield Endpoint(transport, str(tmp_path / "store"))
@@ -110,7 +135,7 @@ async def test_random_image_round_trip(endpoint: Endpoint, fmt: str, rng_seed: i
 @pytest.mark.anyio
 async def test_random_index_round_trip(endpoint: Endpoint, rng_seed: int) -> None:
     index = make_multiarch(rng_seed, fmt="oci", layers=2, layer_size=5_000)
-    if endpoint.transport in ("docker-archive", "docker-daemon"):
+    if endpoint.transport in SINGLE_IMAGE:
         # One image per archive: the engine copies the requested platform's instance.
         arm = Platform("linux", "arm64", "v8")
         _, found, _ = await _round_trip(endpoint, index, "multi", CopyOptions(platform=arm))

@@ -1,0 +1,1 @@
+"""The ``containers-storage:`` transport: images in podman/buildah/CRI-O storage, through podman."""
