@@ -194,6 +194,10 @@ def validate_glob(pattern: str) -> str | None:
     return None
 
 
+#: Destination kinds that are local stores, not registries (planned in :mod:`asyncsync.sync.spec_plan`).
+LOCAL_DESTINATIONS = ("dir", "containers-storage")
+
+
 @dataclass(frozen=True, slots=True)
 class Destination:
     """Where an entry's images go.
@@ -207,9 +211,12 @@ class Destination:
       absolute root, ``registry`` is empty, and each image goes to the ``dir:`` directory
       ``skopeo sync --dest dir`` would use (``scoped`` keeps the full reference;
       :mod:`asyncsync.sync.spec_plan`). Its Docker reference is the source's own name.
+    * ``containers-storage``: podman's local image store (``to: containers-storage:[SPEC]`` of a
+      native spec): ``path`` is the storage specifier as written (``""``: podman's default store),
+      ``registry`` is empty, and each image keeps the source's own name, as ``podman pull`` names it.
     """
 
-    kind: Literal["repository", "prefix", "skopeo", "dir"]
+    kind: Literal["repository", "prefix", "skopeo", "dir", "containers-storage"]
     registry: str
     path: str
     scoped: bool = False
@@ -219,6 +226,8 @@ class Destination:
             return self.path
         if self.kind == "dir":
             return f"dir:{self.path}"
+        if self.kind == "containers-storage":
+            return f"containers-storage:{self.path}"
         if self.kind == "prefix":
             return f"{self.registry}/{self.path}/" if self.path else f"{self.registry}/"
         return f"{self.registry}/{self.path}"
@@ -244,8 +253,9 @@ class SyncEntry:
 
     @property
     def is_local(self) -> bool:
-        """Whether a side of this entry is a local directory tree (see :mod:`asyncsync.sync.spec_plan`)."""
-        return self.source_dir is not None or self.destination.kind == "dir"
+        """Whether a side of this entry is a local store: a directory tree or containers-storage
+        (see :mod:`asyncsync.sync.spec_plan`)."""
+        return self.source_dir is not None or self.destination.kind in LOCAL_DESTINATIONS
 
     def destination_for(
         self, selector: SourceSelector, repository: str, *, tag: str | None, digest: Digest | None
@@ -257,8 +267,8 @@ class SyncEntry:
         dest = self.destination
         if tag is None and digest is None:
             raise InvalidReferenceError("a destination needs a tag or a digest")
-        if dest.kind == "dir":
-            # The reference a dir: image keeps is the source's; the directory is named from it.
+        if dest.kind in LOCAL_DESTINATIONS:
+            # The reference a local image keeps is the source's (a dir: directory is named from it).
             return ImageName(selector.registry, repository, tag, None if tag is not None else digest)
         if dest.kind == "skopeo":
             suffix = f"{selector.registry}/{repository}" + (f":{tag}" if tag is not None else f"@{digest}")

@@ -79,6 +79,7 @@ from asyncsync.registry.credentials import Credentials
 from asyncsync.specs.filters import TagFilter, TagRegex, TagRegexError, compile_tag_regex
 from asyncsync.specs.model import (
     FORMAT_VALUES,
+    LOCAL_DESTINATIONS,
     MULTI_ARCH_VALUES,
     REGISTRY_KINDS,
     CopySettings,
@@ -108,6 +109,8 @@ CREDENTIAL_KEYS = ("username", "password", "password-env", "password-file")
 ENTRY_KEYS = ("from", "to", "tags", "tag-suffix", "scoped", *SETTING_KEYS)
 #: The prefix of a local directory tree on either side of an entry (skopeo's ``dir:`` transport).
 DIR_PREFIX = "dir:"
+#: The prefix of podman's local image store as a destination (skopeo's ``containers-storage:``).
+STORAGE_PREFIX = "containers-storage:"
 TAG_KEYS = ("include", "exclude", "semver", "latest", "digests")
 
 _PLATFORM = re.compile(r"^([a-z0-9_]+)/([a-z0-9_]+)(?:/([a-z0-9_]+))?$")
@@ -453,6 +456,20 @@ class _NativeParser:
         except TagRegexError as exc:
             raise self.doc.error(node.line, f"invalid regex {text!r} in {what}: {exc}") from None
 
+    def storage(self, text: str, line: int, where: str, source_dir: str | None) -> Destination:
+        """``to: containers-storage:[SPEC]``: images keep their source names, so only a storage
+        specifier may follow (checked in full when planning, where the transport is known)."""
+        spec = text[len(STORAGE_PREFIX) :]
+        if source_dir is not None:
+            raise self.doc.error(line, f"{where} cannot copy a directory tree into containers-storage")
+        if spec and not (spec.startswith("[") and spec.endswith("]")):
+            raise self.doc.error(
+                line,
+                f"'to' of {where} must be containers-storage: or containers-storage:[STORAGE-SPECIFIER] "
+                f"(images keep their source names), not {text!r}",
+            )
+        return Destination(kind="containers-storage", registry="", path=spec)
+
     def local_dir(self, text: str, line: int, what: str) -> str:
         """The absolute directory of a ``dir:PATH`` value (relative to the spec's directory)."""
         raw = text[len(DIR_PREFIX) :]
@@ -497,6 +514,8 @@ class _NativeParser:
             destination = Destination(
                 kind="dir", registry="", path=self.local_dir(to_text, to_node.line, f"'to' of {where}")
             )
+        elif to_text.startswith(STORAGE_PREFIX):
+            destination = self.storage(to_text, to_node.line, where, source_dir)
         elif source_dir is not None and not to_text.endswith(("/", "/*")):
             raise doc.error(
                 to_node.line,
@@ -507,7 +526,8 @@ class _NativeParser:
             destination = self.destination(to_text, to_node.line, where, sources)
         tags_node = block.value("tags")
         tags = self.tags(tags_node, where) if tags_node is not None else TagFilter()
-        is_local = source_dir is not None or destination.kind == "dir"
+        is_local = source_dir is not None or destination.kind in LOCAL_DESTINATIONS
+        local_side = "containers-storage:" if destination.kind == "containers-storage" else "'dir:'"
         scoped = False
         if (item := block.get("scoped")) is not None:
             scoped = doc.boolean(item.value, f"'scoped' of {where}")
@@ -519,7 +539,9 @@ class _NativeParser:
         if (item := block.get("tag-suffix")) is not None:
             suffix = doc.string(item.value, f"'tag-suffix' of {where}")
             if is_local:
-                raise doc.error(item.key_line, f"'tag-suffix' cannot be used with the 'dir:' side of {where}")
+                raise doc.error(
+                    item.key_line, f"'tag-suffix' cannot be used with the {local_side} side of {where}"
+                )
             if not _TAG_SUFFIX.match(suffix):
                 raise doc.error(
                     item.value.line,
@@ -532,17 +554,26 @@ class _NativeParser:
                 tags.digests[0][1],
                 f"'digests' cannot select images of the directory tree of {where} (use tags)",
             )
+        settings = self.settings(block, defaults, where)
+        if (
+            destination.kind == "containers-storage"
+            and block.get("multi-arch") is None
+            and block.get("platforms") is None
+        ):
+            # One image per name there: this host's platform, as podman pull takes it, unless the
+            # entry itself asks for something else.
+            settings = replace(settings, multi_arch="system", platforms=())
         entry = SyncEntry(
             origin=Origin(self.file, block.line),
             sources=sources,
             destination=destination,
             tags=tags,
-            settings=self.settings(block, defaults, where),
+            settings=settings,
             tag_suffix=suffix,
             source_dir=source_dir,
             scoped=scoped,
         )
-        if destination.kind == "dir":
+        if destination.kind in LOCAL_DESTINATIONS:
             return entry
         for selector in sources:
             if selector.is_glob:

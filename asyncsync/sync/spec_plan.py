@@ -23,6 +23,10 @@ Planning reuses :mod:`asyncsync.sync.local` as it is:
   registry prefix as ``--src dir`` names it), and the entry's tag filter then keeps, per
   destination repository, the images whose tag it selects. A tree that does not exist is a
   plan error at the entry's line, not a load error: the medium may be mounted later.
+* a ``to: containers-storage:[SPEC]`` entry (podman's store) is planned like ``to: dir:`` and each
+  image then written to ``containers-storage:[SPEC]<its source name>:<tag>``, as ``podman pull``
+  names it. containers-storage keeps names by tag, so an image the plan knows by digest only is a
+  plan error; a storage specifier that does not parse is one plan error at the entry's line.
 
 Registry-only entries are planned together exactly as before (one registry plan), so a
 mixed spec runs in one pass; an image written twice across the parts (same directory or same
@@ -37,7 +41,7 @@ from __future__ import annotations
 import posixpath
 from dataclasses import replace
 
-from asyncsync.errors import AsyncSyncError
+from asyncsync.errors import AsyncSyncError, InvalidReferenceError
 from asyncsync.specs.model import SyncEntry, SyncSpec
 from asyncsync.sync.local import DirTreeDestination, DirTreeSource, drop_conflicts
 from asyncsync.sync.plan import (
@@ -48,6 +52,7 @@ from asyncsync.sync.plan import (
     SourceLister,
     build_registry_plan,
 )
+from asyncsync.transports.containers_storage.reference import StorageReference, parse_storage_reference
 
 
 def _prefix(entry: SyncEntry) -> str:
@@ -117,6 +122,32 @@ async def _plan_destination_dir(entry: SyncEntry, spec: SyncSpec, lister: Source
     return DirTreeDestination(entry.destination.path, entry.scoped).assign(plan)
 
 
+async def _plan_destination_storage(
+    entry: SyncEntry, spec: SyncSpec, lister: SourceLister, limit: int
+) -> Plan:
+    """The plan of a ``to: containers-storage:`` entry: the registry plan, then each image's name."""
+    try:
+        parse_storage_reference(f"{entry.destination.path}localhost/check:1")
+    except InvalidReferenceError as exc:
+        return Plan(images=(), errors=(PlanError(entry.origin, str(exc)),))
+    plan = await build_registry_plan(replace(spec, entries=(entry,)), lister, limit=limit)
+    images: list[PlannedImage] = []
+    errors = list(plan.errors)
+    for image in plan.images:
+        name = image.destination
+        if name.tag is None:
+            errors.append(
+                PlanError(
+                    image.origin, f"{image.describe_source()}: containers-storage needs a tag, not a digest"
+                )
+            )
+            continue
+        reference = parse_storage_reference(f"{entry.destination.path}{name.name}:{name.tag}")
+        assert isinstance(reference, StorageReference)
+        images.append(replace(image, destination_local=reference))
+    return Plan(images=tuple(images), errors=tuple(errors), warnings=plan.warnings)
+
+
 async def plan_with_local_entries(
     spec: SyncSpec, lister: SourceLister, *, limit: int = DEFAULT_PLAN_CONCURRENCY
 ) -> Plan:
@@ -135,6 +166,8 @@ async def plan_with_local_entries(
             parts.append(await _plan_source_dir(entry, spec, lister))
         elif entry.destination.kind == "dir":
             parts.append(await _plan_destination_dir(entry, spec, lister, limit))
+        elif entry.destination.kind == "containers-storage":
+            parts.append(await _plan_destination_storage(entry, spec, lister, limit))
     images: list[PlannedImage] = [image for part in parts for image in part.images]
     kept, conflicts = drop_conflicts(images, lambda image: image.describe_destination(), "destination")
     errors = sorted(

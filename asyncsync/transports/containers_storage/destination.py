@@ -24,7 +24,9 @@ After the load, the image's ID is checked against the config digest (skopeo's an
 ID), and names are checked to be what was asked. podman stores the manifest it generates from the
 archive (Docker v2s2, uncompressed layers): the image ID and names are skopeo's, the manifest
 digest (``podman images --digests``) is not. One image per destination: ``multi_image`` is false
-and the destination takes no attachments (``attachments``); digests are not preserved.
+and digests are not preserved. Attachments (signatures, SBOMs, referrers) cannot go there: the
+destination has no ``attachment_writer()``, which is how the copy engine's attachment walk learns
+that a destination takes the image alone.
 """
 
 from __future__ import annotations
