@@ -242,3 +242,31 @@ async def test_a_failed_copy_loads_nothing(
             await copy_through(source, destination)
         await destination.close()
     assert private_storage.images() == []
+
+
+@pytest.mark.anyio
+async def test_a_failed_copy_through_the_api_loads_nothing(
+    private_storage: PrivateStorage,
+    podman_service: PodmanService,
+    monkeypatch: pytest.MonkeyPatch,
+    rng_seed: int,
+) -> None:
+    monkeypatch.setenv("CONTAINER_HOST", podman_service.host)
+    image = make_image(rng_seed, layers=2, layer_size=300_000)
+    source = MemorySource(image)
+    data = source.blobs[image.layer_digests[1]]
+    source.blobs[image.layer_digests[1]] = data[:-1] + bytes([data[-1] ^ 1])
+    name = f"localhost/api-broken-{secrets.token_hex(4)}/app:v1"
+    async with transport_context() as ctx:
+        destination = await parse_image_name(f"containers-storage:{name}").new_destination(ctx)
+        with pytest.raises(DigestMismatchError):
+            await copy_through(source, destination)
+        await destination.close()
+        assert podman_service.storage.inspect(name) is None
+        assert podman_service.storage.inspect(image.config_digest.removeprefix("sha256:")) is None
+        # The request was cancelled cleanly: the service takes the next image.
+        destination = await parse_image_name(f"containers-storage:{name}").new_destination(ctx)
+        await copy_through(MemorySource(image), destination)
+        await destination.close()
+    stored = podman_service.storage.inspect(name)
+    assert stored is not None and f"sha256:{stored['Id']}" == image.config_digest
