@@ -101,7 +101,7 @@ def login_command(
     flags: Annotated[RegistryFlags, _LOGIN_FLAGS],
 ) -> None:
     """Log in to a registry: verify the credentials, then store them in the auth file."""
-    authfile, tls_verify, cert_dir = flags.authfile, flags.tls_verify, flags.cert_dir
+    authfile, tls_verify, cert_dir = flags.authfile, flags.tls_verify is not False, flags.cert_dir
 
     async def main() -> None:
         key, host = parse_login_key(registry)

@@ -109,12 +109,13 @@ def _side(prefix: str) -> str:
 @dataclass(frozen=True, slots=True)
 class _RegistryFlag:
     """One of skopeo's registry flags. ``help`` is a template: ``{side}`` names the registry,
-    ``{prefix}`` is the flag's prefix."""
+    ``{prefix}`` is the flag's prefix. A ``negatable`` flag also has ``--no-`` form."""
 
     kind: object
     default: object
     metavar: str | None
     help: str
+    negatable: bool = False
 
 
 #: skopeo's registry flags by :class:`RegistryFlags` field, in --help order.
@@ -133,11 +134,13 @@ _REGISTRY_FLAGS: dict[str, _RegistryFlag] = {
         "PATH",
         "Path of the authentication file. Default is ${{XDG_RUNTIME_DIR}}/containers/auth.json.",
     ),
+    # None = not given: true, unless a sync spec's defaults say otherwise (asyncsync.sync.settings).
     "tls_verify": _RegistryFlag(
-        bool,
-        True,
+        bool | None,
+        None,
         None,
         "Require HTTPS and verify certificates for {side} (--{prefix}tls-verify=false: skip).",
+        negatable=True,
     ),
     "cert_dir": _RegistryFlag(
         str | None, None, "PATH", "Use certificates at PATH (*.crt, *.cert, *.key) to connect to {side}."
@@ -150,12 +153,12 @@ _REGISTRY_FLAGS: dict[str, _RegistryFlag] = {
 def registry_option(field: str, prefix: str = "") -> Any:
     """The ``typer.Option`` of the registry flag for :class:`RegistryFlags` field ``field``.
 
-    ``prefix`` (``"src-"``, ``"dest-"``) is put after the dashes: ``--src-creds``. A flag that
-    defaults to true also gets its negative form, ``--no-[prefix]tls-verify``.
+    ``prefix`` (``"src-"``, ``"dest-"``) is put after the dashes: ``--src-creds``. A negatable
+    flag also gets its negative form, ``--no-[prefix]tls-verify``.
     """
     flag = _REGISTRY_FLAGS[field]
     spelling = f"--{prefix}{field.replace('_', '-')}"
-    if flag.default is True:
+    if flag.negatable:
         spelling += f"/--no-{prefix}{field.replace('_', '-')}"
     return typer.Option(
         spelling,
@@ -206,7 +209,8 @@ def retry_policy(retry_times: int | None, retry_delay: str | None) -> RetryPolic
 class RegistryFlags:
     """skopeo's per-registry flags for one side (``prefix`` is ``""``, ``"src-"`` or ``"dest-"``).
 
-    ``None`` means "not given". :meth:`to_options` validates combinations as skopeo does.
+    ``None`` means "not given" (``tls_verify`` too: :meth:`to_options` then verifies).
+    :meth:`to_options` validates combinations as skopeo does.
     """
 
     prefix: str = ""
@@ -214,7 +218,7 @@ class RegistryFlags:
     username: str | None = None
     password: str | None = None
     authfile: str | None = None
-    tls_verify: bool = True
+    tls_verify: bool | None = None
     cert_dir: str | None = None
     no_creds: bool = False
     registry_token: str | None = None
@@ -247,7 +251,7 @@ class RegistryFlags:
         elif self.username is not None:
             credentials = Credentials(username=self.username, password=self.password or "")
         return RegistryOptions(
-            tls_verify=self.tls_verify,
+            tls_verify=self.tls_verify is not False,
             cert_dir=self.cert_dir,
             credentials=credentials,
             registry_token=self.registry_token,
@@ -323,6 +327,10 @@ class RetryFlags:
     def given(self) -> bool:
         """Whether either flag was given (an empty ``--retry-delay`` counts as not given)."""
         return self.times is not None or bool(self.delay)
+
+    def delay_seconds(self) -> float | None:
+        """``--retry-delay`` in seconds (``None``: not given); raises :class:`UsageError` when malformed."""
+        return duration_flag(self.delay, "--retry-delay") if self.delay else None
 
     def policy(self) -> RetryPolicy:
         """The run's retry policy; raises :class:`UsageError` for a malformed ``--retry-delay``."""

@@ -152,11 +152,11 @@ def mirror_command(
             raise UsageError(f"--log-format: unknown format {log_format!r} (text or json)")
         extensions = extension_flags.extensions()
         load()  # a spec that does not load now is a usage error, before any server starts
-        settings = run_flags.settings(registries, retry_flags)
+        flags = run_flags.command_line(registries, retry_flags)
         metrics = MirrorMetrics()
         loop = MirrorLoop(
             load,
-            settings,
+            flags,
             schedule,
             extensions=extensions,
             jitter=duration_flag(jitter, "--jitter") if jitter is not None else None,

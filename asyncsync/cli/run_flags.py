@@ -1,9 +1,10 @@
 """The engine flags ``sync`` and ``mirror`` share: concurrency, upload chunks, the mount cache.
 
 Declared once as :data:`RUN_FLAGS` (a :mod:`~asyncsync.cli.flag_groups` group); a command receives
-one :class:`RunFlags` and turns it, with the registry and retry flags, into the engine's
-:class:`~asyncsync.sync.engine.SyncSettings` through :meth:`RunFlags.settings` (where values are
-validated, so a bad one is a one-line usage error).
+one :class:`RunFlags` and turns it, with the registry and retry flags, into the
+:class:`~asyncsync.sync.settings.CommandLine` of the run through :meth:`RunFlags.command_line`
+(where values are validated, so a bad one is a one-line usage error);
+:func:`~asyncsync.sync.settings.resolve_settings` then lays it over the spec.
 """
 
 from __future__ import annotations
@@ -16,7 +17,8 @@ import typer
 from asyncsync.cli.common import RegistrySides, RetryFlags
 from asyncsync.cli.flag_groups import FlagGroup, flag_option
 from asyncsync.limits import DEFAULT_BLOBS_IN_FLIGHT, DEFAULT_PARALLEL_IMAGES, DEFAULT_REQUESTS_PER_HOST
-from asyncsync.sync.engine import SyncSettings, default_mount_index_dir
+from asyncsync.sync.engine import default_mount_index_dir
+from asyncsync.sync.settings import CommandLine
 from asyncsync.units import size_flag
 
 RUN_PANEL = "Concurrency and uploads"
@@ -32,19 +34,29 @@ class RunFlags:
     chunk_size: str | None = None
     no_mount_cache: bool = False
 
-    def settings(
-        self, registries: RegistrySides, retry: RetryFlags, *, fail_fast: bool = False
-    ) -> SyncSettings:
-        """The engine's run settings; raises :class:`~asyncsync.errors.UsageError` for bad values."""
-        return SyncSettings(
-            source_options=registries.source.to_options(),
-            destination_options=registries.destination.to_options(),
+    def command_line(
+        self,
+        registries: RegistrySides,
+        retry: RetryFlags,
+        *,
+        fail_fast: bool = False,
+        preserve_digests: bool = False,
+    ) -> CommandLine:
+        """What the command line says for the run; raises :class:`~asyncsync.errors.UsageError`
+        for bad values. The mount-cache directory comes from the environment here."""
+        return CommandLine(
+            source=registries.source.to_options(),
+            destination=registries.destination.to_options(),
+            source_tls_verify=registries.source.tls_verify,
+            destination_tls_verify=registries.destination.tls_verify,
             parallel=self.parallel,
-            parallel_blobs=self.image_parallel_copies,
-            retry=retry.policy() if retry.given else None,
+            blobs_in_flight=self.image_parallel_copies,
+            retry_times=retry.times,
+            retry_delay=retry.delay_seconds(),
             max_requests_per_host=self.max_requests_per_host,
             chunk_size=size_flag(self.chunk_size, "--chunk-size") if self.chunk_size is not None else None,
             fail_fast=fail_fast,
+            preserve_digests=preserve_digests,
             mount_index_dir=None if self.no_mount_cache else default_mount_index_dir(),
         )
 

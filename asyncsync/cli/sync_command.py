@@ -36,6 +36,7 @@ from asyncsync.sync.engine import SyncView, dry_run, run_sync
 from asyncsync.sync.hooks import HookChain
 from asyncsync.sync.local import local_sync
 from asyncsync.sync.report import SyncReport
+from asyncsync.sync.settings import resolve_settings
 from asyncsync.sync.spec_plan import build_plan
 
 _SYNC_PANEL = "Sync"
@@ -49,10 +50,10 @@ def _settings_from_flags(
 ) -> CopySettings:
     if fmt is not None and fmt not in ("oci", "v2s2"):
         raise UsageError(f"--format: unknown manifest type {fmt!r} (oci or v2s2)")
-    platform = platform_flags.override()
     return CopySettings(
         multi_arch="all" if all_images else "system",
-        platforms=(platform,) if platform is not None and not all_images else (),
+        # --override-*: the one image of a multi-arch image that a sync without --all copies.
+        platform=None if all_images else platform_flags.override(),
         format=cast(Literal["oci", "v2s2"] | None, fmt),
         skip_existing=skip_existing,
     )
@@ -227,7 +228,10 @@ def sync_command(
         planner = local.planner if local else build_plan
         for warning in spec.warnings:
             typer.echo(f"warning: {warning}", err=True)
-        settings = run_flags.settings(registries, retry_flags, fail_fast=fail_fast)
+        flags = run_flags.command_line(
+            registries, retry_flags, fail_fast=fail_fast, preserve_digests=preserve_digests
+        )
+        settings = resolve_settings(spec, flags)
         hooks = build_hooks(spec, extensions)
         if dry_run_flag:
             _, lines = await dry_run(spec, settings, hooks, planner=planner)

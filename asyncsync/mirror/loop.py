@@ -40,11 +40,12 @@ from asyncsync.extensions import Extensions, build_hooks
 from asyncsync.mirror.cron import CronSchedule
 from asyncsync.mirror.metrics import CycleOutcome, EntryLabel, MirrorMetrics
 from asyncsync.specs.model import SyncEntry, SyncSpec
-from asyncsync.sync.engine import SyncSettings, SyncView, run_sync
+from asyncsync.sync.engine import SyncView, run_sync
 from asyncsync.sync.hooks import RunContext, SyncHooks
 from asyncsync.sync.plan import Plan, PlannedImage
 from asyncsync.sync.report import ImageResult, Outcome, SyncReport
 from asyncsync.sync.scheduler import PoolControl
+from asyncsync.sync.settings import CommandLine, resolve_settings
 
 #: Longest automatic jitter (the default is 10% of the period, capped here).
 MAX_AUTO_JITTER = 300.0
@@ -150,13 +151,15 @@ class MirrorLoop:
     """Cycles of the sync (see the module docstring). ``schedule`` ``None`` = one cycle (``--once``).
 
     ``load`` returns the spec for a cycle (raises a ``UsageError``/``SpecError`` when it does not
-    load). ``max_cycles`` and ``on_cycle(number, report)`` are for tests and embedding.
+    load); ``flags`` is what the command line said, laid over each cycle's spec by
+    :func:`~asyncsync.sync.settings.resolve_settings` (the spec may change between cycles).
+    ``max_cycles`` and ``on_cycle(number, report)`` are for tests and embedding.
     """
 
     def __init__(
         self,
         load: Callable[[], SyncSpec],
-        settings: SyncSettings,
+        flags: CommandLine,
         schedule: Schedule | None,
         *,
         extensions: Extensions | None = None,
@@ -170,7 +173,7 @@ class MirrorLoop:
         rng: random.Random | None = None,
     ) -> None:
         self.load = load
-        self.settings = settings
+        self.flags = flags
         self.schedule = schedule
         self.extensions = extensions or Extensions()
         self.jitter = jitter
@@ -269,7 +272,12 @@ class MirrorLoop:
             if self.stopping:
                 self._control.stop(self.stop_reason)
             report = await run_sync(
-                spec, self.settings, self.view(), handle_signals=False, control=self._control, hooks=hooks
+                spec,
+                resolve_settings(spec, self.flags),
+                self.view(),
+                handle_signals=False,
+                control=self._control,
+                hooks=hooks,
             )
             report.extra.update(hooks.report_data())
             hooks_ok = hooks.ok

@@ -11,14 +11,13 @@ from __future__ import annotations
 
 import posixpath
 import re
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Literal
 
 from asyncsync.digest import Digest
 from asyncsync.errors import InvalidReferenceError, SpecError
 from asyncsync.manifest import Platform
 from asyncsync.reference import ImageName, parse_reference, validate_tag
-from asyncsync.registry.client import RegistryOptions
 from asyncsync.registry.credentials import Credentials
 from asyncsync.specs.filters import TagFilter
 
@@ -51,10 +50,13 @@ class CopySettings:
     """How each image of an entry is copied.
 
     ``platforms`` empty means no restriction; a non-empty tuple comes with ``multi_arch="all"``
-    and copies only those instances of a multi-arch image. ``format`` ``None`` keeps the source's.
+    and copies only those instances of a multi-arch image. ``platform`` is the one instance
+    ``multi_arch="system"`` copies (``--override-os/--override-arch/--override-variant``);
+    ``None`` = this host's. ``format`` ``None`` keeps the source's.
     """
 
     multi_arch: MultiArch = "system"
+    platform: Platform | None = None
     platforms: tuple[Platform, ...] = ()
     format: ManifestFormat | None = None
     skip_existing: bool = False
@@ -62,7 +64,8 @@ class CopySettings:
 
 @dataclass(frozen=True, slots=True)
 class RegistryConfig:
-    """Per-host settings from a spec. ``None`` fields inherit (command line, then defaults).
+    """Per-host settings from a spec. ``None`` fields inherit; how they combine with the command
+    line and ``defaults:`` is decided in :func:`asyncsync.sync.settings.resolve_settings`.
 
     ``kind`` ``"harbor"`` turns on the Harbor API (:mod:`asyncsync.harbor`) for this host;
     ``create_projects`` (Harbor only) creates missing destination projects before pushing.
@@ -80,21 +83,6 @@ class RegistryConfig:
     chunk_size: int | None = None
     kind: RegistryKind = "distribution"
     create_projects: bool = False
-
-    def registry_options(self, base: RegistryOptions) -> RegistryOptions:
-        """``base`` (built from command-line flags) with this spec's settings laid over it."""
-        options = base
-        if self.credentials is not None:
-            options = replace(options, credentials=self.credentials, no_creds=False, authfile=None)
-        if self.no_creds:
-            options = replace(options, no_creds=True, credentials=None)
-        if self.authfile is not None:
-            options = replace(options, authfile=self.authfile)
-        if self.tls_verify is not None:
-            options = replace(options, tls_verify=self.tls_verify)
-        if self.cert_dir is not None:
-            options = replace(options, cert_dir=self.cert_dir)
-        return options
 
 
 @dataclass(frozen=True, slots=True)
@@ -317,18 +305,6 @@ class SyncSpec:
             if config.host == host:
                 return config
         return None
-
-    def registry_options(self, host: str, base: RegistryOptions) -> RegistryOptions:
-        """Options for ``host``: ``base`` with spec defaults, then the host's own settings, on top.
-
-        In a skopeo-format spec the registry settings describe *sources* (skopeo applies them to
-        the source side only): build destination options from the command line alone.
-        """
-        options = base
-        if self.defaults.tls_verify is not None:
-            options = replace(options, tls_verify=self.defaults.tls_verify)
-        config = self.registry(host)
-        return config.registry_options(options) if config is not None else options
 
 
 def check_explicit_destinations(entries: tuple[SyncEntry, ...]) -> None:

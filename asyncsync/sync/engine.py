@@ -5,7 +5,10 @@ created exactly once here: the :class:`~asyncsync.registry.client.RegistrySessio
 the per-host request limiters configured from the spec), the
 :class:`~asyncsync.limits.BlobLimiter`, the :class:`~asyncsync.copy.BlobCoordinator`
 (single-flight per destination blob and the mount-source index, loaded from and saved to the
-user cache directory), and the :class:`~asyncsync.sync.report.SyncReport`.
+user cache directory), and the :class:`~asyncsync.sync.report.SyncReport`. Every setting comes
+from the :class:`~asyncsync.sync.settings.RunSettings` the caller resolved
+(:func:`~asyncsync.sync.settings.resolve_settings`); the engine reads no flag, environment
+variable or spec default itself.
 
 Per image (in a pool worker): decide copy/skip with HEAD only (``decisions.DestinationCheck``),
 then ``copy_image`` by the digest the plan resolved, retried once more at image level for a
@@ -22,7 +25,7 @@ import os
 import tempfile
 import time
 from contextlib import closing
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from pathlib import Path
 
 import orjson
@@ -31,16 +34,17 @@ from asyncsync.copy import BlobCoordinator, CopyEnvironment, CopyOptions, copy_i
 from asyncsync.copy.destination_state import DestinationState
 from asyncsync.copy.progress import CopyProgress, NullProgress
 from asyncsync.errors import AsyncSyncError, ImmutableTagError
-from asyncsync.limits import BlobLimiter, HostLimiters, PoolSizes, pool_sizes
+from asyncsync.limits import BlobLimiter
 from asyncsync.registry.client import RegistryOptions, RegistrySession
-from asyncsync.retry import RetryPolicy, with_retries
-from asyncsync.specs.model import RegistryConfig, SyncSpec
+from asyncsync.retry import with_retries
+from asyncsync.specs.model import SyncSpec
 from asyncsync.sync.decisions import Decision, DestinationCheck, check_plan, render_plan
 from asyncsync.sync.hooks import HookChain, RunContext, SyncHooks
 from asyncsync.sync.plan import Plan, PlannedImage, Planner
 from asyncsync.sync.registry_lister import RegistryLister
 from asyncsync.sync.report import ImageResult, Outcome, SyncReport
 from asyncsync.sync.scheduler import PoolControl, PoolStatistics, run_pool
+from asyncsync.sync.settings import RunSettings, Side
 from asyncsync.sync.spec_plan import build_plan
 from asyncsync.transports.base import SideOptions, TransportContext
 from asyncsync.transports.docker.reference import DockerReference
@@ -72,26 +76,6 @@ class SyncView:
         """An image is done (copied, skipped or failed)."""
 
 
-@dataclass(frozen=True)
-class SyncSettings:
-    """Run-level settings from the command line, before spec defaults are laid over them.
-
-    ``source_options``/``destination_options`` come from ``--src-*``/``--dest-*`` flags; a spec's
-    ``registries`` entry for a host overrides them for that host. ``mount_index_dir`` is where the
-    mount-source index persists between runs (``None`` = not persisted).
-    """
-
-    source_options: RegistryOptions = field(default_factory=RegistryOptions)
-    destination_options: RegistryOptions = field(default_factory=RegistryOptions)
-    parallel: int | None = None
-    parallel_blobs: int | None = None
-    retry: RetryPolicy | None = None
-    max_requests_per_host: int | None = None
-    chunk_size: int | None = None
-    fail_fast: bool = False
-    mount_index_dir: Path | None = None
-
-
 def default_mount_index_dir() -> Path:
     """The user cache directory (``$XDG_CACHE_HOME/asyncsync`` on Linux)."""
     import platformdirs
@@ -102,30 +86,18 @@ def default_mount_index_dir() -> Path:
 class _Run:
     """The run-wide state of one sync (see the module docstring)."""
 
-    def __init__(self, spec: SyncSpec, settings: SyncSettings, session: RegistrySession) -> None:
-        self.spec = spec
+    def __init__(self, settings: RunSettings, session: RegistrySession) -> None:
         self.settings = settings
         self.session = session
-        sizes = _pool_sizes(spec, settings)
-        self.parallel = sizes.images
-        self.retry = settings.retry or _retry_from_defaults(spec) or RetryPolicy()
-        self.blob_limiter = BlobLimiter(sizes.blobs)
+        self.retry = settings.retry
+        # Already below every per-host limit (limits.pool_sizes' deadlock rule, applied when the
+        # settings were resolved).
+        self.blob_limiter = BlobLimiter(settings.pool.blobs)
         self.coordinator = BlobCoordinator()
         # The upload journal lives beside the mount index; without it (--no-mount-cache) no
         # blob is ever assumed absent (see copy.destination_state).
         self.destinations = DestinationState(settings.mount_index_dir)
-        self.registries: dict[str, RegistryConfig] = {r.host: r for r in spec.registries}
         self._contexts: dict[tuple[str, str], TransportContext] = {}
-
-    def options_for(self, host: str, side: str) -> RegistryOptions:
-        base = self.settings.source_options if side == "source" else self.settings.destination_options
-        if self.spec.defaults.tls_verify is not None:
-            base = replace(base, tls_verify=self.spec.defaults.tls_verify)
-        config = self.registries.get(host)
-        if config is None or (side == "dest" and self.spec.kind != "native"):
-            # skopeo's YAML describes source registries only; its settings never reach a destination.
-            return base
-        return config.registry_options(base)
 
     def local_context(self) -> TransportContext:
         """The context of a local side (``dir:``): no registry settings apply there."""
@@ -139,16 +111,14 @@ class _Run:
             )
         return ctx
 
-    def context(self, host: str, side: str) -> TransportContext:
+    def context(self, host: str, side: Side) -> TransportContext:
         key = (host, side)
         ctx = self._contexts.get(key)
         if ctx is None:
-            config = self.registries.get(host)
-            chunk = (config.chunk_size if config else None) or self.settings.chunk_size
-            chunk = chunk or self.spec.defaults.chunk_size
+            settings = self.settings.host(host)
             ctx = self._contexts[key] = TransportContext(
                 session=self.session,
-                options=SideOptions(registry=self.options_for(host, side), chunk_size=chunk),
+                options=SideOptions(registry=settings.options(side), chunk_size=settings.chunk_size),
                 retry=self.retry,
                 blob_limiter=self.blob_limiter,
             )
@@ -165,7 +135,7 @@ class _Run:
             if image.destination_local
             else self.context(image.destination.registry, "dest")
         )
-        options = _copy_options(image)
+        options = _copy_options(image, self.settings)
         env = CopyEnvironment(
             blob_limiter=self.blob_limiter,
             retry=self.retry,
@@ -208,19 +178,14 @@ class _Run:
         return await with_retries(policy, attempt)
 
 
-def _retry_from_defaults(spec: SyncSpec) -> RetryPolicy | None:
-    defaults = spec.defaults
-    if defaults.retry_times is None and defaults.retry_delay is None:
-        return None
-    return RetryPolicy.from_flags(defaults.retry_times, defaults.retry_delay)
-
-
-def _copy_options(image: PlannedImage) -> CopyOptions:
+def _copy_options(image: PlannedImage, run: RunSettings) -> CopyOptions:
     settings = image.settings
     return CopyOptions(
         multi_arch=settings.multi_arch,
+        platform=settings.platform,
         platforms=settings.platforms,
         format=settings.format,
+        preserve_digests=run.preserve_digests,
     )
 
 
@@ -257,47 +222,24 @@ def _skipped(image: PlannedImage, decision: Decision) -> ImageResult:
     )
 
 
-def _pool_sizes(spec: SyncSpec, settings: SyncSettings) -> PoolSizes:
-    """The run's pool sizes: flags over spec defaults, per-registry limits of the spec, and
-    :func:`~asyncsync.limits.pool_sizes`' deadlock rule."""
-    defaults = spec.defaults
-    return pool_sizes(
-        images=settings.parallel or defaults.parallel,
-        blobs=settings.parallel_blobs or defaults.parallel_blobs,
-        requests_per_host=settings.max_requests_per_host or defaults.max_concurrent_requests,
-        host_limits={
-            config.host: config.max_concurrent_requests or defaults.max_concurrent_requests
-            for config in spec.registries
-        },
-    )
-
-
-def _configure_rates(limiters: HostLimiters, spec: SyncSpec) -> None:
-    defaults = spec.defaults
-    for config in spec.registries:
-        limiters.configure(config.host, rate=config.requests_per_second or defaults.requests_per_second)
-    if defaults.requests_per_second:
-        limiters.default_rate = defaults.requests_per_second
-
-
 async def dry_run(
-    spec: SyncSpec, settings: SyncSettings, hooks: SyncHooks | None = None, *, planner: Planner = build_plan
+    spec: SyncSpec, settings: RunSettings, hooks: SyncHooks | None = None, *, planner: Planner = build_plan
 ) -> tuple[Plan, list[str]]:
     """The plan and its ``--dry-run`` lines (destination checked with HEAD/tag lists, no writes).
 
     ``planner`` builds the plan (default :func:`build_plan`; see :mod:`asyncsync.sync.local`)."""
     hooks = hooks if hooks is not None else HookChain(())
-    async with _session(spec, settings) as session:
-        run = _Run(spec, settings, session)
+    async with _session(settings) as session:
+        run = _Run(settings, session)
         # A dry run writes nothing, but _Run opened the upload journal: close it on every path.
         with closing(run.destinations):
-            ctx = RunContext(spec, session, run.options_for)
+            ctx = RunContext(spec, session, settings.registry_options)
             lister = hooks.source_lister(
-                RegistryLister(session, lambda host: run.options_for(host, "source")), ctx
+                RegistryLister(session, lambda host: settings.registry_options(host, "source")), ctx
             )
             plan = hooks.plan(await planner(spec, lister))
             checker = hooks.destination_checker(
-                RegistryLister(session, lambda host: run.options_for(host, "dest")), ctx
+                RegistryLister(session, lambda host: settings.registry_options(host, "dest")), ctx
             )
             decisions = await check_plan(plan, checker)
             # What a run would skip before copying (Harbor's immutable-tag rules) shows as a skip.
@@ -309,16 +251,16 @@ async def dry_run(
             return plan, render_plan(plan, decisions) + await hooks.preview(plan, ctx)
 
 
-def _session(spec: SyncSpec, settings: SyncSettings) -> RegistrySession:
-    limiters = _pool_sizes(spec, settings).host_limiters()
-    _configure_rates(limiters, spec)
-    retry = settings.retry or _retry_from_defaults(spec) or RetryPolicy()
-    return RegistrySession(limiters=limiters, retry=retry)
+def _session(settings: RunSettings) -> RegistrySession:
+    limiters = settings.pool.host_limiters(default_rate=settings.other_hosts.requests_per_second)
+    for host, config in settings.hosts.items():
+        limiters.configure(host, rate=config.requests_per_second)
+    return RegistrySession(limiters=limiters, retry=settings.retry)
 
 
 async def run_sync(
     spec: SyncSpec,
-    settings: SyncSettings,
+    settings: RunSettings,
     view: SyncView | None = None,
     *,
     handle_signals: bool = True,
@@ -334,12 +276,12 @@ async def run_sync(
     view = view or SyncView()
     hooks = hooks if hooks is not None else HookChain(())
     report = SyncReport()
-    async with _session(spec, settings) as session:
-        run = _Run(spec, settings, session)
+    async with _session(settings) as session:
+        run = _Run(settings, session)
         _load_mount_index(run.coordinator, settings.mount_index_dir)
-        ctx = RunContext(spec, session, run.options_for)
+        ctx = RunContext(spec, session, settings.registry_options)
         lister = hooks.source_lister(
-            RegistryLister(session, lambda host: run.options_for(host, "source")), ctx
+            RegistryLister(session, lambda host: settings.registry_options(host, "source")), ctx
         )
         plan = await hooks.before_copy(hooks.plan(await planner(spec, lister)), ctx)
         hooks.configure(run.coordinator, ctx)
@@ -347,7 +289,7 @@ async def run_sync(
         view.planned(plan)
         check = DestinationCheck(
             hooks.destination_checker(
-                RegistryLister(session, lambda host: run.options_for(host, "dest")), ctx
+                RegistryLister(session, lambda host: settings.registry_options(host, "dest")), ctx
             ),
             on_new=run.destinations.mark_fresh,
         )
@@ -380,7 +322,7 @@ async def run_sync(
         await run_pool(
             plan.images,
             work,
-            parallel=run.parallel,
+            parallel=settings.pool.images,
             on_result=on_result,
             control=control,
             handle_signals=handle_signals,

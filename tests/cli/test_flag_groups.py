@@ -80,7 +80,8 @@ def test_group_options_replace_the_placeholder_in_place() -> None:
     assert names == ["image", "quiet", *REGISTRY_OPTION_NAMES, "level", "retry_times", "retry_delay"]
     signature = inspect.signature(_single)
     assert "registry" not in signature.parameters and "retry" not in signature.parameters
-    assert signature.parameters["tls_verify"].default is True
+    # None = not given: the options verify TLS unless a sync spec's defaults say otherwise.
+    assert signature.parameters["tls_verify"].default is None
 
 
 def test_group_options_are_in_help() -> None:

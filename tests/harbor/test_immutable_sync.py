@@ -22,8 +22,9 @@ from asyncsync.digest import Digest
 from asyncsync.extensions import Extensions, build_hooks
 from asyncsync.mirror.loop import Every, MirrorLoop
 from asyncsync.specs.load import load_spec
-from asyncsync.sync.engine import REASON_IMMUTABLE, SyncSettings, run_sync
+from asyncsync.sync.engine import REASON_IMMUTABLE, run_sync
 from asyncsync.sync.report import Outcome, SyncReport
+from asyncsync.sync.settings import CommandLine, resolve_settings
 from tests.harbor.conftest import HarborFactory
 from tests.helpers.asyncsync_cli import run_cli
 from tests.helpers.harbor_server import HarborServer
@@ -62,7 +63,7 @@ sync:
 async def _sync(spec_path: Path) -> tuple[SyncReport, dict[str, object]]:
     spec = load_spec(spec_path)
     hooks = build_hooks(spec, Extensions())
-    report = await run_sync(spec, SyncSettings(), hooks=hooks, handle_signals=False)
+    report = await run_sync(spec, resolve_settings(spec, CommandLine()), hooks=hooks, handle_signals=False)
     return report, hooks.report_data()
 
 
@@ -249,7 +250,7 @@ async def test_the_mirror_cycle_report_shows_the_skip_and_rereads_the_rules(
 
     loop = MirrorLoop(
         lambda: load_spec(spec),
-        SyncSettings(),
+        CommandLine(),
         Every(0.05),
         jitter=0.0,
         echo=lines.append,

@@ -13,8 +13,8 @@ from asyncsync.mirror.cron import CronSchedule
 from asyncsync.mirror.loop import Cron, Every, MirrorLoop, auto_jitter
 from asyncsync.mirror.metrics import MetricsServer, MirrorMetrics
 from asyncsync.specs.load import load_spec
-from asyncsync.sync.engine import SyncSettings
 from asyncsync.sync.report import Outcome, SyncReport
+from asyncsync.sync.settings import CommandLine
 from tests.helpers.images import list_tags, make_image, push_image
 from tests.helpers.registry import RegistryFactory
 from tests.mirror.test_metrics import parse
@@ -84,7 +84,7 @@ async def test_three_cycles_pick_up_a_new_tag_and_metrics_follow_each_cycle(
 
         loop = MirrorLoop(
             lambda: load_spec(spec),
-            SyncSettings(),
+            CommandLine(),
             Every(0.3),
             jitter=0.0,
             metrics=metrics,
@@ -138,7 +138,7 @@ async def test_a_spec_that_stops_loading_fails_its_cycle_and_the_loop_goes_on(
     metrics = MirrorMetrics()
     loop = MirrorLoop(
         lambda: load_spec(spec),
-        SyncSettings(),
+        CommandLine(),
         Every(0.2),
         jitter=0.0,
         metrics=metrics,
@@ -162,7 +162,7 @@ async def test_a_stop_request_ends_the_wait_between_cycles_at_once(
     lines: list[str] = []
     metrics = MirrorMetrics()
     loop = MirrorLoop(
-        lambda: load_spec(spec), SyncSettings(), Every(3600.0), metrics=metrics, echo=lines.append
+        lambda: load_spec(spec), CommandLine(), Every(3600.0), metrics=metrics, echo=lines.append
     )
 
     cycle_done = anyio.Event()

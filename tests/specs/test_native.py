@@ -203,32 +203,6 @@ def test_globs_match_one_component_with_star_and_any_depth_with_double_star(tmp_
     assert str(dest) == "docker.io/mirror/a/b:1"
 
 
-def test_registry_options_layer_defaults_host_and_command_line(tmp_path: Path) -> None:
-    from asyncsync.registry.client import RegistryOptions
-
-    spec = load_spec(
-        write(
-            tmp_path,
-            native(
-                """\
-                defaults: {tls-verify: false}
-                registries:
-                  a.example: {credentials: {username: u, password: p}}
-                  b.example: {tls-verify: true, no-creds: true}
-                sync: [{from: a.example/x, to: b.example/}]
-                """
-            ),
-        )
-    )
-    base = RegistryOptions(credentials=Credentials("cli", "cli"))
-    a = spec.registry_options("a.example", base)
-    assert (a.tls_verify, a.credentials) == (False, Credentials("u", "p"))
-    b = spec.registry_options("b.example", base)
-    assert (b.tls_verify, b.no_creds, b.credentials) == (True, True, None)
-    other = spec.registry_options("c.example", base)
-    assert (other.tls_verify, other.credentials) == (False, Credentials("cli", "cli"))
-
-
 # -- validation errors: exact file:line prefixes ------------------------------------------------------------
 
 

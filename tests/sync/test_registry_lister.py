@@ -15,6 +15,7 @@ from asyncsync.specs.load import load_spec
 from asyncsync.specs.model import SyncSpec
 from asyncsync.sync.decisions import REASON_ABSENT, REASON_DIFFERS, REASON_EQUAL, REASON_EXISTS, check_plan
 from asyncsync.sync.registry_lister import RegistryLister
+from asyncsync.sync.settings import CommandLine, resolve_settings
 from asyncsync.sync.spec_plan import build_plan
 from tests.helpers.images import make_image, make_multiarch, push_image, push_index
 from tests.helpers.registry import RegistryServer
@@ -29,7 +30,8 @@ def write_spec(tmp_path: Path, body: str) -> SyncSpec:
 
 
 def listers(session: RegistrySession, spec: SyncSpec) -> RegistryLister:
-    return RegistryLister(session, lambda host: spec.registry_options(host, RegistryOptions()))
+    settings = resolve_settings(spec, CommandLine())
+    return RegistryLister(session, lambda host: settings.registry_options(host, "source"))
 
 
 async def test_plan_and_checks_against_real_registries(
