@@ -16,13 +16,11 @@ nothing with ``--quiet``. Errors are one line on stderr with a non-zero exit.
 from __future__ import annotations
 
 import dataclasses
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Literal, cast
 
 import typer
-from rich.console import Console
 
 from asyncsync.cli._run import run
 from asyncsync.cli.app import app
@@ -35,6 +33,7 @@ from asyncsync.cli.common import (
     warn,
 )
 from asyncsync.cli.compression_flags import COMPRESSION_FLAGS, CompressionFlags
+from asyncsync.cli.copy_view import RichProgress, make_progress
 from asyncsync.cli.flag_groups import with_flag_groups
 from asyncsync.cli.platform_flags import PLATFORM_FLAGS, PlatformFlags
 from asyncsync.copy import (
@@ -43,9 +42,6 @@ from asyncsync.copy import (
     CopyOptions,
     CopyProgress,
     CopyResult,
-    NullProgress,
-    PlainProgress,
-    RichProgress,
     copy_image,
 )
 from asyncsync.errors import LocalStorageError, UsageError
@@ -142,15 +138,6 @@ def copy_options(
         preserve_digests=preserve_digests,
         remove_signatures=remove_signatures,
     )
-
-
-def make_progress(quiet: bool) -> CopyProgress:
-    """Nothing with ``--quiet``; rich bars on a terminal; skopeo's plain lines otherwise."""
-    if quiet:
-        return NullProgress()
-    if sys.stdout.isatty():
-        return RichProgress(Console())
-    return PlainProgress(sys.stdout)
 
 
 async def run_copy(

@@ -13,7 +13,7 @@ from asyncsync.copy.coordinator import BlobCoordinator
 from asyncsync.copy.image import copy_image_manifest, require_image
 from asyncsync.copy.index import copy_index
 from asyncsync.copy.options import CopyEnvironment, CopyOptions, CopyResult
-from asyncsync.copy.progress import CopyProgress, NullProgress, PlainProgress, RichProgress
+from asyncsync.copy.progress import CopyProgress, NullProgress
 from asyncsync.errors import NotFoundError, UsageError
 from asyncsync.manifest import ImageIndex, parse_manifest
 from asyncsync.transports.base import CopyStats, ImageDestination, ImageReference, ImageSource
@@ -25,8 +25,6 @@ __all__ = [
     "CopyProgress",
     "CopyResult",
     "NullProgress",
-    "PlainProgress",
-    "RichProgress",
     "copy_image",
 ]
 

@@ -6,7 +6,7 @@ import io
 
 from rich.console import Console
 
-from asyncsync.copy.progress import PlainProgress, RichProgress, blob_line
+from asyncsync.cli.copy_view import PlainProgress, RichProgress, blob_line
 from asyncsync.digest import Digest
 from asyncsync.manifest import Descriptor
 
