@@ -70,6 +70,7 @@ import os
 import re
 from dataclasses import replace
 from pathlib import Path
+from typing import TypeVar
 
 from asyncsync.digest import Digest
 from asyncsync.errors import InvalidReferenceError, SpecError
@@ -116,6 +117,7 @@ TAG_KEYS = ("include", "exclude", "semver", "latest", "digests")
 _PLATFORM = re.compile(r"^([a-z0-9_]+)/([a-z0-9_]+)(?:/([a-z0-9_]+))?$")
 _TAG_SUFFIX = re.compile(r"^[\w.-]{1,127}$", re.ASCII)
 MAX_CHUNK_SIZE = 1 << 30
+T = TypeVar("T", bound=str)
 
 
 class _NativeParser:
@@ -155,6 +157,14 @@ class _NativeParser:
             raise self.doc.error(node.line, f"{what} must be between 1KiB and 1GiB")
         return value
 
+    def choice(self, node: YNode, what: str, values: tuple[T, ...]) -> T:
+        """A string that must be one of ``values`` (an error names them)."""
+        value = self.doc.string(node, what)
+        for allowed in values:
+            if value == allowed:
+                return allowed
+        raise self.doc.error(node.line, f"{what} must be one of {', '.join(values)}")
+
     def path(self, node: YNode, what: str) -> Path:
         path = Path(os.path.expanduser(self.doc.string(node, what)))
         return path if path.is_absolute() else self.base_dir / path
@@ -166,12 +176,7 @@ class _NativeParser:
         settings = base
         multi = block.get("multi-arch")
         if multi is not None:
-            value = doc.string(multi.value, f"'multi-arch' of {where}")
-            if value not in MULTI_ARCH_VALUES:
-                raise doc.error(
-                    multi.value.line, f"'multi-arch' of {where} must be one of {', '.join(MULTI_ARCH_VALUES)}"
-                )
-            chosen = value
+            chosen = self.choice(multi.value, f"'multi-arch' of {where}", MULTI_ARCH_VALUES)
             settings = replace(
                 settings, multi_arch=chosen, platforms=() if chosen != "all" else settings.platforms
             )
@@ -193,13 +198,7 @@ class _NativeParser:
                 settings = replace(settings, platforms=parsed, multi_arch="all")
         fmt = block.get("format")
         if fmt is not None:
-            value = doc.string(fmt.value, f"'format' of {where}")
-            if value not in FORMAT_VALUES:
-                raise doc.error(
-                    fmt.value.line, f"'format' of {where} must be one of {', '.join(FORMAT_VALUES)}"
-                )
-            chosen_format = value
-            settings = replace(settings, format=chosen_format)
+            settings = replace(settings, format=self.choice(fmt.value, f"'format' of {where}", FORMAT_VALUES))
         skip = block.get("skip-existing")
         if skip is not None:
             settings = replace(settings, skip_existing=doc.boolean(skip.value, f"'skip-existing' of {where}"))
@@ -257,12 +256,7 @@ class _NativeParser:
         block = doc.mapping(node, where, REGISTRY_KEYS)
         config = RegistryConfig(host=parsed, origin=Origin(self.file, line))
         if (item := block.get("type")) is not None:
-            kind = doc.string(item.value, f"'type' of {where}")
-            if kind not in REGISTRY_KINDS:
-                raise doc.error(
-                    item.value.line, f"'type' of {where} must be one of {', '.join(REGISTRY_KINDS)}"
-                )
-            config = replace(config, kind="harbor" if kind == "harbor" else "distribution")
+            config = replace(config, kind=self.choice(item.value, f"'type' of {where}", REGISTRY_KINDS))
         if (item := block.get("create-projects")) is not None:
             create = doc.boolean(item.value, f"'create-projects' of {where}")
             if create and config.kind != "harbor":
