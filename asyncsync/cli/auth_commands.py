@@ -81,6 +81,57 @@ def _interactive() -> bool:
     return sys.stdin.isatty()
 
 
+async def _stored_username(key: str, host: str, authfile: str | None) -> str:
+    """``login --get-login``: the username stored for ``key``; :class:`CredentialsError` when none."""
+    found = await lookup_credentials(host, key.partition("/")[2] or None, authfile=authfile)
+    if not found or not found.username:
+        raise CredentialsError(f"not logged into {key}")
+    return found.username
+
+
+async def _given_password(username: str | None, password: str | None, password_stdin: bool) -> str | None:
+    """The password from ``--password`` or ``--password-stdin`` (validated as skopeo does), or ``None``."""
+    if password_stdin and password is not None:
+        raise UsageError("--password and --password-stdin are mutually exclusive")
+    if password_stdin and not username:
+        raise UsageError("must provide --username with --password-stdin")
+    if password_stdin:
+        return await anyio.to_thread.run_sync(_read_password_stdin)
+    return password
+
+
+async def _still_valid(
+    key: str, host: str, existing: Credentials, *, tls_verify: bool, cert_dir: str | None
+) -> bool:
+    """Whether the stored credentials still log in (skopeo's messages either way)."""
+    typer.echo(f"Authenticating with existing credentials for {key}")
+    try:
+        await verify_credentials(host, existing, tls_verify=tls_verify, cert_dir=cert_dir)
+    except AuthenticationError:
+        typer.echo("Existing credentials are invalid, please enter valid username and password")
+        return False
+    typer.echo(f"Existing credentials are valid. Already logged in to {key}")
+    return True
+
+
+async def _prompt_missing(user: str | None, secret: str | None) -> Credentials:
+    """The credentials, asking on the terminal for what was not given; :class:`UsageError` when it
+    cannot ask (stdin is not a terminal) or an answer is empty."""
+    if user is None:
+        if not _interactive():
+            raise UsageError("no username given (use --username) and stdin is not a terminal")
+        user = (await anyio.to_thread.run_sync(input, "Username: ")).strip()
+    if secret is None:
+        if not _interactive():
+            raise UsageError("no password given (use --password-stdin) and stdin is not a terminal")
+        secret = await anyio.to_thread.run_sync(getpass.getpass, "Password: ")
+    if not user:
+        raise UsageError("username cannot be empty")
+    if not secret:
+        raise UsageError("password cannot be empty")
+    return Credentials(username=user, password=secret)
+
+
 @app.command("login", cls=SkopeoCommand)
 @with_flag_groups
 def login_command(
@@ -106,42 +157,14 @@ def login_command(
     async def main() -> None:
         key, host = parse_login_key(registry)
         if get_login:
-            found = await lookup_credentials(host, key.partition("/")[2] or None, authfile=authfile)
-            if not found or not found.username:
-                raise CredentialsError(f"not logged into {key}")
-            typer.echo(found.username)
+            typer.echo(await _stored_username(key, host, authfile))
             return
-        if password_stdin and password is not None:
-            raise UsageError("--password and --password-stdin are mutually exclusive")
-        if password_stdin and not username:
-            raise UsageError("must provide --username with --password-stdin")
-        user, secret = username, password
-        if password_stdin:
-            secret = await anyio.to_thread.run_sync(_read_password_stdin)
-        if user is None and secret is None:
+        secret = await _given_password(username, password, password_stdin)
+        if username is None and secret is None:
             existing = await lookup_credentials(host, key.partition("/")[2] or None, authfile=authfile)
-            if existing:
-                typer.echo(f"Authenticating with existing credentials for {key}")
-                try:
-                    await verify_credentials(host, existing, tls_verify=tls_verify, cert_dir=cert_dir)
-                except AuthenticationError:
-                    typer.echo("Existing credentials are invalid, please enter valid username and password")
-                else:
-                    typer.echo(f"Existing credentials are valid. Already logged in to {key}")
-                    return
-        if user is None:
-            if not _interactive():
-                raise UsageError("no username given (use --username) and stdin is not a terminal")
-            user = (await anyio.to_thread.run_sync(input, "Username: ")).strip()
-        if secret is None:
-            if not _interactive():
-                raise UsageError("no password given (use --password-stdin) and stdin is not a terminal")
-            secret = await anyio.to_thread.run_sync(getpass.getpass, "Password: ")
-        if not user:
-            raise UsageError("username cannot be empty")
-        if not secret:
-            raise UsageError("password cannot be empty")
-        creds = Credentials(username=user, password=secret)
+            if existing and await _still_valid(key, host, existing, tls_verify=tls_verify, cert_dir=cert_dir):
+                return
+        creds = await _prompt_missing(username, secret)
         await verify_credentials(host, creds, tls_verify=tls_verify, cert_dir=cert_dir)
         store_credentials(key, creds, authfile=authfile)
         typer.echo("Login Succeeded!")

@@ -196,6 +196,24 @@ def retry_delay_option() -> Any:
     )
 
 
+def chunk_size_flag(panel: str | None = None) -> inspect.Parameter:
+    """``--chunk-size SIZE`` (``copy``, ``sync``, ``mirror``), a group option named ``chunk_size``;
+    parsed with :func:`asyncsync.units.size_flag` by the command."""
+    return flag_option(
+        "chunk_size",
+        Annotated[
+            str | None,
+            typer.Option(
+                "--chunk-size",
+                metavar="SIZE",
+                help="Upload blobs to destination registries in chunks of SIZE (e.g. 8MiB), not in one go.",
+                rich_help_panel=panel,
+            ),
+        ],
+        None,
+    )
+
+
 # ------------------------------------------------------------------------------- flag values
 
 

@@ -8,8 +8,10 @@ scheduled mirror exits 0 after SIGTERM/SIGINT once the in-flight images are done
 from __future__ import annotations
 
 import sys
+from dataclasses import dataclass
+from inspect import Parameter
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -23,19 +25,42 @@ from asyncsync.cli.common import (
     SkopeoCommand,
 )
 from asyncsync.cli.extension_options import EXTENSION_FLAGS, ExtensionFlags
-from asyncsync.cli.flag_groups import with_flag_groups
+from asyncsync.cli.flag_groups import FlagGroup, flag_option, with_flag_groups
+from asyncsync.cli.output_flags import OUTPUT_FLAGS, OutputFlags
 from asyncsync.cli.run_flags import RUN_FLAGS, RunFlags
-from asyncsync.cli.sync_view import JsonSyncView, PlainSyncView
 from asyncsync.errors import UsageError
 from asyncsync.mirror.cron import CronSchedule
 from asyncsync.mirror.loop import Cron, Every, MirrorLoop, Schedule
 from asyncsync.mirror.metrics import MetricsServer, MirrorMetrics
 from asyncsync.specs.load import load_spec
 from asyncsync.specs.model import CopySettings, SyncSpec
-from asyncsync.sync.engine import SyncView
 from asyncsync.units import duration_flag
 
 _PANEL = "Mirror"
+
+
+@dataclass(frozen=True, slots=True)
+class MirrorFlags:
+    """``mirror``'s own flags as given: when to sync, the metrics endpoint, ``--all``."""
+
+    every: str | None = None
+    cron: str | None = None
+    once: bool = False
+    jitter: str | None = None
+    metrics_port: int | None = None
+    listen: str = "127.0.0.1"
+    all_images: bool = False
+
+    def schedule(self) -> Schedule | None:
+        """The schedule (``None``: ``--once``); raises :class:`UsageError` unless exactly one is given."""
+        return _schedule(self.every, self.cron, self.once)
+
+    def jitter_seconds(self) -> float | None:
+        return duration_flag(self.jitter, "--jitter") if self.jitter is not None else None
+
+    def copy_settings(self) -> CopySettings:
+        """The settings of a skopeo-format spec's images (a native spec names its own)."""
+        return CopySettings(multi_arch="all" if self.all_images else "system")
 
 
 def _schedule(every: str | None, cron: str | None, once: bool) -> Schedule | None:
@@ -56,6 +81,65 @@ def _schedule(every: str | None, cron: str | None, once: bool) -> Schedule | Non
     raise UsageError("say when to sync: --every DURATION, --cron EXPRESSION, or --once")
 
 
+def _option(name: str, kind: object, default: object, *spelling: str, **info: Any) -> Parameter:
+    return flag_option(
+        name, Annotated[kind, typer.Option(*spelling, rich_help_panel=_PANEL, **info)], default
+    )
+
+
+MIRROR_FLAGS: FlagGroup[MirrorFlags] = FlagGroup(
+    MirrorFlags,
+    (
+        _option(
+            "every",
+            str | None,
+            None,
+            "--every",
+            metavar="DURATION",
+            help="Sync every DURATION (30m, 1h); first run at once.",
+        ),
+        _option(
+            "cron",
+            str | None,
+            None,
+            "--cron",
+            metavar="EXPR",
+            help='Sync at cron times, UTC ("0 * * * *", @hourly).',
+        ),
+        _option("once", bool, False, "--once", help="Run one cycle and exit (for cron or a CronJob)."),
+        _option(
+            "jitter",
+            str | None,
+            None,
+            "--jitter",
+            metavar="DURATION",
+            help="Random delay added to each start (default: 10% of the period, at most 5m).",
+        ),
+        _option(
+            "metrics_port",
+            int | None,
+            None,
+            "--metrics-port",
+            min=0,
+            max=65535,
+            help="Serve /metrics and /healthz on this port.",
+        ),
+        _option(
+            "listen", str, "127.0.0.1", "--listen", metavar="ADDRESS", help="Address for --metrics-port."
+        ),
+        _option(
+            "all_images",
+            bool,
+            False,
+            "--all",
+            "-a",
+            help="skopeo-format spec: copy every image of multi-arch images.",
+        ),
+    ),
+    lambda values: MirrorFlags(**values),
+)
+
+
 @app.command("mirror", cls=SkopeoCommand)
 @with_flag_groups
 def mirror_command(
@@ -66,68 +150,8 @@ def mirror_command(
         str | None, typer.Argument(metavar="DEST", help="Destination of a skopeo-format spec.")
     ] = None,
     *,
-    every: Annotated[
-        str | None,
-        typer.Option(
-            "--every",
-            metavar="DURATION",
-            help="Sync every DURATION (30m, 1h); first run at once.",
-            rich_help_panel=_PANEL,
-        ),
-    ] = None,
-    cron: Annotated[
-        str | None,
-        typer.Option(
-            "--cron",
-            metavar="EXPR",
-            help='Sync at cron times, UTC ("0 * * * *", @hourly).',
-            rich_help_panel=_PANEL,
-        ),
-    ] = None,
-    once: Annotated[
-        bool,
-        typer.Option(
-            "--once", help="Run one cycle and exit (for cron or a CronJob).", rich_help_panel=_PANEL
-        ),
-    ] = False,
-    jitter: Annotated[
-        str | None,
-        typer.Option(
-            "--jitter",
-            metavar="DURATION",
-            help="Random delay added to each start (default: 10% of the period, at most 5m).",
-            rich_help_panel=_PANEL,
-        ),
-    ] = None,
-    metrics_port: Annotated[
-        int | None,
-        typer.Option(
-            "--metrics-port",
-            min=0,
-            max=65535,
-            help="Serve /metrics and /healthz on this port.",
-            rich_help_panel=_PANEL,
-        ),
-    ] = None,
-    listen: Annotated[
-        str,
-        typer.Option(
-            "--listen", metavar="ADDRESS", help="Address for --metrics-port.", rich_help_panel=_PANEL
-        ),
-    ] = "127.0.0.1",
-    all_images: Annotated[
-        bool, typer.Option("--all", "-a", help="skopeo-format spec: copy every image of multi-arch images.")
-    ] = False,
-    report: Annotated[
-        Path | None,
-        typer.Option(
-            "--report", metavar="FILE.json", help="Write each cycle's report as JSON (overwritten)."
-        ),
-    ] = None,
-    log_format: Annotated[
-        str, typer.Option("--log-format", metavar="text|json", help="Per-image output format.")
-    ] = "text",
-    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print only failures and summaries.")] = False,
+    flags: Annotated[MirrorFlags, MIRROR_FLAGS],
+    output: Annotated[OutputFlags, OUTPUT_FLAGS],
     run_flags: Annotated[RunFlags, RUN_FLAGS],
     extension_flags: Annotated[ExtensionFlags, EXTENSION_FLAGS],
     registries: Annotated[RegistrySides, REGISTRY_SIDES],
@@ -140,37 +164,31 @@ def mirror_command(
     """
 
     def load() -> SyncSpec:
-        settings = CopySettings(multi_arch="all" if all_images else "system")
-        return load_spec(spec_path, destination=destination, settings=settings if destination else None)
-
-    def view() -> SyncView:
-        return JsonSyncView() if log_format == "json" else PlainSyncView(quiet=quiet)
+        settings = flags.copy_settings() if destination else None
+        return load_spec(spec_path, destination=destination, settings=settings)
 
     async def main() -> bool:
-        schedule = _schedule(every, cron, once)
-        if log_format not in ("text", "json"):
-            raise UsageError(f"--log-format: unknown format {log_format!r} (text or json)")
+        schedule = flags.schedule()
+        output.view()  # a bad --log-format is a usage error now, not at the first cycle
         extensions = extension_flags.extensions()
         load()  # a spec that does not load now is a usage error, before any server starts
-        flags = run_flags.command_line(registries, retry_flags)
         metrics = MirrorMetrics()
         loop = MirrorLoop(
             load,
-            flags,
+            run_flags.command_line(registries, retry_flags),
             schedule,
             extensions=extensions,
-            jitter=duration_flag(jitter, "--jitter") if jitter is not None else None,
+            jitter=flags.jitter_seconds(),
             metrics=metrics,
-            view=view,
+            view=output.view,
             echo=lambda line: print(line, file=sys.stdout, flush=True),
-            report_path=report,
+            report_path=output.report,
         )
-        if metrics_port is None:
+        if flags.metrics_port is None:
             return await loop.run()
-        async with MetricsServer(metrics, listen, metrics_port) as server:
-            print(f"mirror: metrics on http://{listen}:{server.port}/metrics", flush=True)
+        async with MetricsServer(metrics, flags.listen, flags.metrics_port) as server:
+            print(f"mirror: metrics on http://{flags.listen}:{server.port}/metrics", flush=True)
             return await loop.run()
 
-    ok = run(main)
-    if once and not ok:
+    if not run(main) and flags.once:
         raise typer.Exit(EXIT_FAILURE)

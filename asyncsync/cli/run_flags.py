@@ -14,7 +14,7 @@ from typing import Annotated
 
 import typer
 
-from asyncsync.cli.common import RegistrySides, RetryFlags
+from asyncsync.cli.common import RegistrySides, RetryFlags, chunk_size_flag
 from asyncsync.cli.flag_groups import FlagGroup, flag_option
 from asyncsync.limits import DEFAULT_BLOBS_IN_FLIGHT, DEFAULT_PARALLEL_IMAGES, DEFAULT_REQUESTS_PER_HOST
 from asyncsync.sync.engine import default_mount_index_dir
@@ -104,19 +104,7 @@ RUN_FLAGS: FlagGroup[RunFlags] = FlagGroup(
             ],
             None,
         ),
-        flag_option(
-            "chunk_size",
-            Annotated[
-                str | None,
-                typer.Option(
-                    "--chunk-size",
-                    metavar="SIZE",
-                    help="Upload blobs in chunks of SIZE.",
-                    rich_help_panel=RUN_PANEL,
-                ),
-            ],
-            None,
-        ),
+        chunk_size_flag(RUN_PANEL),
         flag_option(
             "no_mount_cache",
             Annotated[

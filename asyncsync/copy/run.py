@@ -1,0 +1,53 @@
+"""One copy run (``asyncsync copy``): the run-wide objects of a single copy, then :func:`copy_image`.
+
+The CLI parses names and flags and renders progress; :func:`copy_between` owns what a run needs:
+the blob limiter and the per-host request limiters (sized by :func:`asyncsync.limits.pool_sizes`),
+the registry session and one transport context per side.
+"""
+
+from __future__ import annotations
+
+from asyncsync.copy import copy_image
+from asyncsync.copy.coordinator import BlobCoordinator
+from asyncsync.copy.options import CopyEnvironment, CopyOptions, CopyResult
+from asyncsync.copy.progress import CopyProgress, NullProgress
+from asyncsync.limits import DEFAULT_COPY_BLOBS_IN_FLIGHT, BlobLimiter, pool_sizes
+from asyncsync.registry.client import RegistrySession
+from asyncsync.retry import RetryPolicy
+from asyncsync.transports.base import ImageReference, SideOptions, TransportContext
+
+
+async def copy_between(
+    source: ImageReference,
+    destination: ImageReference,
+    options: CopyOptions,
+    source_side: SideOptions,
+    destination_side: SideOptions,
+    *,
+    retry: RetryPolicy,
+    parallel: int,
+    progress: CopyProgress | None = None,
+) -> CopyResult:
+    """Copy ``source`` to ``destination`` with ``parallel`` blobs in flight; closes both ends."""
+    sizes = pool_sizes(blobs=parallel, default_blobs=DEFAULT_COPY_BLOBS_IN_FLIGHT)
+    blob_limiter = BlobLimiter(sizes.blobs)
+    limiters = sizes.host_limiters()
+    env = CopyEnvironment(
+        blob_limiter=blob_limiter,
+        retry=retry,
+        coordinator=BlobCoordinator(),
+        progress=progress or NullProgress(),
+    )
+    async with RegistrySession(limiters=limiters, retry=retry) as session:
+        src = await source.new_source(TransportContext(session, source_side, retry, blob_limiter))
+        try:
+            dst = await destination.new_destination(
+                TransportContext(session, destination_side, retry, blob_limiter)
+            )
+            try:
+                return await copy_image(src, dst, options, env)
+            finally:
+                await dst.close()
+        finally:
+            await src.close()
+            env.recompressed.close()
