@@ -20,8 +20,7 @@ import asyncio
 import email.utils
 import ssl
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
+from types import TracebackType
 
 import aiohttp
 import orjson
@@ -71,16 +70,26 @@ def translate_client_error(exc: BaseException, what: str) -> AsyncSyncError:
     raise exc
 
 
-@contextmanager
-def mapped(what: str) -> Iterator[None]:
+class mapped:
     """Run a block of HTTP I/O for ``what``; a failure of the exchange leaves it as our error tree.
 
-    Errors of the tree raised inside the block pass through unchanged.
+    Errors of the tree raised inside the block pass through unchanged. (A class rather than a
+    ``@contextmanager`` generator: it wraps every request, and this costs a third as much.)
     """
-    try:
-        yield
-    except CLIENT_ERRORS as exc:
-        raise translate_client_error(exc, what) from None
+
+    __slots__ = ("what",)
+
+    def __init__(self, what: str) -> None:
+        self.what = what
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        if exc is not None and isinstance(exc, CLIENT_ERRORS):
+            raise translate_client_error(exc, self.what) from None
 
 
 def parse_retry_after(value: str | None) -> float | None:

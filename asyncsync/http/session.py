@@ -166,7 +166,7 @@ class HttpSession:
         another origin goes without ``Authorization``. aiohttp's exceptions are left to the
         caller's :func:`~asyncsync.http.errors.mapped` block.
         """
-        origin = origin_of(auth_origin or url)
+        origin = origin_of(auth_origin or url) if authorization else None
         for _ in range(MAX_REDIRECTS + 1):
             send_headers = dict(headers or {})
             if authorization and origin_of(url) == origin:
@@ -174,7 +174,8 @@ class HttpSession:
             response = await self.request(
                 method, url, headers=send_headers, data=data, ssl=ssl, allow_redirects=False
             )
-            log.debug("%s %s -> %s", method, redact_url(url), response.status)
+            if log.isEnabledFor(logging.DEBUG):  # redact_url costs more than the rest of this loop
+                log.debug("%s %s -> %s", method, redact_url(url), response.status)
             location = response.headers.get("Location")
             if not (follow and response.status in _REDIRECTS and location):
                 return response

@@ -96,12 +96,14 @@ class Authorizer:
     async def current(self, scopes: tuple[str, ...], repository: str | None) -> str | None:
         """The ``Authorization`` value a request would carry now, without fetching anything;
         ``None`` also when a bearer token for ``scopes`` is not cached yet."""
+        return self._current(scopes, await self.credentials(repository))
+
+    def _current(self, scopes: tuple[str, ...], creds: Credentials | None) -> str | None:
         if self._registry_token:
             return f"Bearer {self._registry_token}"
         challenge = self.endpoint.challenge
         if challenge is None:
             return None
-        creds = await self.credentials(repository)
         if challenge.scheme == "basic":
             return basic_header(creds) if creds and creds.username else None
         token = self._cache(creds).get(challenge, scopes)
@@ -110,11 +112,11 @@ class Authorizer:
     async def authorization(self, scopes: tuple[str, ...], repository: str | None) -> str | None:
         """:meth:`current`, fetching a bearer token first when one is needed (once per key,
         however many tasks ask at the same time)."""
-        current = await self.current(scopes, repository)
+        creds = await self.credentials(repository)
+        current = self._current(scopes, creds)
         challenge = self.endpoint.challenge
         if current is not None or challenge is None or challenge.scheme != "bearer":
             return current
-        creds = await self.credentials(repository)
         cache = self._cache(creds)
         key = (creds, TokenCache.key(challenge, scopes))
 

@@ -220,7 +220,7 @@ class RegistryClient:
         scopes, headers = options.get("scopes", ()), options.get("headers")
         send = _Exchange(method, path, scopes, repository, headers, data, follow, what)
         async with self.session.limiters.hold(self.host):
-            learner = relative and replayable and await self.endpoint.claim()
+            learner = relative and replayable and not self.endpoint.learned and await self.endpoint.claim()
             try:
                 with mapped(what):
                     if learner and await self.auth.has_credentials(repository):
