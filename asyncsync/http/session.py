@@ -185,12 +185,14 @@ class HttpSession:
                 raise UsageError(f"{what}: redirect to an unsupported URL scheme")
         raise TransportError(f"{what}: too many redirects", temporary=False)
 
-    async def retrying(
+    def retrying(
         self, operation: Callable[[], Awaitable[T]], what: str, policy: RetryPolicy | None = None
-    ) -> T:
-        """Run ``operation`` with the run's retry policy (or ``policy``), logging each retry."""
+    ) -> Awaitable[T]:
+        """Run ``operation`` with the run's retry policy (or ``policy``), logging each retry.
+
+        Await the result (a plain function, so a request costs no extra coroutine frame)."""
 
         def on_retry(attempt: int, exc: BaseException, wait: float) -> None:
             log.info("retrying %s in %.1fs after attempt %d failed: %s", what, wait, attempt, exc)
 
-        return await with_retries(policy or self.retry, operation, on_retry=on_retry)
+        return with_retries(policy or self.retry, operation, on_retry=on_retry)

@@ -7,6 +7,7 @@ must match it, whatever the registry's ``Docker-Content-Digest`` says. Bodies ar
 
 from __future__ import annotations
 
+from collections.abc import Awaitable
 from dataclasses import dataclass
 
 from asyncsync.digest import Digest
@@ -48,7 +49,7 @@ def _what(doing: str, client: RegistryClient, repository: str, reference: str) -
     return f"{doing} manifest {client.registry}/{repository}:{reference}".replace(":sha256", "@sha256")
 
 
-async def _pull(
+def _pull(
     client: RegistryClient,
     method: str,
     repository: str,
@@ -57,9 +58,9 @@ async def _pull(
     accept: str,
     what: str,
     ok: tuple[int, ...] = (200,),
-) -> Response:
+) -> Awaitable[Response]:
     """A GET or HEAD of a manifest (body capped at the manifest size limit), with pull rights."""
-    return await client.request(
+    return client.request(
         method,
         _path(repository, reference),
         scopes=(repository_scope(repository, "pull"),),
