@@ -16,7 +16,7 @@ Basic challenge for the credentials just sent is final (a wrong password is refu
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from typing import Literal
+from typing import Literal, Protocol
 
 from asyncsync.limits import SingleFlight
 from asyncsync.registry.auth import (
@@ -35,29 +35,35 @@ TokenFetcher = Callable[[TokenRequest], Awaitable[BearerToken]]
 _TokenKey = tuple[Credentials | None, tuple[str, str, tuple[str, ...]]]
 
 
-class Authorizer:
-    """Authorization for one client: ``registry`` reached at ``endpoint`` with ``options``' credentials.
+class CredentialChoice(Protocol):
+    """Where a client's credentials come from (:class:`~asyncsync.registry.client.RegistryOptions`).
 
-    ``explicit`` are ``--creds``; ``registry_token`` a fixed bearer token sent as is;
-    ``no_creds`` sends nothing; otherwise ``stored`` answers per repository.
+    ``credentials`` are ``--creds``; ``registry_token`` a fixed bearer token sent as is;
+    ``no_creds`` sends nothing; with none of them, stored credentials answer per repository.
     """
 
+    @property
+    def credentials(self) -> Credentials | None: ...
+
+    @property
+    def registry_token(self) -> str | None: ...
+
+    @property
+    def no_creds(self) -> bool: ...
+
+
+class Authorizer:
+    """Authorization for one client: the registry reached at ``endpoint``, with the credentials
+    ``choice`` names, else those ``stored`` for each repository; tokens come from ``fetch``."""
+
     def __init__(
-        self,
-        endpoint: Endpoint,
-        *,
-        stored: StoredCredentials,
-        fetch: TokenFetcher,
-        explicit: Credentials | None = None,
-        registry_token: str | None = None,
-        no_creds: bool = False,
+        self, endpoint: Endpoint, choice: CredentialChoice, *, stored: StoredCredentials, fetch: TokenFetcher
     ) -> None:
         self.endpoint = endpoint
+        self._choice = choice
+        self._registry_token = choice.registry_token
         self._stored = stored
         self._fetch = fetch
-        self._explicit = explicit
-        self._registry_token = registry_token
-        self._no_creds = no_creds
         self._per_repository: dict[str | None, Credentials | None] = {}
         self._tokens: dict[Credentials | None, TokenCache] = {}
         # One fetch per key at a time; the TokenCache keeps the tokens (they expire), not the flight.
@@ -68,10 +74,10 @@ class Authorizer:
     async def credentials(self, repository: str | None = None) -> Credentials | None:
         """Explicit ``--creds``, else the stored credentials for ``repository`` (``None``: the
         registry's own entry); ``None`` with ``no_creds``."""
-        if self._no_creds:
+        if self._choice.no_creds:
             return None
-        if self._explicit is not None:
-            return self._explicit
+        if self._choice.credentials is not None:
+            return self._choice.credentials
         if repository not in self._per_repository:
             found = await self._stored.lookup(self.endpoint.registry, repository)
             self._per_repository[repository] = found

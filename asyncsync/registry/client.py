@@ -156,14 +156,8 @@ class RegistryClient:
             self.host, verify=options.tls_verify, cert_dir=options.cert_dir
         )
         self.endpoint = Endpoint(session, registry, self.host, self.ssl, tls_verify=options.tls_verify)
-        self.auth = Authorizer(
-            self.endpoint,
-            stored=session.stored_credentials(options.authfile),
-            fetch=self._fetch_token,
-            explicit=options.credentials,
-            registry_token=options.registry_token,
-            no_creds=options.no_creds,
-        )
+        stored = session.stored_credentials(options.authfile)
+        self.auth = Authorizer(self.endpoint, options, stored=stored, fetch=self._fetch_token)
 
     async def credentials(self, repository: str | None = None) -> Credentials | None:
         """Explicit ``--creds``, else stored credentials for ``repository``; ``None`` with ``no_creds``."""
