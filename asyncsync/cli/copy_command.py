@@ -8,7 +8,7 @@ the layer-format flags (``--dest-compress-format``, ``--dest-compress-level``,
 ``--dest-force-compress-format``, ``--dest-oci-accept-uncompressed-layers``;
 :mod:`asyncsync.cli.compression_flags`) and :data:`COPY_FLAGS` below (``--digestfile``,
 ``--quiet``, ``--image-parallel-copies``, ``--chunk-size``); ``dir:``'s ``--dest-compress``
-writes gzip at level 6.
+compresses with the layer-format flags too.
 Progress goes to stdout as skopeo's does (:mod:`asyncsync.cli.copy_view`): rich bars on a
 terminal, plain lines otherwise, nothing with ``--quiet``. Errors are one line on stderr with a
 non-zero exit. The run itself is :func:`asyncsync.copy.run.copy_between`.

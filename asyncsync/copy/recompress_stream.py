@@ -41,7 +41,7 @@ from zlib_ng import gzip_ng, zlib_ng
 from asyncsync.copy.layer_format import Format
 from asyncsync.digest import Digest
 from asyncsync.errors import ContentError, LocalStorageError
-from asyncsync.transports.layer_compression import MAGIC_LENGTH, detect
+from asyncsync.transports.layer_compression import MAGIC_LENGTH, ZstdFrames, detect
 
 #: Bytes a decompressor hands over at once (and the read size of the spool).
 PIECE = 1024 * 1024
@@ -84,82 +84,6 @@ class _Aborted(Exception):
     """The producer stopped before the end of the stream (its own error is what is reported)."""
 
 
-_ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
-
-
-class ZstdFrames:
-    """Follows the frame and block headers of a zstd stream to tell whether it ended complete.
-
-    zstandard's stream readers end quietly when their input ends inside a frame; this walk
-    (headers only: block contents are skipped, so it costs a few operations per 128 KiB block)
-    makes a truncated layer an error. Skippable frames (zstd:chunked's table of contents) are
-    skipped. Raises :class:`ContentError` for bytes that are not zstd frames.
-    """
-
-    def __init__(self, what: str) -> None:
-        self.what = what
-        self.frames = 0
-        self._state = "magic"
-        self._need = 4
-        self._buffer = b""
-        self._skip = 0
-        self._checksum = False
-
-    def feed(self, data: bytes) -> None:
-        position, length = 0, len(data)
-        while position < length:
-            if self._skip:
-                step = min(self._skip, length - position)
-                self._skip -= step
-                position += step
-                continue
-            step = min(self._need - len(self._buffer), length - position)
-            self._buffer += data[position : position + step]
-            position += step
-            if len(self._buffer) == self._need:
-                header, self._buffer = self._buffer, b""
-                self._advance(header)
-
-    def _advance(self, header: bytes) -> None:
-        state = self._state
-        if state == "magic":
-            if header == _ZSTD_MAGIC:
-                self._state, self._need = "descriptor", 1
-            elif header[1:] == b"\x2a\x4d\x18" and header[0] & 0xF0 == 0x50:
-                self._state, self._need = "skippable", 4
-            else:
-                raise ContentError(f"{self.what}: corrupt zstd data: no frame at a frame boundary")
-        elif state == "descriptor":
-            descriptor = header[0]
-            single = bool(descriptor & 0x20)
-            self._checksum = bool(descriptor & 0x04)
-            content_size = (1 if single else 0, 2, 4, 8)[descriptor >> 6]
-            rest = (0 if single else 1) + (0, 1, 2, 4)[descriptor & 0x03] + content_size
-            self._state, self._need = ("header", rest) if rest else ("block", 3)
-        elif state == "header":
-            self._state, self._need = "block", 3
-        elif state == "block":
-            value = int.from_bytes(header, "little")
-            kind, size = (value >> 1) & 0x03, value >> 3
-            if kind == 3:
-                raise ContentError(f"{self.what}: corrupt zstd data: reserved block type")
-            self._skip = 1 if kind == 1 else size
-            if value & 1:
-                self._state, self._need = ("checksum", 4) if self._checksum else ("magic", 4)
-                self.frames += 0 if self._checksum else 1
-        elif state == "checksum":
-            self._state, self._need = "magic", 4
-            self.frames += 1
-        else:  # skippable: the frame's length
-            self._skip = int.from_bytes(header, "little")
-            self._state, self._need = "magic", 4
-
-    def finish(self) -> None:
-        """Raise :class:`ContentError` unless the stream ended after a complete frame."""
-        if self.frames == 0 or self._state != "magic" or self._buffer or self._skip:
-            raise ContentError(f"{self.what}: truncated zstd data")
-
-
 class _Feed:
     """A read-only file object whose ``read`` pulls the copying task's chunks into the thread."""
 
@@ -168,7 +92,7 @@ class _Feed:
         self._buffer = b""
         self._ended = False
         #: Sees every chunk as it arrives (a :class:`ZstdFrames` for zstd input).
-        self.observer: Callable[[bytes], None] | None = None
+        self.observer: Callable[[bytes], object] | None = None
 
     def _fill(self) -> bool:
         if self._ended:

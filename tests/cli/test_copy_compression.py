@@ -19,11 +19,13 @@ import pytest
 
 from tests.copy.compression_support import (
     DOCKER_LAYER_GZIP,
+    OCI_LAYER,
     OCI_LAYER_GZIP,
     OCI_LAYER_ZSTD,
     OCI_MANIFEST,
     diff_id,
     fetch_blob,
+    plain,
     relayered,
     write_oci_layout,
     zstd,
@@ -38,7 +40,8 @@ from tests.helpers.images import (
     run_sync,
 )
 from tests.helpers.registry import RegistryServer
-from tests.helpers.skopeo import skopeo
+from tests.helpers.skopeo import SkopeoError, skopeo
+from tests.local_support import write_dir_image
 
 PLAIN = ("--src-tls-verify=false", "--dest-tls-verify=false")
 
@@ -255,3 +258,46 @@ def test_a_corrupt_zstd_frame_fails_with_one_line_and_no_tag(
     )
     assert result.returncode == 1 and "corrupt zstd data" in result.stderr
     assert not (tmp_path / "out" / "index.json").exists()
+
+
+def test_zstd_layers_are_decompressed_into_docker_archive_and_dir(
+    registry_anon: RegistryServer, image: GeneratedImage, tmp_path: Path, rng_seed: int
+) -> None:
+    repo = f"compress/{rng_seed}-unzstd"
+    push_image_sync(registry_anon, repo, "v1", image)
+    layout = f"oci:{tmp_path / 'layout'}:z"
+    skopeo(
+        "copy", "-q", "--src-tls-verify=false", "--dest-compress-format", "zstd",
+        f"docker://{registry_anon.host}/{repo}:v1", layout,
+    )  # fmt: skip
+    archive = f"docker-archive:{tmp_path / 'image.tar'}:{repo}:v1"
+    _ok("copy", "-q", layout, archive)
+    assert json.loads(skopeo("inspect", archive))["Layers"] == image.diff_ids
+    _ok("copy", "-q", "--dest-decompress", layout, f"dir:{tmp_path / 'plain'}")
+    layers = json.loads((tmp_path / "plain" / "manifest.json").read_bytes())["layers"]
+    assert [layer["digest"] for layer in layers] == image.diff_ids
+    for layer in layers:
+        assert diff_id((tmp_path / "plain" / layer["digest"][7:]).read_bytes()) == layer["digest"]
+
+
+def test_dir_dest_compress_takes_the_format_and_refuses_zstd_in_docker_v2s2(
+    image: GeneratedImage, tmp_path: Path
+) -> None:
+    layout = write_oci_layout(tmp_path / "layout", relayered(image, plain, OCI_LAYER), "plain")
+    out = tmp_path / "zstd"
+    _ok(
+        "copy", "-q", "--dest-compress", "--dest-compress-format", "zstd", f"oci:{layout}:plain", f"dir:{out}"
+    )
+    layers = json.loads((out / "manifest.json").read_bytes())["layers"]
+    assert {layer["mediaType"] for layer in layers} == {OCI_LAYER_ZSTD}
+    assert [diff_id((out / layer["digest"][7:]).read_bytes()) for layer in layers] == image.diff_ids
+    # A Docker v2s2 image cannot say zstd, and dir: keeps the manifest type: skopeo fails too.
+    source = write_dir_image(tmp_path / "v2s2", image)
+    flags = ("--dest-compress", "--dest-compress-format", "zstd", f"dir:{source}")
+    result = invoke("copy", "-q", *flags, f"dir:{tmp_path / 'refused'}")
+    assert result.returncode == 1
+    assert "zstd compression is not supported for type" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert not (tmp_path / "refused" / "manifest.json").exists()
+    with pytest.raises(SkopeoError, match="zstd compression is not supported for type"):
+        skopeo("copy", "-q", *flags, f"dir:{tmp_path / 'skopeo-refused'}")

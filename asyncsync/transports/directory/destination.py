@@ -7,11 +7,14 @@ first: blobs and child manifests are written atomically next to it, ``manifest.j
 replaced atomically at :meth:`DirDestination.commit`, and only then are the files of the old
 image removed. A copy that fails leaves the previous image intact and readable.
 
-``--dest-compress`` / ``--dest-decompress`` (``SideOptions.compress`` / ``decompress``) are done
-while streaming: each layer is gzip-compressed (when uncompressed) or decompressed (when gzip,
-bzip2 or xz) on its way to disk, then the manifest is rewritten with the new layer digests,
-sizes and media types, and an index with the new child manifest digests, as skopeo does. Digests
-change, so the destination then reports ``preserves_digests=False``.
+``--dest-decompress`` (``SideOptions.decompress``) is done while streaming: each layer is
+decompressed (when gzip, bzip2, xz or zstd) on its way to disk, then the manifest is rewritten
+with the new layer digests, sizes and media types, and an index with the new child manifest
+digests, as skopeo does. ``--dest-compress`` makes the destination one that wants compressed
+layers (``Capabilities.compresses_layers``), as containers/image's ``dir:`` does: the copy engine
+then compresses uncompressed layers (gzip, or ``--dest-compress-format``) and recompresses layers
+compressed otherwise (:mod:`asyncsync.copy.recompress`). Digests change, so the destination then
+reports ``preserves_digests=False``.
 """
 
 from __future__ import annotations
@@ -38,13 +41,7 @@ from asyncsync.transports.base import (
 )
 from asyncsync.transports.directory.reference import DirReference
 from asyncsync.transports.directory.source import MANIFEST_FILE, child_manifest_name
-from asyncsync.transports.layer_compression import (
-    Decompress,
-    GzipCompress,
-    gzip_media_type,
-    is_layer,
-    uncompressed_media_type,
-)
+from asyncsync.transports.layer_compression import Decompress, is_layer, uncompressed_media_type
 from asyncsync.transports.local_files import (
     TEMP_PREFIX,
     ensure_directory,
@@ -94,9 +91,10 @@ class DirDestination:
         self._reference = reference
         self.root = root
         self._where = str(reference)
-        self._compress = compress
         self._decompress = decompress
-        self._capabilities = Capabilities(ranged_reads=True, preserves_digests=not (compress or decompress))
+        self._capabilities = Capabilities(
+            ranged_reads=True, preserves_digests=not (compress or decompress), compresses_layers=compress
+        )
         #: File names this copy wrote or reused (kept at commit).
         self._kept: set[str] = {VERSION_FILE, MANIFEST_FILE}
         self._blobs: dict[Digest, _Stored] = {}
@@ -115,7 +113,7 @@ class DirDestination:
         return os.path.join(self.root, name)
 
     def _transforms(self, blob: Descriptor) -> bool:
-        return (self._compress or self._decompress) and is_layer(blob.media_type)
+        return self._decompress and is_layer(blob.media_type)
 
     async def try_reuse_blob(
         self, blob: Descriptor, candidates: Sequence[BlobLocation] = (), *, known_absent: bool = False
@@ -140,7 +138,7 @@ class DirDestination:
             self._kept.add(blob.digest.hex)
             return
         what = f"{self._where}: layer {blob.digest}"
-        transform: Decompress | GzipCompress = GzipCompress(what) if self._compress else Decompress(what)
+        transform = Decompress(what)
         # The final name is the digest of what is written; write under a temporary name first.
         staged = self._path(f"{TEMP_PREFIX}{blob.digest.hex}.layer")
         result = await write_chunks_atomic(staged, chunks, transform)
@@ -151,8 +149,9 @@ class DirDestination:
             raise LocalStorageError(f"{what}: {exc.strerror or exc}") from None
         self._kept.add(final)
         if transform.changed:
-            media = gzip_media_type if self._compress else uncompressed_media_type
-            self._blobs[blob.digest] = _Stored(result.digest, result.size, media(blob.media_type))
+            self._blobs[blob.digest] = _Stored(
+                result.digest, result.size, uncompressed_media_type(blob.media_type)
+            )
 
     def _rewrite(self, raw: bytes) -> bytes:
         """The manifest with stored (re-compressed) layers and rewritten children substituted."""

@@ -10,9 +10,12 @@ from pathlib import Path
 
 import pytest
 
+from asyncsync.copy import CopyEnvironment, CopyOptions, copy_image
 from asyncsync.digest import Digest
 from asyncsync.errors import DigestMismatchError, InvalidReferenceError, LocalStorageError, UsageError
+from asyncsync.limits import BlobLimiter
 from asyncsync.manifest import DOCKER_LAYER_GZIP, OCI_LAYER, parse_manifest
+from asyncsync.retry import RetryPolicy
 from asyncsync.transports import parse_image_name
 from asyncsync.transports.directory.reference import DirReference
 from asyncsync.transports.layer_compression import DOCKER_LAYER_TAR
@@ -120,7 +123,11 @@ async def test_compress_after_decompress_and_an_index_with_new_children(
         )
     async with transport_context(compress=True) as ctx:
         plain = await parse_image_name(f"dir:{tmp_path}/plain").new_source(ctx)
-        await copy_through(plain, await parse_image_name(f"dir:{tmp_path}/gz").new_destination(ctx))
+        destination = await parse_image_name(f"dir:{tmp_path}/gz").new_destination(ctx)
+        # --dest-compress asks the copy engine to compress (Capabilities.compresses_layers).
+        assert destination.capabilities.compresses_layers
+        env = CopyEnvironment(blob_limiter=BlobLimiter(4), retry=RetryPolicy(attempts=1))
+        await copy_image(plain, destination, CopyOptions(multi_arch="all"), env)
         found = await read_back(await parse_image_name(f"dir:{tmp_path}/gz").new_source(ctx))
     top = json.loads((tmp_path / "gz" / "manifest.json").read_bytes())
     assert [Digest.parse(m["digest"]) for m in top["manifests"]] == found.children
