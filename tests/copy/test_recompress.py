@@ -10,16 +10,14 @@ holds is reused as it is unless the format is forced.
 from __future__ import annotations
 
 import json
-from collections.abc import Awaitable, Callable
 from pathlib import Path
 
+import anyio
 import orjson
 import pytest
 
 from asyncsync.copy import CopyOptions, copy_image
 from asyncsync.copy.layer_format import LayerCompression
-from asyncsync.copy.recompress_cache import Key, RecompressCache
-from asyncsync.copy.recompress_stream import Spool
 from asyncsync.errors import ContentError, ManifestError
 from asyncsync.manifest import DOCKER_LIST, OCI_INDEX
 from asyncsync.transports.oci_layout.reference import parse_oci_reference
@@ -53,21 +51,6 @@ from tests.helpers.registry import RegistryServer
 pytestmark = pytest.mark.anyio
 
 ZSTD = CopyOptions(compression=LayerCompression("zstd"))
-
-
-class CountingCache(RecompressCache):
-    """Counts the recompressions actually made, per key."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.made: list[Key] = []
-
-    async def get(self, key: Key, make: Callable[[], Awaitable[Spool]], compression: str):  # type: ignore[no-untyped-def]
-        async def counted() -> Spool:
-            self.made.append(key)
-            return await make()
-
-        return await super().get(key, counted, compression)
 
 
 async def _layers(server: RegistryServer, repo: str, tag: str) -> tuple[str, dict]:  # type: ignore[type-arg]
@@ -129,9 +112,7 @@ async def test_a_layer_shared_by_many_images_is_recompressed_once_per_run(
     images = [make_image(f"shared-{n}", layers=1, layer_size=20_000, shared_layers=[base]) for n in range(3)]
     for n, image in enumerate(images):
         await push_image(registry_anon, f"shared/src{n}", "v1", image)
-    cache = CountingCache()
     async with copy_run() as run:
-        run.env.recompressed = cache
         for n in range(3):
             await run.copy(
                 ref(registry_anon, f"shared/src{n}:v1"),
@@ -140,8 +121,9 @@ async def test_a_layer_shared_by_many_images_is_recompressed_once_per_run(
                 registry_options(registry_basic),
                 ZSTD,
             )
-    made = [key[0] for key in cache.made]
-    assert len(made) == 4 and len(set(made)) == 4  # the shared layer once, each own layer once
+        recompressed = run.env.recompressed.statistics()
+    assert recompressed.runs == 4  # the shared layer once, each image's own layer once
+    assert recompressed.cached == 2 and recompressed.failures == 0
     digests = {
         json.loads((await get_manifest(registry_basic, f"shared/dst{n}", "v1"))[1])["layers"][0]["digest"]
         for n in range(3)
@@ -284,3 +266,38 @@ async def test_preserve_digests_keeps_layers_as_they_are(registry_anon: Registry
             CopyOptions(preserve_digests=True, compression=LayerCompression("zstd", force=True)),
         )
     assert (await get_manifest(registry_anon, "preserve/dst", "v1"))[1] == image.manifest
+
+
+async def test_concurrent_copies_share_one_recompression_and_a_second_registry_gets_the_same_bytes(
+    registry_anon: RegistryServer, registry_basic: RegistryServer, registry_token: RegistryServer
+) -> None:
+    base = make_image("flight-base", layers=1, layer_size=40_000).layers[0]
+    images = [make_image(f"flight-{n}", layers=1, layer_size=10_000, shared_layers=[base]) for n in range(3)]
+    for n, image in enumerate(images):
+        await push_image(registry_anon, f"flight/src{n}", "v1", image)
+    async with copy_run() as run:
+
+        async def copy(n: int, server: RegistryServer) -> None:
+            await run.copy(
+                ref(registry_anon, f"flight/src{n}:v1"),
+                registry_options(registry_anon),
+                ref(server, f"flight/dst{n}:v1"),
+                registry_options(server),
+                ZSTD,
+            )
+
+        async with anyio.create_task_group() as group:
+            for n in range(3):
+                group.start_soon(copy, n, registry_basic)
+        first = run.env.recompressed.statistics()
+        # Later, another registry: the spools are gone, so the shared layer is recompressed again
+        # and must come out with the digest the run recorded (it is uploaded under that digest).
+        await copy(0, registry_token)
+        later = run.env.recompressed.statistics()
+    assert first.runs == 4 and first.shared + first.cached == 2
+    assert later.runs == 4 and later.cached == first.cached + 2
+    basic = json.loads((await get_manifest(registry_basic, "flight/dst0", "v1"))[1])
+    token = json.loads((await get_manifest(registry_token, "flight/dst0", "v1"))[1])
+    assert basic == token
+    for layer, expected in zip(token["layers"], images[0].diff_ids, strict=True):
+        assert diff_id(await fetch_blob(registry_token, "flight/dst0", layer["digest"])) == expected
