@@ -61,7 +61,6 @@ FILE_TIMEOUT = 1200
 EXPECTED_ASYNCSYNC_FAILURES: dict[tuple[str, str], str] = {
     ("001-basic.bats", "skopeo version emits reasonable output"): "by design: --version names asyncsync",
     ("010-inspect.bats", "inspect: image manifest list w/ diff platform"): "issue 16: message text",
-    ("020-copy.bats", "copy: oci, zstd"): "issue 15 (compress): --dest-compress-format",
     ("020-copy.bats", "copy: registry -> storage -> oci-archive"): "issue 15 (engines): containers-storage:",
     ("020-copy.bats", "copy: sif image"): "issue 16: sif: transport",
     ("040-local-registry-auth.bats", "auth: credentials on command line"): "issue 16: message text, --dcreds",
