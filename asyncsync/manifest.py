@@ -12,7 +12,7 @@ from typing import Any
 import orjson
 
 from asyncsync.digest import Digest
-from asyncsync.errors import AsyncSyncError, ManifestError
+from asyncsync.errors import AsyncSyncError, ContentError, ManifestError
 from asyncsync.jsondoc import load_json_object
 
 MAX_MANIFEST_SIZE = 4 * 1024 * 1024
@@ -267,3 +267,18 @@ def host_platform() -> Platform:
     arch = _MACHINE_TO_GOARCH.get(machine, machine)
     variant = {"armv7l": "v7", "armv6l": "v6", "aarch64": "v8", "arm64": "v8"}.get(machine)
     return Platform(os="linux", architecture=arch, variant=variant)
+
+
+def referrers_entries(body: bytes, what: str) -> list[Any]:
+    """The ``manifests`` list of a referrers index (the referrers API's answer or the document at a
+    fallback tag ``sha256-<hex>``); a one-line :class:`ContentError` when it is not one."""
+    try:
+        data = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        raise ContentError(f"{what}: the referrers index is not JSON") from None
+    if not isinstance(data, dict):
+        raise ContentError(f"{what}: the referrers index is not a JSON object")
+    entries = data.get("manifests")
+    if not isinstance(entries, list):
+        raise ContentError(f"{what}: the referrers index has no 'manifests' list")
+    return entries

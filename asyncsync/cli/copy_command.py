@@ -24,6 +24,7 @@ import typer
 
 from asyncsync.cli._run import run
 from asyncsync.cli.app import app
+from asyncsync.cli.attachment_flags import ATTACHMENT_FLAGS, AttachmentFlags
 from asyncsync.cli.common import (
     REGISTRY_SIDES,
     RETRY_FLAGS,
@@ -31,6 +32,7 @@ from asyncsync.cli.common import (
     RetryFlags,
     SkopeoCommand,
     chunk_size_flag,
+    warn,
 )
 from asyncsync.cli.compression_flags import COMPRESSION_FLAGS, CompressionFlags
 from asyncsync.cli.copy_view import RichProgress, make_progress
@@ -38,9 +40,9 @@ from asyncsync.cli.flag_groups import FlagGroup, flag_option, with_flag_groups
 from asyncsync.cli.image_flags import COPY_IMAGE_FLAGS, ImageFlags
 from asyncsync.cli.local_flags import LOCAL_SIDES, LocalSides, warn_unused
 from asyncsync.cli.platform_flags import PLATFORM_FLAGS, PlatformFlags
-from asyncsync.copy import CopyResult
+from asyncsync.copy import CopyOptions, CopyResult
 from asyncsync.copy.run import copy_between
-from asyncsync.errors import LocalStorageError
+from asyncsync.errors import ContentError, LocalStorageError
 from asyncsync.limits import DEFAULT_COPY_BLOBS_IN_FLIGHT
 from asyncsync.transports import parse_image_name
 from asyncsync.units import size_flag
@@ -104,6 +106,18 @@ COPY_FLAGS: FlagGroup[CopyFlags] = FlagGroup(
 )
 
 
+def report_attachments(result: CopyResult, destination: str, options: CopyOptions) -> None:
+    """One line per attachment left behind (on stderr); with ``--attachments-strict`` those left by a
+    digest change fail the command (the image itself is copied)."""
+    outcome = result.attachments
+    for line in outcome.notes(destination):
+        warn(line)
+    if outcome.left and options.attachments is not None and options.attachments.strict:
+        raise ContentError(
+            f"--attachments-strict: {len(outcome.left)} attachment(s) left behind (the image was copied)"
+        )
+
+
 @app.command("copy", cls=SkopeoCommand)
 @with_flag_groups
 def copy_command(
@@ -119,12 +133,15 @@ def copy_command(
     local: Annotated[LocalSides, LOCAL_SIDES],
     retry_flags: Annotated[RetryFlags, RETRY_FLAGS],
     compression: Annotated[CompressionFlags, COMPRESSION_FLAGS],
+    attachment_flags: Annotated[AttachmentFlags, ATTACHMENT_FLAGS],
 ) -> None:
     """Copy an image (or a multi-arch image) from SOURCE-IMAGE to DESTINATION-IMAGE."""
 
     async def main() -> None:
         options = replace(
-            image.copy_options(platform.override()), compression=compression.layer_compression()
+            image.copy_options(platform.override()),
+            compression=compression.layer_compression(),
+            attachments=attachment_flags.policy(image.remove_signatures),
         )
         source_registry, destination_registry = (
             registries.source.to_options(),
@@ -151,5 +168,6 @@ def copy_command(
         else:
             result = await copying
         flags.write_digest(result)
+        report_attachments(result, destination, options)
 
     run(main)

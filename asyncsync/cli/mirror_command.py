@@ -8,7 +8,7 @@ scheduled mirror exits 0 after SIGTERM/SIGINT once the in-flight images are done
 from __future__ import annotations
 
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from inspect import Parameter
 from pathlib import Path
 from typing import Annotated, Any
@@ -28,6 +28,7 @@ from asyncsync.cli.extension_options import EXTENSION_FLAGS, ExtensionFlags
 from asyncsync.cli.flag_groups import FlagGroup, flag_option, with_flag_groups
 from asyncsync.cli.output_flags import OUTPUT_FLAGS, OutputFlags
 from asyncsync.cli.run_flags import RUN_FLAGS, RunFlags
+from asyncsync.copy.attachments import AttachmentPolicy
 from asyncsync.errors import UsageError
 from asyncsync.mirror.cron import CronSchedule
 from asyncsync.mirror.loop import Cron, Every, MirrorLoop, Schedule
@@ -175,7 +176,8 @@ def mirror_command(
         metrics = MirrorMetrics()
         loop = MirrorLoop(
             load,
-            run_flags.command_line(registries, retry_flags),
+            # Attachments follow their images as in sync (a spec entry may say attachments: false).
+            replace(run_flags.command_line(registries, retry_flags), attachments=AttachmentPolicy()),
             schedule,
             extensions=extensions,
             jitter=flags.jitter_seconds(),

@@ -8,7 +8,7 @@ the run's settings once, and :func:`~asyncsync.sync.engine.run_sync` runs it.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from inspect import Parameter
 from pathlib import Path
 from typing import Annotated
@@ -17,6 +17,7 @@ import typer
 
 from asyncsync.cli._run import EXIT_FAILURE, run
 from asyncsync.cli.app import app
+from asyncsync.cli.attachment_flags import ATTACHMENT_FLAGS, AttachmentFlags
 from asyncsync.cli.common import REGISTRY_SIDES, RETRY_FLAGS, RegistrySides, RetryFlags, SkopeoCommand
 from asyncsync.cli.extension_options import EXTENSION_FLAGS, ExtensionFlags
 from asyncsync.cli.flag_groups import FlagGroup, flag_option, with_flag_groups
@@ -188,6 +189,7 @@ def sync_command(
     extension_flags: Annotated[ExtensionFlags, EXTENSION_FLAGS],
     registries: Annotated[RegistrySides, REGISTRY_SIDES],
     retry_flags: Annotated[RetryFlags, RETRY_FLAGS],
+    attachment_flags: Annotated[AttachmentFlags, ATTACHMENT_FLAGS],
 ) -> None:
     """Synchronise images between registries: a skopeo sync YAML, a repository, or a native spec.
 
@@ -209,6 +211,7 @@ def sync_command(
         command_line = run_flags.command_line(
             registries, retry_flags, fail_fast=flags.fail_fast, preserve_digests=image.preserve_digests
         )
+        command_line = replace(command_line, attachments=attachment_flags.policy(image.remove_signatures))
         settings = resolve_settings(spec, command_line)
         hooks = build_hooks(spec, extensions)
         if flags.dry_run:

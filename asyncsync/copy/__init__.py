@@ -8,14 +8,17 @@ then ``commit()``. A failure before the last step leaves no tag behind.
 
 from __future__ import annotations
 
+from asyncsync.copy.attachments.hook import follow_attachments
+from asyncsync.copy.attachments.state import AttachmentOutcome
 from asyncsync.copy.blobs import BlobCopier
 from asyncsync.copy.coordinator import BlobCoordinator
 from asyncsync.copy.image import copy_image_manifest, require_image
 from asyncsync.copy.index import copy_index
 from asyncsync.copy.options import CopyEnvironment, CopyOptions, CopyResult
 from asyncsync.copy.progress import CopyProgress, NullProgress
+from asyncsync.digest import Digest
 from asyncsync.errors import NotFoundError, UsageError
-from asyncsync.manifest import ImageIndex, parse_manifest
+from asyncsync.manifest import ImageIndex, ImageManifest, parse_manifest
 from asyncsync.transports.base import CopyStats, ImageDestination, ImageReference, ImageSource
 
 __all__ = [
@@ -55,9 +58,32 @@ async def copy_image(
     env.progress.copy_started(source_name, destination_name)
     manifest = require_image(parse_manifest(raw, media_type), f"{source_name}")
     if isinstance(manifest, ImageIndex):
-        _, written_type, digest = await copy_index(copier, manifest, options)
+        written, written_type, digest = await copy_index(copier, manifest, options)
     else:
-        _, written_type, digest = await copy_image_manifest(copier, manifest, options, instance=False)
+        written, written_type, digest = await copy_image_manifest(copier, manifest, options, instance=False)
+    attachments = await _attachments(copier, manifest, written, digest, options, env)
     await destination.commit()
     env.progress.copy_finished(digest)
-    return CopyResult(digest=digest, media_type=written_type, stats=stats)
+    return CopyResult(digest=digest, media_type=written_type, stats=stats, attachments=attachments)
+
+
+async def _attachments(
+    copier: BlobCopier,
+    manifest: ImageManifest | ImageIndex,
+    written: bytes,
+    digest: Digest,
+    options: CopyOptions,
+    env: CopyEnvironment,
+) -> AttachmentOutcome:
+    """After the subject is written: what refers to it follows (:mod:`asyncsync.copy.attachments`)."""
+    if options.attachments is None:
+        return AttachmentOutcome()
+    causes = [f"--format {options.format}"] if options.format else []
+    if options.compression.format is not None or options.compression.level is not None:
+        causes.append("layer recompression")
+    if options.platforms or options.multi_arch == "system":
+        causes.append("platform selection")
+    why = " or ".join(causes) or "conversion for the destination"
+    return await follow_attachments(
+        copier, manifest, written, digest, options.attachments, env.attachments, why
+    )

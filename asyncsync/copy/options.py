@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
+from asyncsync.copy.attachments.kinds import AttachmentPolicy
+from asyncsync.copy.attachments.state import AttachmentOutcome, AttachmentRun
 from asyncsync.copy.coordinator import BlobCoordinator
 from asyncsync.copy.destination_state import DestinationState
 from asyncsync.copy.layer_format import LayerCompression
@@ -28,7 +30,9 @@ class CopyOptions:
     ``platform`` (default: this host's) and tags it, ``all`` copies every instance and the index,
     ``index-only`` copies the index alone. ``format`` converts image manifests (and indexes) to
     OCI or Docker v2s2; ``preserve_digests`` forbids any change of manifest bytes.
-    ``remove_signatures`` is accepted for compatibility: no signatures are copied yet.
+    ``attachments`` (``None``: off) makes what refers to the image follow it (referrers, cosign
+    tags; see :mod:`asyncsync.copy.attachments`); the commands turn it on by default.
+    ``remove_signatures`` drops signatures among them (``attachments.remove_signatures``).
     ``platforms`` (with ``all``) keeps only the instances of those platforms: the index is
     rewritten without the others, so its digest changes (a sync spec's ``platforms:``).
     ``compression`` is the layer compression asked for (``--dest-compress-format`` and friends;
@@ -42,6 +46,7 @@ class CopyOptions:
     preserve_digests: bool = False
     remove_signatures: bool = False
     compression: LayerCompression = field(default_factory=LayerCompression)
+    attachments: AttachmentPolicy | None = None
 
 
 @dataclass
@@ -59,6 +64,7 @@ class CopyEnvironment:
     destinations: DestinationState = field(default_factory=DestinationState)
     #: Layers recompressed in this run, by (source digest, format, level).
     recompressed: RecompressCache = field(default_factory=RecompressCache)
+    attachments: AttachmentRun = field(default_factory=AttachmentRun)
 
 
 @dataclass
@@ -68,3 +74,4 @@ class CopyResult:
     digest: Digest
     media_type: str
     stats: CopyStats
+    attachments: AttachmentOutcome = field(default_factory=AttachmentOutcome)

@@ -61,12 +61,38 @@ MAX_BODY = 16 * 1024 * 1024
 
 
 @dataclass(frozen=True, slots=True)
+class HarborAccessory:
+    """An accessory of an artifact (Harbor 2.5+): a cosign signature (``signature.cosign``), an
+    OCI referrer (``subject.accessory``), ...; its digest and Harbor's type name."""
+
+    digest: Digest
+    type: str
+
+
+@dataclass(frozen=True, slots=True)
 class HarborArtifact:
-    """One artifact of a repository: its manifest digest and media type, and its tags (sorted)."""
+    """One artifact of a repository: its manifest digest and media type, its tags (sorted) and its
+    accessories (signatures, SBOMs: attachments, not images of their own)."""
 
     digest: Digest
     media_type: str
     tags: tuple[str, ...]
+    accessories: tuple[HarborAccessory, ...] = ()
+
+
+def _accessories(item: dict[str, Any]) -> tuple[HarborAccessory, ...]:
+    """The ``accessories`` of an artifact listed ``with_accessory=true``; malformed ones are ignored
+    (they only cost the attachment walk a lookup)."""
+    found = []
+    for entry in item.get("accessories") or ():
+        if not isinstance(entry, dict):
+            continue
+        try:
+            digest = Digest.parse(str(entry.get("digest", "")))
+        except InvalidReferenceError:
+            continue
+        found.append(HarborAccessory(digest, str(entry.get("type") or "")))
+    return tuple(found)
 
 
 def project_of(repository: str) -> tuple[str, str]:
@@ -241,7 +267,7 @@ class HarborAPI:
         what = f"listing artifacts of {self.registry}/{repository}"
         items = await self._paged(
             f"{API}/projects/{_segment(project)}/repositories/{_repository_segment(name)}/artifacts",
-            {"with_tag": "true"},
+            {"with_tag": "true", "with_accessory": "true"},
             what,
         )
         if not items and not await self.repository_exists(repository):
@@ -256,7 +282,7 @@ class HarborAPI:
             tags = item.get("tags") or []
             names = sorted(t["name"] for t in tags if isinstance(t, dict) and isinstance(t.get("name"), str))
             media_type = str(item.get("manifest_media_type") or "")
-            artifacts.append(HarborArtifact(digest, media_type, tuple(names)))
+            artifacts.append(HarborArtifact(digest, media_type, tuple(names), _accessories(item)))
         return artifacts
 
     async def repositories_with_blob(self, digest: Digest, *, limit: int = 10) -> list[str]:

@@ -29,6 +29,21 @@ from asyncsync.sync.plan import ResolvedManifest, SourceLister, bounded_map
 PROJECT_CONCURRENCY = 4
 
 
+#: Harbor's accessory types for cosign's tag attachments, and the tag suffix cosign gives each.
+_COSIGN_ACCESSORIES = {"signature.cosign": "sig", "attestation.cosign": "att", "sbom.cosign": "sbom"}
+
+
+def cosign_tags(artifact: HarborArtifact) -> list[str]:
+    """The tags of ``artifact``'s cosign accessories (``sha256-<hex>.sig`` ...): Harbor lists them
+    under their subject, not as tags, yet cosign (and the attachment walk) find them by tag."""
+    subject = artifact.digest
+    return [
+        f"{subject.algorithm}-{subject.hex}.{_COSIGN_ACCESSORIES[a.type]}"
+        for a in artifact.accessories
+        if a.type in _COSIGN_ACCESSORIES
+    ]
+
+
 class HarborLister:
     """Harbor API discovery for ``hosts``; ``inner`` serves every other request."""
 
@@ -79,10 +94,17 @@ class HarborLister:
     async def list_tags(self, registry: str, repository: str) -> list[str]:
         if registry not in self.hosts:
             return await self.inner.list_tags(registry, repository)
-        tags: list[str] = []
-        for artifact in await self._list_artifacts(registry, repository):
+        artifacts = await self._list_artifacts(registry, repository)
+        accessories = {a.digest for artifact in artifacts for a in artifact.accessories}
+        tags: set[str] = set()
+        for artifact in artifacts:
+            # An accessory (signature, SBOM) is an attachment of its subject, never an image of its
+            # own, whether or not this Harbor lists it among the artifacts too.
+            if artifact.digest in accessories:
+                continue
+            tags.update(cosign_tags(artifact))
             for tag in artifact.tags:
-                tags.append(tag)
+                tags.add(tag)
                 if artifact.media_type:
                     self._tagged[(registry, repository, tag)] = ResolvedManifest(
                         artifact.digest, artifact.media_type

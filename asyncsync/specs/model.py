@@ -60,6 +60,11 @@ class CopySettings:
     platforms: tuple[Platform, ...] = ()
     format: ManifestFormat | None = None
     skip_existing: bool = False
+    #: ``attachments:`` (``False``: images alone); ``attachment-types:`` keeps only those kinds or
+    #: types (empty: every type). The command line's ``--attachments=false`` and
+    #: ``--attachment-type`` win over both.
+    attachments: bool = True
+    attachment_types: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

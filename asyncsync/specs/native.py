@@ -16,6 +16,8 @@ The format (``asyncsync sync SPEC.yaml``)::
       platforms: [linux/amd64]      # or "all"; a list implies multi-arch all
       format: oci                   # oci | v2s2; default: keep the source's format
       skip-existing: false          # treat destination tags as immutable
+      attachments: true             # signatures, SBOMs, referrers follow their images
+      attachment-types: [sbom]      # only these kinds or artifact types (default: all)
     registries:                     # per host; keys as in defaults where they make sense
       harbor-a.example:
         type: harbor                # optional: Harbor API discovery, project creation, mounts
@@ -102,7 +104,7 @@ from asyncsync.units import parse_duration, parse_size
 
 SUPPORTED_VERSIONS = (1,)
 TOP_KEYS = ("version", "defaults", "registries", "sync")
-SETTING_KEYS = ("platforms", "multi-arch", "format", "skip-existing")
+SETTING_KEYS = ("platforms", "multi-arch", "format", "skip-existing", "attachments", "attachment-types")
 LIMIT_KEYS = ("tls-verify", "max-concurrent-requests", "requests-per-second", "chunk-size")
 DEFAULT_KEYS = ("parallel", "parallel-blobs", "retry-times", "retry-delay", *LIMIT_KEYS, *SETTING_KEYS)
 REGISTRY_KEYS = ("type", "create-projects", "credentials", "authfile", "no-creds", "cert-dir", *LIMIT_KEYS)
@@ -202,6 +204,16 @@ class _NativeParser:
         skip = block.get("skip-existing")
         if skip is not None:
             settings = replace(settings, skip_existing=doc.boolean(skip.value, f"'skip-existing' of {where}"))
+        attachments = block.get("attachments")
+        if attachments is not None:
+            enabled = doc.boolean(attachments.value, f"'attachments' of {where}")
+            settings = replace(settings, attachments=enabled)
+        types = block.get("attachment-types")
+        if types is not None:
+            listed = tuple(text for text, _ in doc.strings(types.value, f"'attachment-types' of {where}"))
+            if not listed or any(not text.strip() for text in listed):
+                raise doc.error(types.value.line, f"'attachment-types' of {where} must list type names")
+            settings = replace(settings, attachment_types=listed)
         return settings
 
     def platform(self, text: str, line: int, where: str) -> Platform:

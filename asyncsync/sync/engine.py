@@ -27,10 +27,14 @@ import time
 from contextlib import closing
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import orjson
 
 from asyncsync.copy import BlobCoordinator, CopyEnvironment, CopyOptions, copy_image
+from asyncsync.copy.attachments import AttachmentOutcome, AttachmentPolicy, AttachmentRun
+from asyncsync.copy.attachments.hook import follow_skipped, preview_image
+from asyncsync.copy.blobs import BlobCopier
 from asyncsync.copy.destination_state import DestinationState
 from asyncsync.copy.progress import CopyProgress, NullProgress
 from asyncsync.errors import AsyncSyncError, ImmutableTagError
@@ -38,15 +42,15 @@ from asyncsync.limits import BlobLimiter
 from asyncsync.registry.client import RegistryOptions, RegistrySession
 from asyncsync.retry import with_retries
 from asyncsync.specs.model import SyncSpec
-from asyncsync.sync.decisions import Decision, DestinationCheck, check_plan, render_plan
+from asyncsync.sync.decisions import REASON_EXISTS, Decision, DestinationCheck, check_plan, render_plan
 from asyncsync.sync.hooks import HookChain, RunContext, SyncHooks
-from asyncsync.sync.plan import Plan, PlannedImage, Planner
+from asyncsync.sync.plan import DEFAULT_PLAN_CONCURRENCY, Plan, PlannedImage, Planner, bounded_map
 from asyncsync.sync.registry_lister import RegistryLister
 from asyncsync.sync.report import ImageResult, Outcome, SyncReport
 from asyncsync.sync.scheduler import PoolControl, PoolStatistics, run_pool
 from asyncsync.sync.settings import RunSettings, Side
 from asyncsync.sync.spec_plan import build_plan
-from asyncsync.transports.base import SideOptions, TransportContext
+from asyncsync.transports.base import CopyStats, SideOptions, TransportContext
 from asyncsync.transports.docker.reference import DockerReference
 
 #: Whole-image attempts for a temporary failure (blob transfers retry inside each attempt).
@@ -97,6 +101,7 @@ class _Run:
         # The upload journal lives beside the mount index; without it (--no-mount-cache) no
         # blob is ever assumed absent (see copy.destination_state).
         self.destinations = DestinationState(settings.mount_index_dir)
+        self.attachments = AttachmentRun()
         self._contexts: dict[tuple[str, str], TransportContext] = {}
 
     def local_context(self) -> TransportContext:
@@ -135,14 +140,8 @@ class _Run:
             if image.destination_local
             else self.context(image.destination.registry, "dest")
         )
-        options = _copy_options(image, self.settings)
-        env = CopyEnvironment(
-            blob_limiter=self.blob_limiter,
-            retry=self.retry,
-            coordinator=self.coordinator,
-            progress=progress,
-            destinations=self.destinations,
-        )
+        options = replace(_copy_options(image, self.settings), attachments=self.policy_for(image))
+        env = self.environment(progress)
         attempts = 0
 
         async def attempt() -> ImageResult:
@@ -172,10 +171,115 @@ class _Run:
                 blobs_mounted=stats.blobs_mounted,
                 blobs_existing=stats.blobs_existing,
                 origin=str(image.origin),
+                attachments=_attachments_json(result.attachments),
             )
 
         policy = replace(self.retry, attempts=IMAGE_ATTEMPTS) if self.retry.attempts > 1 else self.retry
-        return await with_retries(policy, attempt)
+        return _strict(self.settings.attachments, await with_retries(policy, attempt))
+
+    def policy_for(self, image: PlannedImage) -> AttachmentPolicy | None:
+        """The attachment policy of one image: the run's (``--attachments``, ``--attachment-type``),
+        unless its spec entry turns attachments off or, without ``--attachment-type``, names types."""
+        policy = self.settings.attachments
+        if policy is None or not image.settings.attachments:
+            return None
+        if image.settings.attachment_types and not policy.types:
+            return replace(policy, types=image.settings.attachment_types)
+        return policy
+
+    def environment(self, progress: CopyProgress) -> CopyEnvironment:
+        """The copy environment of one image: the run-wide limiters, caches and attachment state."""
+        return CopyEnvironment(
+            blob_limiter=self.blob_limiter,
+            retry=self.retry,
+            coordinator=self.coordinator,
+            progress=progress,
+            destinations=self.destinations,
+            attachments=self.attachments,
+        )
+
+    async def preview_attachments(self, plan: Plan) -> list[str]:
+        """``--dry-run`` lines for attachments: ``attach`` what would follow each image (if the
+        destination lacks it), ``leave`` what cannot follow, and why. Reads the source only."""
+        if self.settings.attachments is None:
+            return []
+        for key, tags in plan.source_tags.items():
+            self.attachments.seed_tags(key, tags)
+        images = [i for i in plan.images if i.source_local is None and i.destination_local is None]
+
+        async def preview(index: int) -> list[str]:
+            image = images[index]
+            policy = self.policy_for(image)
+            if policy is None:
+                return []
+            source = await DockerReference(image.source).new_source(
+                self.context(image.source.registry, "source")
+            )
+            destination = await DockerReference(image.destination).new_destination(
+                self.context(image.destination.registry, "dest")
+            )
+            copier = BlobCopier(source, destination, self.environment(NullProgress()), CopyStats())
+            outcome = await preview_image(
+                copier,
+                image.digest,
+                image.expected_destination_digest() is not None,
+                policy,
+                self.attachments,
+            )
+            target = image.describe_destination()
+            return (
+                [f"attach {found} -> {target}" for found in outcome.found]
+                + [f"leave  {left} ({target})" for left in outcome.left]
+                + [f"leave  {name}: {target} cannot hold attachments" for name in outcome.unsupported]
+            )
+
+        results = await bounded_map(list(range(len(images))), preview, DEFAULT_PLAN_CONCURRENCY)
+        lines: list[str] = []
+        for index in range(len(images)):
+            result = results[index]
+            if isinstance(result, AsyncSyncError):
+                lines.append(f"error attachments of {images[index].describe_source()}: {result}")
+            else:
+                lines += result
+        return lines
+
+    async def attachments_of_skipped(self, image: PlannedImage, skipped: ImageResult) -> ImageResult:
+        """An image skipped because the destination has it: its attachments may still be new.
+
+        Costs nothing when the source's tag list shows no attachment and the source has no
+        referrers API (see :mod:`asyncsync.copy.attachments.walk` for the rest)."""
+        policy = self.policy_for(image)
+        if policy is None or image.source_local is not None or image.destination_local is not None:
+            return skipped
+        source = await DockerReference(image.source).new_source(self.context(image.source.registry, "source"))
+        try:
+            destination = await DockerReference(image.destination).new_destination(
+                self.context(image.destination.registry, "dest")
+            )
+            try:
+                copier = BlobCopier(source, destination, self.environment(NullProgress()), CopyStats())
+                outcome = await follow_skipped(copier, image.digest, image.is_index, policy, self.attachments)
+            finally:
+                await destination.close()
+        finally:
+            await source.close()
+        return _strict(policy, replace(skipped, attachments=_attachments_json(outcome)))
+
+
+def _attachments_json(outcome: AttachmentOutcome) -> dict[str, Any]:
+    return {} if outcome.empty else outcome.as_json()
+
+
+def _strict(policy: AttachmentPolicy | None, result: ImageResult) -> ImageResult:
+    """With ``--attachments-strict``, an image whose attachments were left behind failed."""
+    if policy is None or not policy.strict or not result.attachments.get("left"):
+        return result
+    left = result.attachments["left"]
+    return replace(
+        result,
+        outcome=Outcome.FAILED,
+        reason=f"--attachments-strict: {left} attachment(s) left behind (the image was written)",
+    )
 
 
 def _copy_options(image: PlannedImage, run: RunSettings) -> CopyOptions:
@@ -248,7 +352,9 @@ async def dry_run(
                     decision.image, decision, ctx
                 ):
                     decisions[index] = replace(decision, action="skip", reason=REASON_IMMUTABLE_RULE)
-            return plan, render_plan(plan, decisions) + await hooks.preview(plan, ctx)
+            lines = render_plan(plan, decisions)
+            lines[-1:-1] = await run.preview_attachments(plan)
+            return plan, lines + await hooks.preview(plan, ctx)
 
 
 def _session(settings: RunSettings) -> RegistrySession:
@@ -284,6 +390,8 @@ async def run_sync(
             RegistryLister(session, lambda host: settings.registry_options(host, "source")), ctx
         )
         plan = await hooks.before_copy(hooks.plan(await planner(spec, lister)), ctx)
+        for key, tags in plan.source_tags.items():
+            run.attachments.seed_tags(key, tags)
         hooks.configure(run.coordinator, ctx)
         report.plan_errors = [str(e) for e in plan.errors]
         view.planned(plan)
@@ -302,7 +410,13 @@ async def run_sync(
             except AsyncSyncError as exc:
                 return _failed(image, f"checking the destination: {exc}")
             if decision.action == "skip":
-                return _skipped(image, decision)
+                skipped = _skipped(image, decision)
+                if decision.reason == REASON_EXISTS:
+                    return skipped  # --skip-existing: the tag is treated as immutable, attachments too
+                try:
+                    return await run.attachments_of_skipped(image, skipped)
+                except AsyncSyncError as exc:
+                    return _failed(image, f"copying attachments: {exc}")
             if await hooks.destination_immutable(image, decision, ctx):
                 return _immutable(image)  # known before any blob request (Harbor's rules)
             try:

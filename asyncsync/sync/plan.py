@@ -26,12 +26,13 @@ Skip decisions (:class:`DestinationCheck`, :func:`check_plan`) and ``--dry-run``
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Hashable, Sequence
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable, Hashable, Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol, TypeVar
 
 import anyio
 
+from asyncsync.copy.attachments.kinds import is_attachment_tag
 from asyncsync.digest import Digest
 from asyncsync.errors import AsyncSyncError, InvalidReferenceError
 from asyncsync.manifest import DOCKER_LIST, DOCKER_V2S2, INDEX_TYPES, OCI_INDEX, OCI_MANIFEST
@@ -150,6 +151,9 @@ class Plan:
     images: tuple[PlannedImage, ...]
     errors: tuple[PlanError, ...] = ()
     warnings: tuple[PlanError, ...] = ()
+    #: Tag lists the planner fetched, by ``registry/repository``: attachments are found in them
+    #: without another request (:mod:`asyncsync.copy.attachments`).
+    source_tags: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
 
 
 async def bounded_map(
@@ -217,6 +221,7 @@ class _Planner:
         self.limit = limit
         self.errors: list[PlanError] = []
         self.warnings: list[PlanError] = []
+        self.listed: dict[str, tuple[str, ...]] = {}
 
     def fail(self, origin: Origin, message: str) -> None:
         self.errors.append(PlanError(origin, message))
@@ -265,7 +270,10 @@ class _Planner:
                         subject = f"{selector.registry}/{repository}"
                         self.fail(origin, _with_context(f"listing tags of {subject}", subject, listing))
                         continue
-                    listed = listing
+                    self.listed[f"{selector.registry}/{repository}"] = tuple(listing)
+                    # Attachment tags (sha256-<hex>, .sig/.att/.sbom) are not images: they follow
+                    # their subjects (or stay behind with --attachments=false).
+                    listed = [tag for tag in listing if not is_attachment_tag(tag)]
                     if not listed:
                         self.warnings.append(
                             PlanError(origin, f"{selector.registry}/{repository} has no tags")
@@ -361,7 +369,7 @@ async def build_registry_plan(
     # Report in spec order, whichever phase found the problem.
     errors = tuple(sorted(planner.errors, key=lambda error: error.origin.line))
     warnings = tuple(sorted(planner.warnings, key=lambda warning: warning.origin.line))
-    return Plan(images=tuple(images), errors=errors, warnings=warnings)
+    return Plan(images=tuple(images), errors=errors, warnings=warnings, source_tags=planner.listed)
 
 
 #: What builds a run's plan: :func:`~asyncsync.sync.spec_plan.build_plan`, or a local side's

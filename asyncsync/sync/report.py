@@ -45,6 +45,8 @@ class ImageResult:
     blobs_mounted: int = 0
     blobs_existing: int = 0
     origin: str = ""
+    #: What followed the image (:meth:`AttachmentOutcome.as_json`); empty when nothing refers to it.
+    attachments: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(slots=True)
@@ -104,6 +106,7 @@ class SyncReport:
                 "requests_per_registry": self.requests_per_host,
                 "wall_seconds": round(self.wall_seconds, 3),
                 "stopped": self.stopped_reason,
+                "attachments": dict(_attachment_totals(self.results)),
             },
             "plan_errors": self.plan_errors,
             "images": [{**asdict(r), "outcome": r.outcome.value} for r in self.results],
@@ -128,6 +131,21 @@ class SyncReport:
             Path(tmp).unlink(missing_ok=True)
             raise
 
+    def _attachment_lines(self) -> list[str]:
+        """Attachments per run, and each one left behind (with the image it belongs to)."""
+        totals = _attachment_totals(self.results)
+        if not any(totals.values()):
+            return []
+        with_any = sum(1 for r in self.results if r.attachments)
+        lines = [
+            f"Attachments of {with_any} images: {totals['copied']} copied, {totals['present']} already "
+            f"present, {totals['left']} left behind, {totals['skipped']} skipped (per image in the report)"
+        ]
+        for result in self.results:
+            for reason in result.attachments.get("left_reasons", []):
+                lines.append(f"  attachment left: {result.destination}: {reason}")
+        return lines
+
     def summary_lines(self) -> list[str]:
         counts = self.counts
         wall = self.wall_seconds
@@ -140,6 +158,7 @@ class SyncReport:
             f"Uploaded {human_bytes(self.bytes_uploaded)}; saved {human_bytes(self.bytes_reused)} "
             "by reusing blobs already at the destination (existing or mounted)",
         ]
+        lines += self._attachment_lines()
         if self.requests_per_host:
             per_host = ", ".join(f"{host}: {n}" for host, n in sorted(self.requests_per_host.items()))
             lines.append(f"HTTP requests: {per_host}")
@@ -153,6 +172,14 @@ class SyncReport:
         if self.stopped_reason:
             lines.append(f"Stopped early: {self.stopped_reason}")
         return lines
+
+
+def _attachment_totals(results: list[ImageResult]) -> Counter[str]:
+    totals: Counter[str] = Counter()
+    for result in results:
+        for key in ("copied", "present", "left", "skipped"):
+            totals[key] += int(result.attachments.get(key, 0))
+    return totals
 
 
 def human_bytes(size: float) -> str:

@@ -36,6 +36,7 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Literal
 
+from asyncsync.copy.attachments.kinds import AttachmentPolicy
 from asyncsync.limits import PoolSizes, pool_sizes
 from asyncsync.registry.client import RegistryOptions
 from asyncsync.retry import RetryPolicy
@@ -68,6 +69,10 @@ class CommandLine:
     fail_fast: bool = False
     preserve_digests: bool = False
     mount_index_dir: Path | None = None
+    #: What follows each image (``--attachments``, ``--attachment-type``, ``--remove-signatures``;
+    #: ``None``: nothing). A spec entry may turn it off or name types (:meth:`RunSettings` keeps
+    #: the run's; the engine lays each entry's ``attachments:``/``attachment-types:`` over it).
+    attachments: AttachmentPolicy | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,6 +106,7 @@ class RunSettings:
     fail_fast: bool = False
     preserve_digests: bool = False
     mount_index_dir: Path | None = None
+    attachments: AttachmentPolicy | None = None
 
     def host(self, host: str) -> HostSettings:
         return self.hosts.get(host, self.other_hosts)
@@ -172,4 +178,5 @@ def resolve_settings(spec: SyncSpec, flags: CommandLine) -> RunSettings:
         fail_fast=flags.fail_fast,
         preserve_digests=flags.preserve_digests,
         mount_index_dir=flags.mount_index_dir,
+        attachments=flags.attachments,
     )

@@ -27,6 +27,12 @@ Harbor behaviours reproduced:
   references the blob; the admin sees every project, ordinary users their projects and public
   ones, robot accounts only public ones (as Harbor's ``ListAllRepositories`` does);
 * ``DELETE .../artifacts/{ref}/tags/{tag}`` removes only that tag;
+* accessories (Harbor 2.8): a manifest pushed with a ``subject`` is a ``subject.accessory`` of it and
+  a cosign ``sha256-<hex>.sig|att|sbom`` tag a ``signature.cosign`` (...) accessory of ``<hex>``;
+  the artifacts list leaves accessories out and shows them under their subject with
+  ``with_accessory=true``; ``GET /v2/<repo>/referrers/<digest>`` lists the ``subject.accessory``
+  ones (``artifactType`` filter, ``OCI-Filters-Applied``), served by the front without an auth
+  check (the registry behind still checks every pull of what it lists);
 * tag immutability: a manifest PUT to an existing tag that the project's rules keep immutable
   answers **412** ``PRECONDITION`` ("... configured as immutable"), as does deleting a tagged
   manifest or tag. Rules (:mod:`tests.helpers.harbor_rules`: doublestar repository and tag
@@ -50,6 +56,7 @@ import base64
 import binascii
 import dataclasses
 import json
+import re
 import secrets
 import shutil
 import threading
@@ -68,6 +75,7 @@ from tests.helpers.harbor_state import (
     Artifact,
     HarborState,
     Project,
+    accessory_json,
     artifact_json,
     error_response,
     paged_response,
@@ -168,6 +176,7 @@ class HarborServer:
         self._http = aiohttp.ClientSession(auto_decompress=False, timeout=aiohttp.ClientTimeout(total=120))
         app = web.Application(client_max_size=64 * 1024 * 1024)
         app.router.add_route("*", "/service/token", self._token)
+        app.router.add_get("/v2/{repo:.+}/referrers/{digest}", self._referrers)
         app.router.add_route("*", "/v2/{tail:.*}", self._proxy)
         api = "/api/v2.0"
         app.router.add_route("*", f"{api}/projects", self._projects)
@@ -317,6 +326,7 @@ class HarborServer:
             references = tuple(str(m.get("digest", "")) for m in document.get("manifests", []))
             blobs = list(references)
         artifact = Artifact(digest, media_type, frozenset(b for b in blobs if b), references)
+        _as_accessory(artifact, reference, document, len(body))
         self.state.record_push(repository, reference, artifact, is_tag=not reference.startswith("sha256:"))
 
     # -- API -------------------------------------------------------------------------------------
@@ -440,13 +450,46 @@ class HarborServer:
         assert project is not None
         name = self._repository_name(request)
         with_tag = request.query.get("with_tag", "true").lower() != "false"
+        with_accessory = request.query.get("with_accessory", "false").lower() == "true"
         with self.state.lock:
-            artifacts = sorted(self.state.artifacts.get(name, {}).values(), key=lambda a: -a.push_time)
+            every = sorted(self.state.artifacts.get(name, {}).values(), key=lambda a: -a.push_time)
+            # Accessories are listed under their subject, never as artifacts of their own.
+            artifacts = [a for a in every if not a.subject]
             items = [artifact_json(a, project, with_tag) for a in artifacts]
+            if with_accessory:
+                for item in items:
+                    item["accessories"] = [accessory_json(a) for a in every if a.subject == item["digest"]]
         for item in items:
             for tag in item["tags"] or ():
                 tag["immutable"] = self.tag_immutable(name, tag["name"])
         return paged_response(request, items)
+
+    async def _referrers(self, request: web.Request) -> web.Response:
+        """Harbor 2.8's referrers API: the ``subject.accessory`` accessories of a digest (no auth
+        check here: the registry behind enforces pulls of what is listed)."""
+        name, subject = request.match_info["repo"], request.match_info["digest"]
+        with self.state.lock:
+            entries = [
+                {
+                    "mediaType": a.media_type,
+                    "digest": a.digest,
+                    "size": a.size,
+                    "artifactType": a.artifact_type,
+                }
+                for a in self.state.artifacts.get(name, {}).values()
+                if a.subject == subject and a.accessory_type == "subject.accessory"
+            ]
+        wanted = request.query.get("artifactType")
+        headers = {"Content-Type": "application/vnd.oci.image.index.v1+json"}
+        if wanted:
+            entries = [e for e in entries if e["artifactType"] == wanted]
+            headers["OCI-Filters-Applied"] = "artifactType"
+        document = {
+            "schemaVersion": 2,
+            "mediaType": "application/vnd.oci.image.index.v1+json",
+            "manifests": entries,
+        }
+        return web.Response(body=json.dumps(document).encode(), headers=headers)
 
     async def _immutable_rules(self, request: web.Request) -> web.Response:
         account, refusal = self._caller(request)
@@ -492,6 +535,28 @@ class HarborServer:
                 if project.public or (not robot and self.state.is_member(account, project.name)):
                     visible.append(self._repository_json(name))
         return paged_response(request, visible)
+
+
+_COSIGN_TAG = re.compile(r"^sha256-([0-9a-f]{64})\.(sig|att|sbom)$")
+_COSIGN_TYPES = {"sig": "signature.cosign", "att": "attestation.cosign", "sbom": "sbom.cosign"}
+
+
+def _as_accessory(artifact: Artifact, reference: str, document: dict[str, Any], size: int) -> None:
+    """Mark ``artifact`` an accessory as Harbor 2.8 does: a manifest with a ``subject`` is one of
+    that subject (``subject.accessory``); a cosign ``sha256-<hex>.sig|att|sbom`` tag, of ``<hex>``."""
+    artifact.size = size
+    subject = document.get("subject")
+    config = document.get("config") or {}
+    artifact.artifact_type = str(document.get("artifactType") or config.get("mediaType") or "")
+    if isinstance(subject, dict) and subject.get("digest"):
+        artifact.subject, artifact.accessory_type = str(subject["digest"]), "subject.accessory"
+        return
+    cosign = _COSIGN_TAG.match(reference)
+    if cosign is not None:
+        artifact.subject, artifact.accessory_type = (
+            f"sha256:{cosign.group(1)}",
+            _COSIGN_TYPES[cosign.group(2)],
+        )
 
 
 def _manifest_path(path: str) -> tuple[str, str] | None:

@@ -61,6 +61,12 @@ class Artifact:
     references: tuple[str, ...] = ()
     tags: dict[str, float] = field(default_factory=dict)
     push_time: float = field(default_factory=time.time)
+    #: An accessory (Harbor 2.8+): the digest of its subject, and Harbor's accessory type
+    #: (``subject.accessory`` for OCI referrers, ``signature.cosign`` for cosign's .sig tags).
+    subject: str = ""
+    accessory_type: str = ""
+    artifact_type: str = ""
+    size: int = 0
 
 
 class HarborState:
@@ -216,6 +222,15 @@ def project_json(project: Project) -> dict[str, Any]:
         "project_id": project.project_id,
         "name": project.name,
         "metadata": {"public": "true" if project.public else "false"},
+    }
+
+
+def accessory_json(accessory: Artifact) -> dict[str, Any]:
+    return {
+        "digest": accessory.digest,
+        "type": accessory.accessory_type,
+        "subject_artifact_digest": accessory.subject,
+        "size": accessory.size,
     }
 
 

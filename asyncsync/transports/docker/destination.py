@@ -36,6 +36,7 @@ from asyncsync.transports.base import (
     ReuseResult,
     TransportContext,
 )
+from asyncsync.transports.docker.attachments import RegistryAttachments
 from asyncsync.transports.docker.reference import DockerReference
 
 log = logging.getLogger("asyncsync.copy")
@@ -229,6 +230,10 @@ class DockerDestination:
             if denied is exc:
                 raise
             raise denied from exc
+
+    def attachment_writer(self) -> RegistryAttachments:
+        """Tags, manifests by tag and referrers of this repository (for attachments)."""
+        return RegistryAttachments(self.client, self.registry, self.repository)
 
     async def commit(self) -> None:
         """Registries make each manifest visible as it is written; nothing is left to do."""

@@ -12,6 +12,7 @@ from asyncsync.registry.client import RegistryClient
 from asyncsync.registry.manifests import get_manifest
 from asyncsync.registry.tags import list_tags
 from asyncsync.transports.base import BlobLocation, Capabilities, TransportContext
+from asyncsync.transports.docker.attachments import RegistryAttachments
 from asyncsync.transports.docker.reference import DockerReference
 
 _CAPABILITIES = Capabilities(ranged_reads=True)
@@ -93,6 +94,10 @@ class DockerSource:
 
     async def list_tags(self) -> list[str]:
         return await list_tags(self.client, self.repository)
+
+    def attachment_reader(self) -> RegistryAttachments:
+        """Tags, manifests by tag and referrers of this repository (for attachments)."""
+        return RegistryAttachments(self.client, self.registry, self.repository)
 
     async def close(self) -> None:
         """Nothing to release: the registry session belongs to the caller."""

@@ -26,6 +26,7 @@ from asyncsync.transports.base import (
 )
 from asyncsync.transports.local_files import remove_tree_quietly, write_file_atomic_sync
 from asyncsync.transports.oci_archive.reference import OCIArchiveReference
+from asyncsync.transports.oci_layout.attachments import LayoutAttachments
 from asyncsync.transports.oci_layout.destination import LayoutDestination, open_layout_at
 from asyncsync.transports.tar_archive import TarEntry, write_tar
 
@@ -73,6 +74,10 @@ class ArchiveDestination:
 
     async def put_manifest(self, raw: bytes, media_type: str, instance: Digest | None = None) -> Digest:
         return await self._layout.put_manifest(raw, media_type, instance)
+
+    def attachment_writer(self) -> LayoutAttachments:
+        """The staging layout's: attachments are tarred with the image."""
+        return self._layout.attachment_writer()
 
     async def commit(self) -> None:
         await self._layout.commit()

@@ -14,10 +14,11 @@ from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
 import anyio
+import orjson
 
 from asyncsync.digest import Digest
 from asyncsync.errors import DigestMismatchError, LocalStorageError
-from asyncsync.manifest import OCI_INDEX, OCI_MANIFEST, Descriptor
+from asyncsync.manifest import MAX_MANIFEST_SIZE, OCI_INDEX, OCI_MANIFEST, Descriptor, guess_media_type
 from asyncsync.transports.base import (
     BlobLocation,
     Capabilities,
@@ -33,6 +34,7 @@ from asyncsync.transports.local_files import (
     write_bytes_atomic,
     write_chunks_atomic,
 )
+from asyncsync.transports.oci_layout.attachments import LayoutAttachments
 from asyncsync.transports.oci_layout.layout import (
     INDEX_FILE,
     LAYOUT_FILE,
@@ -88,6 +90,8 @@ class LayoutDestination:
         self._shared = shared
         self._where = where
         self._pending: dict[str, Any] | None = None
+        #: Tags of attachments (fallback tag, cosign tags), added to index.json with the image.
+        self._tags: list[dict[str, Any]] = []
         self._committed = False
 
     @property
@@ -148,12 +152,34 @@ class LayoutDestination:
         async with layout_lock(self.root):
             index = await anyio.to_thread.run_sync(self._current_index)
             index.add(self._pending)
+            for entry in self._tags:
+                index.add(entry)
             await write_layout_files(self.root, index)
         self._committed = True
 
     def _current_index(self) -> IndexDocument:
         raw = _read_existing(os.path.join(self.root, INDEX_FILE), MAX_INDEX_SIZE)
         return parse_index(raw, self._where) if raw is not None else IndexDocument.empty()
+
+    def attachment_writer(self) -> LayoutAttachments:
+        """Attachments go into this layout: manifests as blobs, tags as index entries at commit."""
+
+        async def index() -> IndexDocument:
+            current = await anyio.to_thread.run_sync(self._current_index)
+            for entry in self._tags:
+                current.add(dict(entry))
+            return current
+
+        async def read(digest: Digest) -> tuple[bytes, str]:
+            raw = await anyio.to_thread.run_sync(_read_existing, self._blob_path(digest), MAX_MANIFEST_SIZE)
+            if raw is None or Digest.of(raw, digest.algorithm) != digest:
+                raise LocalStorageError(f"{self._where}: no manifest {digest}")
+            try:
+                return raw, guess_media_type(orjson.loads(raw))
+            except orjson.JSONDecodeError:
+                raise LocalStorageError(f"{self._where}: manifest {digest} is not JSON") from None
+
+        return LayoutAttachments(f"oci:{self.root}", index, read, self._tags.append, self.put_manifest)
 
     async def close(self) -> None:
         """Nothing to release: uncommitted blobs stay as unreferenced files, harmless to readers."""

@@ -11,6 +11,7 @@ from asyncsync.digest import Digest
 from asyncsync.manifest import Descriptor, guess_media_type
 from asyncsync.transports.base import BlobLocation, Capabilities, ImageReference, TransportContext
 from asyncsync.transports.local_files import DirectoryTree, FileTree, find_directory, read_manifest_file
+from asyncsync.transports.oci_layout.attachments import LayoutAttachments
 from asyncsync.transports.oci_layout.layout import IndexDocument, blob_name, read_index
 from asyncsync.transports.oci_layout.reference import OCIReference
 
@@ -91,6 +92,14 @@ class LayoutSource:
     async def list_tags(self) -> list[str]:
         """The ref names in ``index.json`` (skopeo 1.9 lists tags only for registries and archives)."""
         return self.index.ref_names()
+
+    def attachment_reader(self) -> LayoutAttachments:
+        """Ref names, manifests by name or digest (attachments; a layout has no referrers API)."""
+
+        async def index() -> IndexDocument:
+            return self.index
+
+        return LayoutAttachments(self._where, index, self.get_manifest)
 
     async def close(self) -> None:
         if self._on_close is not None:

@@ -1,0 +1,101 @@
+"""Run-wide attachment state: tag lists, what each registry can do, and one image's outcome.
+
+:class:`AttachmentRun` lives in the copy environment, one per run (a ``copy`` or a whole sync):
+
+* tag lists per source repository, fetched at most once (single-flight); a sync seeds them with
+  the lists its planner already holds, so finding cosign tags and fallback tags costs nothing;
+* whether a source registry answers the referrers API (learnt from the first request; a registry
+  that does not is never asked again in the run);
+* whether a destination registry has the API, detected once per registry.
+
+:class:`AttachmentOutcome` is what one image's walk did, counted in the copy result and reports.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass, field
+
+from asyncsync.limits import KeyedLock, SingleFlight
+
+
+@dataclass(slots=True)
+class AttachmentOutcome:
+    """Attachments of one image: copied, already present, left behind (and why), skipped (and why).
+
+    ``left`` are attachments that could not follow because the copy changed their subject's
+    digest; ``unsupported`` those the destination cannot hold (``docker-archive:``, ``dir:``, ...);
+    ``skipped`` were not wanted (options) or were bad input (a referrer naming another subject,
+    a referrers index that is not JSON, a cycle).
+    """
+
+    copied: list[str] = field(default_factory=list)
+    present: list[str] = field(default_factory=list)
+    left: list[str] = field(default_factory=list)
+    unsupported: list[str] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)
+    #: Lines for ``--dry-run``: what would be copied.
+    found: list[str] = field(default_factory=list)
+
+    def merge(self, other: AttachmentOutcome) -> None:
+        self.copied += other.copied
+        self.present += other.present
+        self.left += other.left
+        self.unsupported += other.unsupported
+        self.skipped += other.skipped
+        self.found += other.found
+
+    @property
+    def empty(self) -> bool:
+        return not (self.copied or self.present or self.left or self.unsupported or self.skipped)
+
+    def counts(self) -> dict[str, int]:
+        return {
+            "copied": len(self.copied),
+            "present": len(self.present),
+            "left": len(self.left) + len(self.unsupported),
+            "skipped": len(self.skipped),
+        }
+
+    def as_json(self) -> dict[str, object]:
+        return {
+            **self.counts(),
+            "left_reasons": [*self.left, *self.unsupported],
+            "skipped_reasons": list(self.skipped),
+        }
+
+    def notes(self, destination: str) -> list[str]:
+        """One line for what a destination cannot hold, one per attachment left by a digest change."""
+        lines = []
+        if self.unsupported:
+            lines.append(
+                f"{destination} cannot hold attachments: {len(self.unsupported)} left behind "
+                f"({', '.join(self.unsupported)})"
+            )
+        lines += [f"attachment left behind: {reason}" for reason in self.left]
+        return lines
+
+
+class AttachmentRun:
+    """See the module docstring. Keys are ``registry/repository`` (tags) and ``registry`` (APIs)."""
+
+    def __init__(self) -> None:
+        self._tags: SingleFlight[str, frozenset[str]] = SingleFlight()
+        #: Source registries and whether they answered the referrers API.
+        self.source_api: dict[str, bool] = {}
+        #: Destination registries and whether they have the referrers API.
+        self.destination_api: dict[str, bool] = {}
+        #: Held while the first request to a registry finds out about its API (the others wait).
+        self.api_locks: KeyedLock[str] = KeyedLock()
+
+    def seed_tags(self, key: str, tags: Iterable[str]) -> None:
+        """Tags a caller already listed (the sync planner): no request will be made for ``key``."""
+        self._tags.remember(key, frozenset(tags))
+
+    async def tags(self, key: str, fetch: Callable[[], Awaitable[Iterable[str]]]) -> frozenset[str]:
+        """The tags of ``key``, fetched at most once per run."""
+
+        async def listed() -> frozenset[str]:
+            return frozenset(await fetch())
+
+        return await self._tags.do(key, listed)

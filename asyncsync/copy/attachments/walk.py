@@ -1,0 +1,468 @@
+"""The attachment walk: after an image is copied, what refers to it follows, one manifest at a time.
+
+For each subject (a manifest copied with its digest unchanged) :class:`AttachmentWalk`
+
+1. finds its attachments at the source: the referrers API where the source answers it, else the
+   fallback tag ``sha256-<hex>`` (an index listing the referrers); and cosign's tags
+   ``sha256-<hex>.sig``, ``.att``, ``.sbom``. Tags come from the run's tag list of the repository
+   (:class:`~asyncsync.copy.attachments.state.AttachmentRun`), so an absent attachment costs nothing;
+2. drops what the :class:`~asyncsync.copy.attachments.kinds.AttachmentPolicy` does not keep;
+3. writes, in commit order: each referrer (its blobs, then its manifest by digest), then the
+   destination's fallback tag when the destination has no referrers API (merged with the index
+   already there, re-read just before writing); each cosign tag (its blobs, then the tag, merged
+   layer by layer with a ``.sig``/``.att`` already there; an ``.sbom`` already there with other
+   content is kept);
+4. walks on from each attachment (a signature of an SBOM) up to ``policy.max_depth``; a digest
+   seen before in the walk is a cycle and is skipped with a reason.
+
+The subject is always written before the walk starts, so a crash leaves at most attachments
+without an index entry or tag naming them (invisible), never an attachment of a missing subject.
+A no-op costs, per subject: for each attachment tag present at the source, one request at the
+source and one HEAD at the destination (the fallback index is read to know its entries), or one
+referrers request where the source has the API; nothing when the tag list shows no attachment.
+
+Bad input at the source (a referrers index that is not JSON, a referrer whose ``subject`` is
+another manifest, an unparseable manifest) is skipped with a reason; network and registry
+failures propagate (the image fails and is retried like any other).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Coroutine, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+
+from asyncsync.copy.attachments.kinds import COSIGN_SUFFIXES, AttachmentPolicy, cosign_tag, fallback_tag
+from asyncsync.copy.attachments.state import AttachmentOutcome, AttachmentRun
+from asyncsync.copy.blobs import BlobCopier, run_concurrently
+from asyncsync.copy.progress import BlobKind
+from asyncsync.digest import Digest
+from asyncsync.errors import AsyncSyncError, ContentError
+from asyncsync.manifest import (
+    OCI_INDEX,
+    Descriptor,
+    ImageIndex,
+    ImageManifest,
+    Manifest,
+    manifest_digest,
+    parse_manifest,
+    referrers_entries,
+)
+from asyncsync.transports.attachment_store import (
+    AttachmentReader,
+    AttachmentWriter,
+    HasAttachmentReader,
+    HasAttachmentWriter,
+    ReferrerEntry,
+    parse_entries,
+)
+
+log = logging.getLogger("asyncsync.copy.attachments")
+
+
+@dataclass(slots=True)
+class _Found:
+    """A subject's attachments at the source, after the policy."""
+
+    subject: Digest
+    referrers: list[ReferrerEntry] = field(default_factory=list)
+    #: The source's fallback index bytes, when the referrers came from one and all were kept.
+    verbatim: bytes | None = None
+    tags: list[tuple[str, str]] = field(default_factory=list)  # (suffix, tag)
+
+
+def short(digest: Digest) -> str:
+    return f"{digest.algorithm}:{digest.short}"
+
+
+def build_index(entries: list[dict[str, Any]]) -> bytes:
+    """A fallback referrers index (OCI image index) listing ``entries`` in order."""
+    return orjson.dumps({"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": entries})
+
+
+def _describe(entry: ReferrerEntry) -> str:
+    return f"referrer {short(entry.digest)} ({entry.artifact_type or entry.descriptor.media_type})"
+
+
+class AttachmentWalk:
+    """One image's walk (see the module docstring); results accumulate in :attr:`outcome`."""
+
+    def __init__(
+        self, copier: BlobCopier, policy: AttachmentPolicy, run: AttachmentRun, *, write: bool = True
+    ) -> None:
+        self.copier = copier
+        self.policy = policy
+        self.run = run
+        self.write = write
+        source, destination = copier.source, copier.destination
+        self.reader: AttachmentReader | None = (
+            source.attachment_reader() if isinstance(source, HasAttachmentReader) else None
+        )
+        self.writer: AttachmentWriter | None = (
+            destination.attachment_writer() if isinstance(destination, HasAttachmentWriter) else None
+        )
+        if self.writer is not None and not self.writer.holds_referrers:
+            self.writer = None
+        self.outcome = AttachmentOutcome()
+        self._visited: set[Digest] = set()
+
+    # -- discovery ---------------------------------------------------------------------------
+
+    async def _tags(self, reader: AttachmentReader) -> frozenset[str]:
+        return await self.run.tags(reader.key, reader.list_tags)
+
+    async def _referrers(self, reader: AttachmentReader, subject: Digest, tags: frozenset[str]) -> _Found:
+        found = _Found(subject)
+        entries: list[ReferrerEntry] | None = None
+        try:
+            entries = await self._source_referrers(reader, subject)
+        except ContentError as exc:
+            self.outcome.skipped.append(f"referrers of {short(subject)}: {exc}")
+            return found
+        verbatim: bytes | None = None
+        if entries is None:
+            tag = fallback_tag(subject)
+            if tag not in tags:
+                return found
+            got = await reader.get(tag)
+            if got is None:
+                return found
+            try:
+                entries = parse_entries(
+                    referrers_entries(got[0], f"fallback tag {tag}"), f"fallback tag {tag}"
+                )
+            except ContentError as exc:
+                self.outcome.skipped.append(f"referrers of {short(subject)}: {exc}")
+                return found
+            verbatim = got[0]
+        seen: set[Digest] = set()
+        for entry in entries:
+            if entry.digest in seen:
+                continue
+            seen.add(entry.digest)
+            kept, why = self.policy.keeps(entry.artifact_type)
+            if kept:
+                found.referrers.append(entry)
+            else:
+                verbatim = None
+                self.outcome.skipped.append(f"{_describe(entry)} of {short(subject)}: {why}")
+        found.verbatim = verbatim
+        return found
+
+    async def _source_referrers(
+        self, reader: AttachmentReader, subject: Digest
+    ) -> list[ReferrerEntry] | None:
+        """The referrers API's answer; the first request to a registry goes alone (the others wait),
+        so a registry without the API is asked once per run."""
+        known = self.run.source_api.get(reader.api_key)
+        if known is None:
+            async with self.run.api_locks.hold(f"source {reader.api_key}"):
+                known = self.run.source_api.get(reader.api_key)
+                if known is None:
+                    entries = await reader.referrers(subject, self.policy.server_filter)
+                    self.run.source_api[reader.api_key] = entries is not None
+                    return entries
+        return await reader.referrers(subject, self.policy.server_filter) if known else None
+
+    async def find(self, subject: Digest) -> _Found:
+        """What the source holds for ``subject``, after the policy (skips are recorded)."""
+        assert self.reader is not None
+        tags = await self._tags(self.reader)
+        found = await self._referrers(self.reader, subject, tags)
+        for suffix, kind_type in COSIGN_SUFFIXES.items():
+            tag = cosign_tag(subject, suffix)
+            if tag not in tags:
+                continue
+            kept, why = self.policy.keeps(kind_type)
+            if kept:
+                found.tags.append((suffix, tag))
+            else:
+                self.outcome.skipped.append(f"tag {tag}: {why}")
+        return found
+
+    # -- the walk ----------------------------------------------------------------------------
+
+    async def follow(
+        self, subjects: Sequence[Digest], left: Sequence[tuple[Digest, str]] = ()
+    ) -> AttachmentOutcome:
+        """Walk from every subject (copied unchanged) and report what ``left`` subjects leave behind."""
+        if self.reader is None:
+            return self.outcome
+        self._visited.update(subjects)
+        for subject, why in left:
+            await self._leave(subject, why)
+        for subject in subjects:
+            if self.writer is None:
+                await self._leave(subject, "", unsupported=True)
+                continue
+            await self._subject(subject, 1)
+        return self.outcome
+
+    async def _leave(self, subject: Digest, why: str, *, unsupported: bool = False) -> None:
+        found = await self.find(subject)
+        names = [f"{_describe(entry)} of {short(subject)}" for entry in found.referrers]
+        names += [f"tag {tag}" for _, tag in found.tags]
+        if unsupported:
+            self.outcome.unsupported += names
+        else:
+            self.outcome.left += [f"{name}: {why}" for name in names]
+
+    async def _subject(self, subject: Digest, depth: int) -> None:
+        found = await self.find(subject)
+        nested: list[Digest] = []
+        fresh: list[ReferrerEntry] = []
+        for entry in found.referrers:
+            if entry.digest in self._visited:
+                self.outcome.skipped.append(f"{_describe(entry)} of {short(subject)}: cycle (already copied)")
+                continue
+            self._visited.add(entry.digest)
+            fresh.append(entry)
+        if fresh:
+            nested += await self._copy_referrers(
+                subject, fresh, found.verbatim if len(fresh) == len(found.referrers) else None
+            )
+        for suffix, tag in found.tags:
+            digest = await self._copy_tag(subject, suffix, tag)
+            if digest is not None:
+                nested.append(digest)
+        if depth >= self.policy.max_depth:
+            if nested:
+                self.outcome.skipped.append(
+                    f"attachments of the attachments of {short(subject)}: deeper than {self.policy.max_depth}"
+                )
+            return
+        for digest in nested:
+            await self._subject(digest, depth + 1)
+
+    # -- referrers ---------------------------------------------------------------------------
+
+    async def _destination_listing(self, subject: Digest) -> list[ReferrerEntry] | None:
+        """The destination's referrers of ``subject``, ``None`` when it has no API (detected once
+        per registry: the first subject's request tells)."""
+        writer = self.writer
+        assert writer is not None
+        known = self.run.destination_api.get(writer.api_key)
+        if known is False:
+            return None
+        if known is None:
+            async with self.run.api_locks.hold(f"destination {writer.api_key}"):
+                known = self.run.destination_api.get(writer.api_key)
+                if known is None:
+                    listing = await writer.referrers(subject)
+                    self.run.destination_api[writer.api_key] = listing is not None
+                    return listing
+            if known is False:
+                return None
+        return await writer.referrers(subject)
+
+    async def _copy_referrers(
+        self, subject: Digest, entries: list[ReferrerEntry], verbatim: bytes | None
+    ) -> list[Digest]:
+        """Copy ``entries`` (then the fallback tag); returns the digests written or present."""
+        writer = self.writer
+        assert writer is not None
+        listing = await self._destination_listing(subject)
+        tag = fallback_tag(subject)
+        expected = verbatim if verbatim is not None else build_index([e.raw for e in entries])
+        present: set[Digest] = set()
+        current: tuple[bytes, str] | None = None
+        if listing is not None:
+            present = {e.digest for e in listing}
+        else:
+            at_tag = await writer.head(tag)
+            if at_tag == manifest_digest(expected):
+                self.outcome.present += [_describe(e) for e in entries]
+                return [e.digest for e in entries]
+            if at_tag is not None:
+                current = await writer.get(tag)
+                present = self._entries_at(current, tag)
+        done: list[Digest] = []
+        for entry in entries:
+            if entry.digest in present:
+                self.outcome.present.append(_describe(entry))
+                done.append(entry.digest)
+            elif not self.write:
+                self.outcome.found.append(f"{_describe(entry)} of {short(subject)}")
+                done.append(entry.digest)
+            elif await self._copy_referrer(subject, entry):
+                self.outcome.copied.append(_describe(entry))
+                done.append(entry.digest)
+        if listing is None and self.write:
+            kept = [e for e in entries if e.digest in done]
+            await self._write_fallback(tag, kept, verbatim if len(kept) == len(entries) else None)
+        return done
+
+    def _entries_at(self, current: tuple[bytes, str] | None, tag: str) -> set[Digest]:
+        if current is None:
+            return set()
+        try:
+            return {e.digest for e in parse_entries(referrers_entries(current[0], tag), tag)}
+        except ContentError:
+            return set()
+
+    async def _copy_referrer(self, subject: Digest, entry: ReferrerEntry) -> bool:
+        """Copy one referrer's blobs and manifest by digest; ``False`` (with a reason) if it is bad."""
+        source = self.copier.source
+        try:
+            raw, media_type = await source.get_manifest(entry.digest)
+            manifest = parse_manifest(raw, media_type, digest=entry.digest)
+            named = _subject_of(raw)
+        except ContentError as exc:
+            self.outcome.skipped.append(f"{_describe(entry)} of {short(subject)}: {exc}")
+            return False
+        if named != subject:
+            shown = short(named) if named is not None else "none"
+            self.outcome.skipped.append(
+                f"{_describe(entry)} of {short(subject)}: its subject is {shown}, not {short(subject)}"
+            )
+            return False
+        await self._copy_manifest(manifest, raw, media_type, entry.digest)
+        return True
+
+    async def _copy_manifest(self, manifest: Manifest, raw: bytes, media_type: str, digest: Digest) -> None:
+        """Blobs (or children), then the manifest by digest: an ordinary manifest copy, bytes unchanged."""
+        if isinstance(manifest, ImageManifest):
+            await self._copy_blobs(manifest)
+        elif isinstance(manifest, ImageIndex):
+            for child in manifest.manifests:
+                child_raw, child_type = await self.copier.source.get_manifest(child.digest)
+                parsed = parse_manifest(child_raw, child_type, digest=child.digest)
+                await self._copy_manifest(parsed, child_raw, child_type, child.digest)
+        else:
+            raise ContentError(f"{media_type} manifests cannot be attachments")
+        await self.copier.destination.put_manifest(raw, media_type, digest)
+        self.copier.stats.manifests_written += 1
+
+    async def _copy_blobs(self, manifest: ImageManifest) -> None:
+        steps = [_step(self.copier, blob, "blob") for blob in manifest.layers]
+        steps.append(_step(self.copier, manifest.config, "config"))
+        await run_concurrently(steps)
+
+    async def _write_fallback(self, tag: str, entries: list[ReferrerEntry], verbatim: bytes | None) -> None:
+        """Write the destination's fallback index: re-read it, add what is missing, never drop."""
+        if not entries:
+            return
+        writer = self.writer
+        assert writer is not None
+        current = await writer.get(tag)
+        if current is None:
+            await writer.put_tagged(tag, verbatim or build_index([e.raw for e in entries]), OCI_INDEX)
+            return
+        try:
+            existing = referrers_entries(current[0], tag)
+            digests = {e.digest for e in parse_entries(existing, tag)}
+        except ContentError as exc:
+            self.outcome.skipped.append(f"fallback tag {tag} at the destination: {exc} (kept as it is)")
+            return
+        missing = [e.raw for e in entries if e.digest not in digests]
+        if not missing:
+            return
+        document = orjson.loads(current[0])
+        document["manifests"] = [*existing, *missing]
+        await writer.put_tagged(tag, orjson.dumps(document), current[1] or OCI_INDEX)
+
+    # -- cosign tags -------------------------------------------------------------------------
+
+    async def _copy_tag(self, subject: Digest, suffix: str, tag: str) -> Digest | None:
+        """Copy (or merge) one cosign tag; returns the source digest to walk on from, if any."""
+        assert self.reader is not None
+        source_digest = await self.reader.head(tag)
+        if source_digest is None:
+            return None
+        if source_digest in self._visited:
+            self.outcome.skipped.append(f"tag {tag}: cycle ({short(source_digest)} is already in the walk)")
+            return None
+        self._visited.add(source_digest)
+        writer = self.writer
+        assert writer is not None
+        at_destination = await writer.head(tag)
+        if at_destination == source_digest:
+            self.outcome.present.append(f"tag {tag}")
+            return source_digest
+        if not self.write:
+            self.outcome.found.append(f"tag {tag}")
+            return source_digest
+        got = await self.reader.get(str(source_digest))
+        if got is None:
+            return None
+        raw, media_type = got
+        try:
+            manifest = parse_manifest(raw, media_type, digest=source_digest)
+            if not isinstance(manifest, ImageManifest | ImageIndex):
+                raise ContentError(f"{media_type} manifests cannot be attachments")
+        except ContentError as exc:
+            self.outcome.skipped.append(f"tag {tag}: {exc}")
+            return None
+        if isinstance(manifest, ImageIndex):
+            for child in manifest.manifests:
+                child_raw, child_type = await self.copier.source.get_manifest(child.digest)
+                parsed = parse_manifest(child_raw, child_type, digest=child.digest)
+                await self._copy_manifest(parsed, child_raw, child_type, child.digest)
+        else:
+            await self._copy_blobs(manifest)
+        current = await writer.get(tag)  # re-read just before writing: never drop another writer's
+        if current is None:
+            await writer.put_tagged(tag, raw, media_type)
+            self.outcome.copied.append(f"tag {tag}")
+            return source_digest
+        if manifest_digest(current[0]) == source_digest:
+            self.outcome.present.append(f"tag {tag}")
+            return source_digest
+        merged = None
+        if suffix in ("sig", "att") and isinstance(manifest, ImageManifest):
+            merged = await self._merged(manifest, current)
+        if merged is None:
+            self.outcome.skipped.append(
+                f"tag {tag}: the destination holds other content there (kept as it is)"
+            )
+            return None
+        if merged == current[0]:
+            self.outcome.present.append(f"tag {tag}")
+        else:
+            await writer.put_tagged(tag, merged, current[1])
+            self.outcome.copied.append(f"tag {tag} (merged with the destination's)")
+        return source_digest
+
+    async def _merged(self, ours: ImageManifest, current: tuple[bytes, str]) -> bytes | None:
+        """The destination's cosign manifest with our layers added (union by digest, theirs first);
+        ``None`` when the destination's is not an image manifest.
+
+        The config stays the destination's: cosign reads signatures from the layers and their
+        annotations, never from the config (whose ``rootfs`` it fills in for form's sake)."""
+        try:
+            theirs = parse_manifest(current[0], current[1])
+        except ContentError:
+            return None
+        if not isinstance(theirs, ImageManifest):
+            return None
+        present = {layer.digest for layer in theirs.layers}
+        added = [layer for layer in ours.layers if layer.digest not in present]
+        if not added:
+            return current[0]
+        ours_raw = orjson.loads(ours.raw)
+        by_digest = {str(layer.get("digest")): layer for layer in ours_raw.get("layers", [])}
+        document = orjson.loads(current[0])
+        document["layers"] = [*document.get("layers", []), *(by_digest[str(a.digest)] for a in added)]
+        return orjson.dumps(document)
+
+
+def _subject_of(raw: bytes) -> Digest | None:
+    """The digest a manifest's ``subject`` names, ``None`` without one."""
+    try:
+        data = orjson.loads(raw)
+        subject = data.get("subject") if isinstance(data, dict) else None
+        if isinstance(subject, dict):
+            return Descriptor.from_json(subject, "subject").digest
+    except (orjson.JSONDecodeError, AsyncSyncError):
+        return None
+    return None
+
+
+def _step(copier: BlobCopier, blob: Descriptor, kind: BlobKind) -> Callable[[], Coroutine[Any, Any, None]]:
+    async def step() -> None:
+        await copier.copy(blob, kind)
+
+    return step
