@@ -9,7 +9,8 @@ an error is shown.
     AsyncSyncError
     ├── UsageError                 bad input from the user; exit code 2
     │   ├── InvalidReferenceError  an image name that does not parse
-    │   └── SpecError              a sync spec problem, always "file:line: message"
+    │   ├── SpecError              a sync spec problem, always "file:line: message"
+    │   └── PolicyError            a trust policy / registries.d / key file that cannot be used
     ├── ContentError               bytes that are not what they claim to be
     │   ├── DigestMismatchError    size or digest differs from the descriptor
     │   └── ManifestError          unparseable, unsupported or oversized manifest
@@ -22,6 +23,8 @@ an error is shown.
     │   └── ImmutableTagError      412 from registries with immutable tags
     ├── CredentialsError           an auth file or credential helper could not be used
     ├── LocalStorageError          a local layout/archive/directory is unusable or unsafe
+    ├── SignatureError             signing or verification could not be done (gpg, keys, passphrase)
+    │   └── PolicyRejectedError    the trust policy refused the source image ("Source image rejected")
     └── ImageCopyError             one image failed; wraps the cause, names the image
 
 ``temporary`` is the single retry predicate: transient network failures, 408, 429 and 5xx
@@ -86,6 +89,10 @@ class SpecError(UsageError):
         self.line = line
         self.detail = message
         super().__init__(f"{file}:{line}: {message}")
+
+
+class PolicyError(UsageError):
+    """A trust policy, registries.d file or key that cannot be used; names the file (and line)."""
 
 
 class ContentError(AsyncSyncError):
@@ -172,6 +179,14 @@ class CredentialsError(AsyncSyncError):
 
 class LocalStorageError(AsyncSyncError):
     """A local image store (layout, archive, directory) is missing, corrupt or unsafe."""
+
+
+class SignatureError(AsyncSyncError):
+    """Creating or checking a signature failed (gpg, a key, a passphrase, a signature store)."""
+
+
+class PolicyRejectedError(SignatureError):
+    """The trust policy refused the source image; nothing was written. Never temporary."""
 
 
 class ImageCopyError(AsyncSyncError):

@@ -37,6 +37,7 @@ _ROOT = Path(__file__).resolve().parent.parent
 if str(_ROOT) not in sys.path:
     sys.path.insert(0, str(_ROOT))
 
+from tests.helpers.gpg_keys import GpgKeys, make_gpg_home, stop_agent  # noqa: E402
 from tests.helpers.podman import PodmanService, PrivateStorage, start_podman_service  # noqa: E402
 from tests.helpers.registry import (  # noqa: E402
     FLAVOURS,
@@ -160,3 +161,18 @@ def isolated_home(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.
     monkeypatch.setenv("DOCKER_CONFIG", str(home / ".docker"))
     monkeypatch.delenv("REGISTRY_AUTH_FILE", raising=False)
     return home
+
+
+@pytest.fixture(scope="session")
+def gpg_keys(tmp_path_factory: pytest.TempPathFactory) -> Iterator[GpgKeys]:
+    """A GNUPGHOME with alice's (passphrase) and bob's signing keys (tests/helpers/gpg_keys.py)."""
+    keys = make_gpg_home(tmp_path_factory.mktemp("gpg"))
+    yield keys
+    stop_agent(keys.home)
+
+
+@pytest.fixture
+def gnupg_home(gpg_keys: GpgKeys, monkeypatch: pytest.MonkeyPatch) -> GpgKeys:
+    """``gpg_keys`` as the caller's keyring (GNUPGHOME) for this test."""
+    monkeypatch.setenv("GNUPGHOME", str(gpg_keys.home))
+    return gpg_keys

@@ -29,6 +29,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("sync",),
     ("copy", "specs"),
     ("transports",),
+    ("signature",),
     ("registry", "inspect"),
     ("http",),
     ("manifest", "reference", "gotemplate"),

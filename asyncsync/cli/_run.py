@@ -35,6 +35,10 @@ class GlobalOptions:
     override_os: str | None = None
     override_arch: str | None = None
     override_variant: str | None = None
+    #: skopeo's global trust options: ``--policy``, ``--insecure-policy``, ``--registries.d``.
+    policy: str | None = None
+    insecure_policy: bool = False
+    registries_d: str | None = None
 
 
 GLOBAL = GlobalOptions()

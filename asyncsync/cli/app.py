@@ -62,6 +62,20 @@ def global_options(
         str | None,
         typer.Option("--override-variant", metavar="VARIANT", help="Use VARIANT instead of the host's."),
     ] = None,
+    policy: Annotated[
+        str | None, typer.Option("--policy", metavar="PATH", help="Path to a trust policy file.")
+    ] = None,
+    insecure_policy: Annotated[
+        bool, typer.Option("--insecure-policy", help="Run the tool without any policy check.")
+    ] = False,
+    registries_d: Annotated[
+        str | None,
+        typer.Option(
+            "--registries.d",
+            metavar="DIR",
+            help="Use registry configuration files in DIR (e.g. for container signature storage).",
+        ),
+    ] = None,
 ) -> None:
     """asyncsync: a skopeo-compatible, concurrent image copy and sync tool."""
     GLOBAL.debug = debug
@@ -71,6 +85,7 @@ def global_options(
         override_arch,
         override_variant,
     )
+    GLOBAL.policy, GLOBAL.insecure_policy, GLOBAL.registries_d = policy, insecure_policy, registries_d
     configure_logging(debug)
 
 
@@ -84,6 +99,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "copy_command",
     "sync_command",
     "mirror_command",
+    "signing_commands",
 )
 
 
@@ -98,9 +114,19 @@ COMMAND_MODULE_OF: dict[str, str] = {
     "copy": "copy_command",
     "sync": "sync_command",
     "mirror": "mirror_command",
+    "standalone-sign": "signing_commands",
+    "standalone-verify": "signing_commands",
+    "generate-sigstore-key": "signing_commands",
 }
 #: Global options that take a value (the command name is the first word after the options).
-_GLOBAL_OPTIONS_WITH_VALUE = ("--command-timeout", "--override-os", "--override-arch", "--override-variant")
+_GLOBAL_OPTIONS_WITH_VALUE = (
+    "--command-timeout",
+    "--override-os",
+    "--override-arch",
+    "--override-variant",
+    "--policy",
+    "--registries.d",
+)
 
 
 def _register_commands(modules: tuple[str, ...] = COMMAND_MODULES) -> None:

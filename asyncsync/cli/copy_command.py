@@ -9,6 +9,7 @@ the layer-format flags (``--dest-compress-format``, ``--dest-compress-level``,
 :mod:`asyncsync.cli.compression_flags`) and :data:`COPY_FLAGS` below (``--digestfile``,
 ``--quiet``, ``--image-parallel-copies``, ``--chunk-size``); ``dir:``'s ``--dest-compress``
 compresses with the layer-format flags too.
+The signing flags and the trust policy: :mod:`asyncsync.cli.trust_flags`.
 Progress goes to stdout as skopeo's does (:mod:`asyncsync.cli.copy_view`): rich bars on a
 terminal, plain lines otherwise, nothing with ``--quiet``. Errors are one line on stderr with a
 non-zero exit. The run itself is :func:`asyncsync.copy.run.copy_between`.
@@ -40,7 +41,8 @@ from asyncsync.cli.flag_groups import FlagGroup, flag_option, with_flag_groups
 from asyncsync.cli.image_flags import COPY_IMAGE_FLAGS, ImageFlags
 from asyncsync.cli.local_flags import LOCAL_SIDES, LocalSides, warn_unused
 from asyncsync.cli.platform_flags import PLATFORM_FLAGS, PlatformFlags
-from asyncsync.copy import CopyOptions, CopyResult
+from asyncsync.cli.trust_flags import SIGN_FLAGS, SignFlags, registries_d, trust_settings
+from asyncsync.copy import CopyOptions, CopyResult, TrustSettings
 from asyncsync.copy.run import copy_between
 from asyncsync.errors import ContentError, LocalStorageError
 from asyncsync.limits import DEFAULT_COPY_BLOBS_IN_FLIGHT
@@ -134,10 +136,19 @@ def copy_command(
     retry_flags: Annotated[RetryFlags, RETRY_FLAGS],
     compression: Annotated[CompressionFlags, COMPRESSION_FLAGS],
     attachment_flags: Annotated[AttachmentFlags, ATTACHMENT_FLAGS],
+    sign: Annotated[SignFlags, SIGN_FLAGS],
 ) -> None:
     """Copy an image (or a multi-arch image) from SOURCE-IMAGE to DESTINATION-IMAGE."""
 
     async def main() -> None:
+        trust = trust_settings(sign)  # the policy and signers first: a bad one is reported before any I/O
+        try:
+            await copy(trust)
+        finally:
+            if trust.policy is not None:
+                trust.policy.close()
+
+    async def copy(trust: TrustSettings) -> None:
         options = replace(
             image.copy_options(platform.override()),
             compression=compression.layer_compression(),
@@ -151,16 +162,19 @@ def copy_command(
         chunk_size = size_flag(flags.chunk_size, "--chunk-size") if flags.chunk_size is not None else None
         progress = make_progress(flags.quiet)
         src_ref, dst_ref = parse_image_name(source), parse_image_name(destination)
-        source_side = local.source.side_options(source_registry)
+        signatures = registries_d()
+        source_side = replace(local.source.side_options(source_registry), registries_d=signatures)
         destination_local = replace(
             local.destination, oci_accept_uncompressed_layers=compression.oci_accept_uncompressed_layers
         )
-        destination_side = destination_local.side_options(destination_registry, chunk_size)
+        destination_side = replace(
+            destination_local.side_options(destination_registry, chunk_size), registries_d=signatures
+        )
         warn_unused(local.source, src_ref, "src-")
         warn_unused(destination_local, dst_ref, "dest-")
         copying = copy_between(
             src_ref, dst_ref, options, source_side, destination_side,
-            retry=retry, parallel=flags.image_parallel_copies, progress=progress,
+            retry=retry, parallel=flags.image_parallel_copies, progress=progress, trust=trust,
         )  # fmt: skip
         if isinstance(progress, RichProgress):
             with progress:

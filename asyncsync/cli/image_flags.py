@@ -143,8 +143,8 @@ _OPTIONS = {
             bool,
             typer.Option(
                 "--remove-signatures",
-                help="Do not copy signatures among the attachments (cosign .sig, sigstore bundles, "
-                "notation); SBOMs and attestations still follow.",
+                help="Do not copy signatures: lookaside and signature-N ones, and among the attachments "
+                "cosign .sig, sigstore bundles, notation; SBOMs and attestations still follow.",
                 rich_help_panel=IMAGE_PANEL,
             ),
         ],

@@ -3,7 +3,10 @@
 It depends only on :mod:`asyncsync.transports.base`, so every transport plugs in unchanged.
 The order of writes is the commit protocol: blobs (config and layers, concurrently under the
 run's blob limiter), then child manifests by digest, then indexes, then the reference (tag),
-then ``commit()``. A failure before the last step leaves no tag behind.
+then ``commit()``. A failure before the last step leaves no tag behind. With a trust
+configuration (:mod:`asyncsync.copy.trust`), the policy is asked after the source manifest is
+read and before anything is written, and signatures are stored after the manifests, before
+``commit()``.
 """
 
 from __future__ import annotations
@@ -14,8 +17,9 @@ from asyncsync.copy.blobs import BlobCopier
 from asyncsync.copy.coordinator import BlobCoordinator
 from asyncsync.copy.image import copy_image_manifest, require_image
 from asyncsync.copy.index import copy_index
-from asyncsync.copy.options import CopyEnvironment, CopyOptions, CopyResult
+from asyncsync.copy.options import CopyEnvironment, CopyOptions, CopyResult, TrustSettings
 from asyncsync.copy.progress import CopyProgress, NullProgress
+from asyncsync.copy.trust import admit
 from asyncsync.digest import Digest
 from asyncsync.errors import NotFoundError, UsageError
 from asyncsync.manifest import ImageIndex, ImageManifest, parse_manifest
@@ -28,6 +32,7 @@ __all__ = [
     "CopyProgress",
     "CopyResult",
     "NullProgress",
+    "TrustSettings",
     "copy_image",
 ]
 
@@ -57,11 +62,17 @@ async def copy_image(
         raise NotFoundError(exc.status, exc.code, "image not found", what=f"reading {source_name}") from exc
     env.progress.copy_started(source_name, destination_name)
     manifest = require_image(parse_manifest(raw, media_type), f"{source_name}")
+    admission = None
+    if env.trust is not None:  # the policy's question, before the first blob is written
+        admission = await admit(source, destination, manifest, options, env.trust)
+        options = admission.options
     if isinstance(manifest, ImageIndex):
         written, written_type, digest = await copy_index(copier, manifest, options)
     else:
         written, written_type, digest = await copy_image_manifest(copier, manifest, options, instance=False)
     attachments = await _attachments(copier, manifest, written, digest, options, env)
+    if admission is not None:
+        await admission.store(destination, written, digest)
     await destination.commit()
     env.progress.copy_finished(digest)
     return CopyResult(digest=digest, media_type=written_type, stats=stats, attachments=attachments)

@@ -15,7 +15,10 @@ from asyncsync.copy.recompress_cache import RecompressCache
 from asyncsync.digest import Digest
 from asyncsync.limits import BlobLimiter
 from asyncsync.manifest import Platform
+from asyncsync.reference import ImageName
 from asyncsync.retry import RetryPolicy
+from asyncsync.signature.evaluate import PolicyContext
+from asyncsync.signature.signing import Signer
 from asyncsync.transports.base import CopyStats
 
 MultiArch = Literal["system", "all", "index-only"]
@@ -33,6 +36,7 @@ class CopyOptions:
     ``attachments`` (``None``: off) makes what refers to the image follow it (referrers, cosign
     tags; see :mod:`asyncsync.copy.attachments`); the commands turn it on by default.
     ``remove_signatures`` drops signatures among them (``attachments.remove_signatures``).
+    ``remove_signatures`` also stops carrying lookaside/``signature-N`` signatures (new ones are still made).
     ``platforms`` (with ``all``) keeps only the instances of those platforms: the index is
     rewritten without the others, so its digest changes (a sync spec's ``platforms:``).
     ``compression`` is the layer compression asked for (``--dest-compress-format`` and friends;
@@ -49,12 +53,28 @@ class CopyOptions:
     attachments: AttachmentPolicy | None = None
 
 
+@dataclass(frozen=True)
+class TrustSettings:
+    """A run's trust configuration, built once at the edge.
+
+    ``policy`` ``None`` checks nothing (a library caller that wants no policy); the CLI always
+    sets one (``--insecure-policy`` is a policy that accepts anything). ``sign_identity``
+    replaces the destination reference in new signatures.
+    """
+
+    policy: PolicyContext | None = None
+    signers: tuple[Signer, ...] = ()
+    sign_identity: ImageName | None = None
+
+
 @dataclass
 class CopyEnvironment:
     """What every copy of a run shares: the blob limiter, retry policy, coordinator and progress.
 
     ``destinations`` knows which destination repositories were new to the run (see
     :mod:`asyncsync.copy.destination_state`); the default knows nothing and changes nothing.
+    ``trust`` is the run's policy and signers (:mod:`asyncsync.copy.trust`); ``None`` checks
+    nothing and carries no signatures.
     """
 
     blob_limiter: BlobLimiter
@@ -65,6 +85,7 @@ class CopyEnvironment:
     #: Layers recompressed in this run, by (source digest, format, level).
     recompressed: RecompressCache = field(default_factory=RecompressCache)
     attachments: AttachmentRun = field(default_factory=AttachmentRun)
+    trust: TrustSettings | None = None
 
 
 @dataclass

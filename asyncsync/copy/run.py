@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from asyncsync.copy import copy_image
 from asyncsync.copy.coordinator import BlobCoordinator
-from asyncsync.copy.options import CopyEnvironment, CopyOptions, CopyResult
+from asyncsync.copy.options import CopyEnvironment, CopyOptions, CopyResult, TrustSettings
 from asyncsync.copy.progress import CopyProgress, NullProgress
 from asyncsync.limits import DEFAULT_COPY_BLOBS_IN_FLIGHT, BlobLimiter, pool_sizes
 from asyncsync.registry.client import RegistrySession
@@ -27,8 +27,11 @@ async def copy_between(
     retry: RetryPolicy,
     parallel: int,
     progress: CopyProgress | None = None,
+    trust: TrustSettings | None = None,
 ) -> CopyResult:
-    """Copy ``source`` to ``destination`` with ``parallel`` blobs in flight; closes both ends."""
+    """Copy ``source`` to ``destination`` with ``parallel`` blobs in flight; closes both ends.
+
+    ``trust`` is the policy and signers (:mod:`asyncsync.copy.trust`); ``None`` checks nothing."""
     sizes = pool_sizes(blobs=parallel, default_blobs=DEFAULT_COPY_BLOBS_IN_FLIGHT)
     blob_limiter = BlobLimiter(sizes.blobs)
     limiters = sizes.host_limiters()
@@ -37,6 +40,7 @@ async def copy_between(
         retry=retry,
         coordinator=BlobCoordinator(),
         progress=progress or NullProgress(),
+        trust=trust,
     )
     async with RegistrySession(limiters=limiters, retry=retry) as session:
         src = await source.new_source(TransportContext(session, source_side, retry, blob_limiter))

@@ -35,6 +35,8 @@ if TYPE_CHECKING:
     from asyncsync.limits import BlobLimiter
     from asyncsync.registry.client import RegistryOptions, RegistrySession
     from asyncsync.retry import RetryPolicy
+    from asyncsync.signature.formats import Signature
+    from asyncsync.signature.registries_d import RegistriesD
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,6 +59,8 @@ class SideOptions:
     #: ``oci:``/``oci-archive:`` keep uncompressed layers as they are
     #: (``--dest-oci-accept-uncompressed-layers``).
     oci_accept_uncompressed_layers: bool = False
+    #: Where registries keep signatures (``--registries.d``); ``None``: the built-in lookaside store.
+    registries_d: RegistriesD | None = None
 
 
 @dataclass(slots=True)
@@ -193,6 +197,27 @@ class ImageDestination(Protocol):
         """Make the written image visible (atomic for local stores; no-op for registries)."""
 
     async def close(self) -> None: ...
+
+
+@runtime_checkable
+class SignatureSource(Protocol):
+    """A source that can list signatures (registries through lookaside/attachments, ``dir:``).
+
+    ``instance`` is true for a child of an index (``dir:`` keeps those apart). An image without
+    signatures gives ``[]``; a store that cannot be read raises.
+    """
+
+    async def get_signatures(self, digest: Digest, *, instance: bool) -> list[Signature]: ...
+
+
+@runtime_checkable
+class SignatureDestination(Protocol):
+    """A destination that can store signatures. MUST be called after the manifest ``digest`` was
+    put and before ``commit()``; it replaces the signatures stored for ``digest``."""
+
+    async def put_signatures(
+        self, signatures: list[Signature], digest: Digest, *, instance: bool
+    ) -> None: ...
 
 
 @dataclass(slots=True)

@@ -66,9 +66,6 @@ EXPECTED_ASYNCSYNC_FAILURES: dict[tuple[str, str], str] = {
     ("040-local-registry-auth.bats", "auth: credentials on command line"): "issue 16: message text, --dcreds",
     ("040-local-registry-auth.bats", "auth: credentials via podman login"): "issue 16: message text",
     ("040-local-registry-auth.bats", "auth: credentials via authfile"): "issue 16: message text",
-    ("050-signing.bats", "signing"): "issue 14 (trust): signing",
-    ("050-signing.bats", "signing: remove signature"): "issue 14 (trust): signing",
-    ("050-signing.bats", "signing: standalone"): "issue 14 (trust): standalone-sign/verify",
     ("080-sync.bats", "sync: --dry-run"): "issue 16: sync --dry-run messages",
 }
 

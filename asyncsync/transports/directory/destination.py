@@ -32,6 +32,7 @@ import orjson
 from asyncsync.digest import Digest
 from asyncsync.errors import DigestMismatchError, LocalStorageError, UsageError
 from asyncsync.manifest import Descriptor
+from asyncsync.signature.formats import Signature
 from asyncsync.transports.base import (
     BlobLocation,
     Capabilities,
@@ -40,6 +41,7 @@ from asyncsync.transports.base import (
     TransportContext,
 )
 from asyncsync.transports.directory.reference import DirReference
+from asyncsync.transports.directory.signatures import write_signatures
 from asyncsync.transports.directory.source import MANIFEST_FILE, child_manifest_name
 from asyncsync.transports.layer_compression import Decompress, is_layer, uncompressed_media_type
 from asyncsync.transports.local_files import (
@@ -53,7 +55,9 @@ from asyncsync.transports.local_files import (
 VERSION_FILE = "version"
 VERSION = b"Directory Transport Version: 1.1\n"
 #: Files of a previous image that commit may remove: blobs, child manifests, signatures.
-_IMAGE_FILE = re.compile(r"^(?:[0-9a-f]{64}|[0-9a-f]{128}|[0-9a-f]{64}\.manifest\.json|signature-[0-9]+)$")
+_IMAGE_FILE = re.compile(
+    r"^(?:[0-9a-f]{64}|[0-9a-f]{128}|[0-9a-f]{64}\.manifest\.json|(?:[0-9a-f]{64}\.)?signature-[0-9]+)$"
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,9 +69,10 @@ class _Stored:
     media_type: str
 
 
-def _check_existing(root: str, where: str) -> None:
+def _check_existing(root: str, where: str, *, create: bool = True) -> None:
     if not os.path.exists(root):
-        ensure_directory(root, where)
+        if create:
+            ensure_directory(root, where)
         return
     if not os.path.isdir(root):
         raise LocalStorageError(f"{where}: {root} exists and is not a directory")
@@ -100,6 +105,8 @@ class DirDestination:
         self._blobs: dict[Digest, _Stored] = {}
         self._manifests: dict[Digest, _Stored] = {}
         self._main: bytes | None = None
+        self._prepared = False
+        self._prepare_lock = anyio.Lock()
 
     @property
     def reference(self) -> DirReference:
@@ -112,12 +119,23 @@ class DirDestination:
     def _path(self, name: str) -> str:
         return os.path.join(self.root, name)
 
+    async def _prepare(self) -> None:
+        """Create the directory and its ``version`` file at the first write, not at open: a copy
+        refused before its first blob (a trust policy) leaves no trace."""
+        if self._prepared:
+            return
+        async with self._prepare_lock:  # concurrent blobs: the first creates, the others wait
+            if not self._prepared:
+                await anyio.to_thread.run_sync(_prepare, self._reference)
+                self._prepared = True
+
     def _transforms(self, blob: Descriptor) -> bool:
         return self._decompress and is_layer(blob.media_type)
 
     async def try_reuse_blob(
         self, blob: Descriptor, candidates: Sequence[BlobLocation] = (), *, known_absent: bool = False
     ) -> ReuseResult | None:
+        await self._prepare()
         stored = self._blobs.get(blob.digest)
         if stored is not None:
             return ReuseResult(ReuseKind.EXISTS, stored.size)
@@ -133,6 +151,7 @@ class DirDestination:
         return ReuseResult(ReuseKind.EXISTS, stat.st_size)
 
     async def put_blob(self, blob: Descriptor, chunks: AsyncIterator[bytes]) -> None:
+        await self._prepare()
         if not self._transforms(blob):
             await write_chunks_atomic(self._path(blob.digest.hex), chunks)
             self._kept.add(blob.digest.hex)
@@ -174,6 +193,7 @@ class DirDestination:
         return orjson.dumps(data) if changed else raw
 
     async def put_manifest(self, raw: bytes, media_type: str, instance: Digest | None = None) -> Digest:
+        await self._prepare()
         if instance is not None and Digest.of(raw) != instance:
             raise DigestMismatchError(f"{self._where}: manifest for {instance} has digest {Digest.of(raw)}")
         stored = self._rewrite(raw)
@@ -191,10 +211,16 @@ class DirDestination:
             self._manifests[instance] = self._manifests[digest] = _Stored(digest, len(stored), media_type)
         return digest
 
+    async def put_signatures(self, signatures: list[Signature], digest: Digest, *, instance: bool) -> None:
+        """``signature-N`` files (``<hex>.signature-N`` for an index's child); others go at commit."""
+        await self._prepare()
+        self._kept.update(await write_signatures(self.root, signatures, digest, instance=instance))
+
     async def commit(self) -> None:
         """Replace ``manifest.json`` atomically, then remove the files of the previous image."""
         if self._main is None:
             raise LocalStorageError(f"{self._where}: nothing to commit: no manifest was written")
+        await self._prepare()
         await write_bytes_atomic(self._path(MANIFEST_FILE), self._main)
         await anyio.to_thread.run_sync(self._remove_stale)
 
@@ -228,10 +254,17 @@ def _prepare(reference: DirReference) -> str:
     return root
 
 
+def _check_only(reference: DirReference) -> str:
+    """What :func:`_prepare` checks, writing nothing (blocking); returns the directory's path."""
+    root = os.path.abspath(reference.path)
+    _check_existing(root, str(reference), create=False)
+    return root
+
+
 async def open_dir_destination(reference: DirReference, ctx: TransportContext) -> DirDestination:
     """Open ``dir:PATH`` for writing; see the module docstring for what an existing directory needs."""
     options = ctx.options
     if options.compress and options.decompress:
         raise UsageError("--dest-compress and --dest-decompress cannot be used together")
-    root = await anyio.to_thread.run_sync(_prepare, reference)
+    root = await anyio.to_thread.run_sync(_check_only, reference)
     return DirDestination(reference, root, options.compress, options.decompress)

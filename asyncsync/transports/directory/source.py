@@ -15,8 +15,10 @@ from asyncsync.digest import Digest
 from asyncsync.errors import LocalStorageError, UsageError
 from asyncsync.jsondoc import load_json_object
 from asyncsync.manifest import Descriptor, guess_media_type
+from asyncsync.signature.formats import Signature
 from asyncsync.transports.base import BlobLocation, Capabilities, TransportContext
 from asyncsync.transports.directory.reference import DirReference
+from asyncsync.transports.directory.signatures import read_signatures
 from asyncsync.transports.local_files import DirectoryTree, find_directory, read_manifest_file
 
 MANIFEST_FILE = "manifest.json"
@@ -70,6 +72,10 @@ class DirSource:
             f"{self._where}: a dir: directory holds one image and has no tags; "
             "to sync a tree of directories use 'sync --src dir'"
         )
+
+    async def get_signatures(self, digest: Digest, *, instance: bool) -> list[Signature]:
+        """``signature-N`` (or ``<hex>.signature-N`` for an index's child) files."""
+        return await read_signatures(self.root, digest, instance=instance, where=self._where)
 
     async def close(self) -> None:
         """Nothing to release: files are opened per read."""

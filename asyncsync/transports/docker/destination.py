@@ -29,6 +29,8 @@ from asyncsync.registry.blobs import (
 )
 from asyncsync.registry.client import RegistryClient
 from asyncsync.registry.manifests import put_manifest
+from asyncsync.signature.formats import Signature
+from asyncsync.signature.registries_d import RegistriesD
 from asyncsync.transports.base import (
     BlobLocation,
     Capabilities,
@@ -38,6 +40,7 @@ from asyncsync.transports.base import (
 )
 from asyncsync.transports.docker.attachments import RegistryAttachments
 from asyncsync.transports.docker.reference import DockerReference
+from asyncsync.transports.docker.signatures import write_signatures
 
 log = logging.getLogger("asyncsync.copy")
 
@@ -234,6 +237,11 @@ class DockerDestination:
     def attachment_writer(self) -> RegistryAttachments:
         """Tags, manifests by tag and referrers of this repository (for attachments)."""
         return RegistryAttachments(self.client, self.registry, self.repository)
+
+    async def put_signatures(self, signatures: list[Signature], digest: Digest, *, instance: bool) -> None:
+        """Simple signatures to the lookaside (staging) store, sigstore ones as attachments."""
+        config = self._ctx.options.registries_d or RegistriesD()
+        await write_signatures(self.client, config, self._reference.name, digest, signatures)
 
     async def commit(self) -> None:
         """Registries make each manifest visible as it is written; nothing is left to do."""

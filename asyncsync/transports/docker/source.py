@@ -11,9 +11,12 @@ from asyncsync.registry.blobs import open_blob
 from asyncsync.registry.client import RegistryClient
 from asyncsync.registry.manifests import get_manifest
 from asyncsync.registry.tags import list_tags
+from asyncsync.signature.formats import Signature
+from asyncsync.signature.registries_d import RegistriesD
 from asyncsync.transports.base import BlobLocation, Capabilities, TransportContext
 from asyncsync.transports.docker.attachments import RegistryAttachments
 from asyncsync.transports.docker.reference import DockerReference
+from asyncsync.transports.docker.signatures import read_signatures
 
 _CAPABILITIES = Capabilities(ranged_reads=True)
 
@@ -98,6 +101,11 @@ class DockerSource:
     def attachment_reader(self) -> RegistryAttachments:
         """Tags, manifests by tag and referrers of this repository (for attachments)."""
         return RegistryAttachments(self.client, self.registry, self.repository)
+
+    async def get_signatures(self, digest: Digest, *, instance: bool) -> list[Signature]:
+        """Lookaside and (when registries.d enables them) sigstore attachment signatures."""
+        config = self._ctx.options.registries_d or RegistriesD()
+        return await read_signatures(self.client, config, self._reference.name, digest)
 
     async def close(self) -> None:
         """Nothing to release: the registry session belongs to the caller."""
