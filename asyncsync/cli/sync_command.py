@@ -26,6 +26,7 @@ from asyncsync.cli.output_flags import OUTPUT_FLAGS, OutputFlags
 from asyncsync.cli.platform_flags import PLATFORM_FLAGS, PlatformFlags
 from asyncsync.cli.run_flags import RUN_FLAGS, RunFlags
 from asyncsync.cli.sync_view import RichSyncView
+from asyncsync.cli.trust_flags import SYNC_SIGN_FLAGS, SignFlags, registries_d, trust_settings
 from asyncsync.errors import UsageError
 from asyncsync.extensions import build_hooks
 from asyncsync.specs.load import load_spec
@@ -190,6 +191,7 @@ def sync_command(
     registries: Annotated[RegistrySides, REGISTRY_SIDES],
     retry_flags: Annotated[RetryFlags, RETRY_FLAGS],
     attachment_flags: Annotated[AttachmentFlags, ATTACHMENT_FLAGS],
+    sign: Annotated[SignFlags, SYNC_SIGN_FLAGS],
 ) -> None:
     """Synchronise images between registries: a skopeo sync YAML, a repository, or a native spec.
 
@@ -212,17 +214,26 @@ def sync_command(
             registries, retry_flags, fail_fast=flags.fail_fast, preserve_digests=image.preserve_digests
         )
         command_line = replace(command_line, attachments=attachment_flags.policy(image.remove_signatures))
-        settings = resolve_settings(spec, command_line)
+        settings = replace(
+            resolve_settings(spec, command_line),
+            trust=None if flags.dry_run else trust_settings(sign),
+            registries_d=registries_d(),
+            remove_signatures=image.remove_signatures,
+        )
         hooks = build_hooks(spec, extensions)
         if flags.dry_run:
             for line in (await dry_run(spec, settings, hooks, planner=planner))[1]:
                 typer.echo(line)
             return None
         view = output.view(live=True)
-        if isinstance(view, RichSyncView):
-            with view:
-                return await run_sync(spec, settings, view, hooks=hooks, planner=planner)
-        return await run_sync(spec, settings, view, hooks=hooks, planner=planner)
+        try:
+            if isinstance(view, RichSyncView):
+                with view:
+                    return await run_sync(spec, settings, view, hooks=hooks, planner=planner)
+            return await run_sync(spec, settings, view, hooks=hooks, planner=planner)
+        finally:
+            if settings.trust is not None and settings.trust.policy is not None:
+                settings.trust.policy.close()  # the temporary GPG homes
 
     result = run(main)
     if result is not None and not output.finish(result, hooks):

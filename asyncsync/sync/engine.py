@@ -110,7 +110,7 @@ class _Run:
         if ctx is None:
             ctx = self._contexts[("", "local")] = TransportContext(
                 session=self.session,
-                options=SideOptions(registry=RegistryOptions()),
+                options=SideOptions(registry=RegistryOptions(), registries_d=self.settings.registries_d),
                 retry=self.retry,
                 blob_limiter=self.blob_limiter,
             )
@@ -123,7 +123,11 @@ class _Run:
             settings = self.settings.host(host)
             ctx = self._contexts[key] = TransportContext(
                 session=self.session,
-                options=SideOptions(registry=settings.options(side), chunk_size=settings.chunk_size),
+                options=SideOptions(
+                    registry=settings.options(side),
+                    chunk_size=settings.chunk_size,
+                    registries_d=self.settings.registries_d,
+                ),
                 retry=self.retry,
                 blob_limiter=self.blob_limiter,
             )
@@ -196,6 +200,7 @@ class _Run:
             progress=progress,
             destinations=self.destinations,
             attachments=self.attachments,
+            trust=self.settings.trust,
         )
 
     async def preview_attachments(self, plan: Plan) -> list[str]:
@@ -290,6 +295,7 @@ def _copy_options(image: PlannedImage, run: RunSettings) -> CopyOptions:
         platforms=settings.platforms,
         format=settings.format,
         preserve_digests=run.preserve_digests,
+        remove_signatures=run.remove_signatures,
     )
 
 

@@ -37,9 +37,11 @@ from types import MappingProxyType
 from typing import Literal
 
 from asyncsync.copy.attachments.kinds import AttachmentPolicy
+from asyncsync.copy.options import TrustSettings
 from asyncsync.limits import PoolSizes, pool_sizes
 from asyncsync.registry.client import RegistryOptions
 from asyncsync.retry import RetryPolicy
+from asyncsync.signature.registries_d import RegistriesD
 from asyncsync.specs.model import RegistryConfig, SyncSpec
 
 Side = Literal["source", "dest"]
@@ -96,7 +98,10 @@ class RunSettings:
 
     ``pool`` holds images and blobs in flight and the per-host request limits. ``hosts`` holds the
     hosts the spec lists; every other host gets ``other_hosts``. ``preserve_digests`` forbids any
-    change of manifest bytes in every copy of the run.
+    change of manifest bytes in every copy of the run. ``trust`` is the policy and signers every
+    copy asks (``None``: no check, no signatures carried), ``registries_d`` where registries keep
+    signatures, ``remove_signatures`` skopeo's ``--remove-signatures`` (trust flags: the CLI's
+    ``trust_flags``, laid on the resolved settings).
     """
 
     pool: PoolSizes
@@ -107,6 +112,9 @@ class RunSettings:
     preserve_digests: bool = False
     mount_index_dir: Path | None = None
     attachments: AttachmentPolicy | None = None
+    trust: TrustSettings | None = None
+    registries_d: RegistriesD | None = None
+    remove_signatures: bool = False
 
     def host(self, host: str) -> HostSettings:
         return self.hosts.get(host, self.other_hosts)
