@@ -21,6 +21,7 @@ an error is shown.
     │   ├── PermissionDeniedError  403: authenticated but not allowed
     │   ├── NotFoundError          404 or *_UNKNOWN: repository, tag, manifest or blob absent
     │   └── ImmutableTagError      412 from registries with immutable tags
+    ├── QuotaDeferredError         a host's pull quota is spent (or down to the reserve); never retried
     ├── CredentialsError           an auth file or credential helper could not be used
     ├── LocalStorageError          a local layout/archive/directory is unusable or unsafe
     ├── SignatureError             signing or verification could not be done (gpg, keys, passphrase)
@@ -38,6 +39,7 @@ Messages never contain credentials, tokens or signed URL queries: URLs are passe
 from __future__ import annotations
 
 import re
+import time
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 _SECRET_QUERY_KEYS = re.compile(
@@ -171,6 +173,21 @@ class NotFoundError(RegistryError):
 
 class ImmutableTagError(RegistryError):
     """412: the registry refuses to overwrite an immutable tag."""
+
+
+class QuotaDeferredError(AsyncSyncError):
+    """A host's pull quota is spent, or down to the reserve: the pull is deferred, not retried.
+
+    ``host`` is the registry host, ``reset_at`` the wall-clock time its window resets (``None``
+    when the registry did not say). See :mod:`asyncsync.quota`.
+    """
+
+    def __init__(self, host: str, reason: str, reset_at: float | None) -> None:
+        self.host = host
+        self.reason = reason
+        self.reset_at = reset_at
+        when = "unknown" if reset_at is None else time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(reset_at))
+        super().__init__(f"pull quota of {host} reached ({reason}): deferred until {when}")
 
 
 class CredentialsError(AsyncSyncError):

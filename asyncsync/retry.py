@@ -24,7 +24,9 @@ class RetryPolicy:
 
     ``delay`` fixes the wait between tries (skopeo's ``--retry-delay``); when ``None`` the
     wait is exponential from ``base_delay`` up to ``max_delay``, with full jitter. A server's
-    ``Retry-After`` overrides both, capped at ``max_retry_after``.
+    ``Retry-After`` overrides both; one longer than ``max_retry_after`` is not waited for at
+    all (:meth:`waits_for` is false): a one-shot command fails (or defers) at once instead of
+    sleeping for hours.
     """
 
     attempts: int = 4  # keep equal to DEFAULT_ATTEMPTS
@@ -37,6 +39,10 @@ class RetryPolicy:
     def from_flags(cls, retry_times: int | None, retry_delay: float | None) -> RetryPolicy:
         attempts = DEFAULT_ATTEMPTS if retry_times is None else max(0, retry_times) + 1
         return cls(attempts=attempts, delay=retry_delay)
+
+    def waits_for(self, retry_after: float | None) -> bool:
+        """Whether a ``Retry-After`` of this many seconds is worth waiting for."""
+        return retry_after is None or retry_after <= self.max_retry_after
 
     def backoff(self, attempt: int, retry_after: float | None = None) -> float:
         """Seconds to wait before try number ``attempt + 1`` (``attempt`` counts from 1)."""
@@ -67,9 +73,10 @@ async def with_retries(
         try:
             return await operation()
         except Exception as exc:
-            if attempt >= policy.attempts or not is_temporary(exc):
+            retry_after = getattr(exc, "retry_after", None)
+            if attempt >= policy.attempts or not is_temporary(exc) or not policy.waits_for(retry_after):
                 raise
-            wait = policy.backoff(attempt, getattr(exc, "retry_after", None))
+            wait = policy.backoff(attempt, retry_after)
             if on_retry is not None:
                 on_retry(attempt, exc, wait)
             await anyio.sleep(wait)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import pytest
 
 from asyncsync.errors import AuthenticationError, RegistryError, TransportError
@@ -62,6 +64,24 @@ def test_retry_after_overrides_and_is_capped() -> None:
     policy = RetryPolicy(delay=0.1, max_retry_after=30)
     assert policy.backoff(1, retry_after=7) == 7
     assert policy.backoff(1, retry_after=3600) == 30
+
+
+async def test_a_retry_after_beyond_the_bound_is_not_slept_on() -> None:
+    """A 6-hour Retry-After fails at once (the caller defers), instead of sleeping or retrying."""
+    calls = 0
+
+    async def busy() -> None:
+        nonlocal calls
+        calls += 1
+        raise RegistryError(429, "TOOMANYREQUESTS", what="reading", retry_after=21600)
+
+    policy = RetryPolicy(attempts=5, max_retry_after=30)
+    assert not policy.waits_for(21600) and policy.waits_for(30) and policy.waits_for(None)
+    started = time.monotonic()
+    with pytest.raises(RegistryError):
+        await with_retries(policy, busy)
+    assert calls == 1
+    assert time.monotonic() - started < 1
 
 
 def test_from_flags_matches_skopeo_semantics() -> None:

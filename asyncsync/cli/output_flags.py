@@ -55,6 +55,8 @@ class OutputFlags:
         else:
             for line in result.summary_lines() + hooks.summary_lines():
                 typer.echo(line)
+        if result.deferred:
+            typer.echo(f"Error: {result.quota_message()}", err=True)
         return result.ok and hooks.ok
 
 

@@ -33,6 +33,7 @@ class RunFlags:
     max_requests_per_host: int | None = None
     chunk_size: str | None = None
     no_mount_cache: bool = False
+    pull_quota_reserve: int | None = None
 
     def command_line(
         self,
@@ -58,6 +59,7 @@ class RunFlags:
             fail_fast=fail_fast,
             preserve_digests=preserve_digests,
             mount_index_dir=None if self.no_mount_cache else default_mount_index_dir(),
+            pull_quota_reserve=self.pull_quota_reserve,
         )
 
 
@@ -117,6 +119,21 @@ RUN_FLAGS: FlagGroup[RunFlags] = FlagGroup(
             ],
             False,
         ),
+        flag_option(
+            "pull_quota_reserve",
+            Annotated[
+                int | None,
+                typer.Option(
+                    "--pull-quota-reserve",
+                    min=0,
+                    metavar="N",
+                    help="Leave N pulls of a source's quota (ratelimit headers) unspent; "
+                    "images beyond it are deferred (default 0).",
+                    rich_help_panel=RUN_PANEL,
+                ),
+            ],
+            None,
+        ),
     ),
     lambda values: RunFlags(
         values["parallel"],
@@ -124,5 +141,6 @@ RUN_FLAGS: FlagGroup[RunFlags] = FlagGroup(
         values["max_requests_per_host"],
         values["chunk_size"],
         values["no_mount_cache"],
+        values["pull_quota_reserve"],
     ),
 )

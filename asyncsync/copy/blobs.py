@@ -55,9 +55,11 @@ class _Attempts:
     async def pause(self, exc: AsyncSyncError, what: str) -> None:
         """Wait before the next try, or raise ``exc`` if it is permanent or the budget is spent."""
         self.failures += 1
-        if not exc.temporary or self.failures >= self.policy.attempts:
+        retry_after = getattr(exc, "retry_after", None)
+        spent = self.failures >= self.policy.attempts
+        if not exc.temporary or spent or not self.policy.waits_for(retry_after):
             raise exc
-        wait = self.policy.backoff(self.failures, getattr(exc, "retry_after", None))
+        wait = self.policy.backoff(self.failures, retry_after)
         log.info("%s: retrying in %.1fs after: %s", what, wait, exc)
         await anyio.sleep(wait)
 

@@ -5,8 +5,8 @@
 * the aiohttp ``ClientSession``: one connection pool, our ``User-Agent``, no automatic
   decompression (blobs are verified as sent), a connect and a per-read timeout;
 * the environment's proxies, resolved once per origin (:mod:`asyncsync.http.proxies`);
-* the run's request slots per host (:class:`~asyncsync.limits.HostLimiters`) and its retry
-  policy (:meth:`HttpSession.retrying`).
+* the run's request slots per host (:class:`~asyncsync.limits.HostLimiters`), its pull quotas
+  per host (:class:`~asyncsync.quota.PullQuotas`) and its retry policy (:meth:`HttpSession.retrying`).
 
 :meth:`HttpSession.send` is the one way a request leaves the process. It follows redirects
 when asked and sends ``Authorization`` only to the origin the credential belongs to: a
@@ -32,6 +32,7 @@ from asyncsync.errors import TransportError, UsageError, redact_url
 from asyncsync.http.errors import read_capped
 from asyncsync.http.proxies import ProxyResolver
 from asyncsync.limits import HostLimiters
+from asyncsync.quota import PullQuotas
 from asyncsync.retry import RetryPolicy, with_retries
 
 log = logging.getLogger("asyncsync.http")
@@ -105,11 +106,13 @@ class HttpSession:
         *,
         limiters: HostLimiters | None = None,
         retry: RetryPolicy | None = None,
+        quotas: PullQuotas | None = None,
         connect_timeout: float = 30.0,
         read_timeout: float = 300.0,
     ) -> None:
         self.limiters = limiters or HostLimiters()
         self.retry = retry or RetryPolicy()
+        self.quotas = quotas or PullQuotas()
         self._timeout = aiohttp.ClientTimeout(
             total=None, sock_connect=connect_timeout, sock_read=read_timeout
         )

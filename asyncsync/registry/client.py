@@ -39,7 +39,7 @@ from urllib.parse import urljoin
 
 import aiohttp
 
-from asyncsync.errors import AuthenticationError, TransportError
+from asyncsync.errors import AuthenticationError, RegistryError, TransportError
 from asyncsync.http.errors import error_from_response, mapped
 from asyncsync.http.session import Body, HttpSession, Response, drain, read_response
 from asyncsync.http.tls import ssl_context_for
@@ -195,6 +195,43 @@ class RegistryClient:
         follow_redirects: bool | None = None,
         **options: Unpack[ExchangeOptions],
     ) -> AsyncIterator[aiohttp.ClientResponse]:
+        """:meth:`_open` under the run's pull quota (:mod:`asyncsync.quota`).
+
+        Every manifest answer's ``ratelimit-*`` headers are read (HEADs included); a manifest
+        GET is one pull, claimed before it is sent (refused with
+        :class:`~asyncsync.errors.QuotaDeferredError` when the host's quota is down to the
+        reserve or spent).
+        """
+        quotas = self.session.quotas
+        exchange = functools.partial(self._open, method, path, data=data, follow_redirects=follow_redirects)
+        if "/manifests/" not in path or method not in ("GET", "HEAD"):
+            async with exchange(**options) as response:
+                yield response
+            return
+        if method == "HEAD":
+            async with exchange(**options) as response:
+                quotas.observe(self.host, response.headers)
+                yield response
+            return
+        quotas.begin_pull(self.host)
+        answered: Mapping[str, str] | None = None
+        try:
+            async with exchange(**options) as response:
+                answered = response.headers
+                yield response
+        finally:
+            quotas.end_pull(self.host, answered)
+
+    @asynccontextmanager
+    async def _open(
+        self,
+        method: str,
+        path: str,
+        *,
+        data: Body = None,
+        follow_redirects: bool | None = None,
+        **options: Unpack[ExchangeOptions],
+    ) -> AsyncIterator[aiohttp.ClientResponse]:
         """One exchange; yields a response whose status is in ``ok`` (body not yet read).
 
         ``path`` is ``/v2/...`` or an absolute URL (an upload ``Location``). The host's request
@@ -233,7 +270,7 @@ class RegistryClient:
                         learner = False
                     if response.status not in ok:
                         try:
-                            raise await error_from_response(response, what)
+                            raise self._quota_error(path, response, await error_from_response(response, what))
                         finally:
                             response.release()
                     try:
@@ -243,6 +280,16 @@ class RegistryClient:
             finally:
                 if learner:
                     self.endpoint.abandon()
+
+    def _quota_error(self, path: str, response: aiohttp.ClientResponse, error: RegistryError) -> Exception:
+        """The error to raise for a failed answer: a manifest's 429 ``TOOMANYREQUESTS`` means the
+        host's pull quota is spent (:meth:`PullQuotas.exhausted`), not a moment to retry."""
+        if "/manifests/" not in path:
+            return error
+        self.session.quotas.observe(self.host, response.headers)
+        if error.status == 429 and error.code in ("TOOMANYREQUESTS", ""):
+            return self.session.quotas.exhausted(self.host, error.retry_after)
+        return error
 
     async def _replay_unauthorized(
         self, send: _Exchange, response: aiohttp.ClientResponse, sent: str | None, replayable: bool

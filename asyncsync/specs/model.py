@@ -102,6 +102,8 @@ class RunDefaults:
     max_concurrent_requests: int | None = None
     requests_per_second: float | None = None
     chunk_size: int | None = None
+    #: pulls of a source's quota (``ratelimit-*`` headers) never spent; see asyncsync.quota
+    pull_quota_reserve: int | None = None
     settings: CopySettings = field(default_factory=CopySettings)
 
 

@@ -106,7 +106,15 @@ SUPPORTED_VERSIONS = (1,)
 TOP_KEYS = ("version", "defaults", "registries", "sync")
 SETTING_KEYS = ("platforms", "multi-arch", "format", "skip-existing", "attachments", "attachment-types")
 LIMIT_KEYS = ("tls-verify", "max-concurrent-requests", "requests-per-second", "chunk-size")
-DEFAULT_KEYS = ("parallel", "parallel-blobs", "retry-times", "retry-delay", *LIMIT_KEYS, *SETTING_KEYS)
+DEFAULT_KEYS = (
+    "parallel",
+    "parallel-blobs",
+    "retry-times",
+    "retry-delay",
+    "pull-quota-reserve",
+    *LIMIT_KEYS,
+    *SETTING_KEYS,
+)
 REGISTRY_KEYS = ("type", "create-projects", "credentials", "authfile", "no-creds", "cert-dir", *LIMIT_KEYS)
 CREDENTIAL_KEYS = ("username", "password", "password-env", "password-file")
 ENTRY_KEYS = ("from", "to", "tags", "tag-suffix", "scoped", *SETTING_KEYS)
@@ -232,6 +240,7 @@ class _NativeParser:
             ("parallel-blobs", 1),
             ("retry-times", 0),
             ("max-concurrent-requests", 1),
+            ("pull-quota-reserve", 0),
         ):
             if (item := block.get(key)) is not None:
                 ints[key] = doc.integer(item.value, f"{key!r} of {where}", minimum=minimum)
@@ -253,6 +262,7 @@ class _NativeParser:
             max_concurrent_requests=ints.get("max-concurrent-requests"),
             requests_per_second=rate,
             chunk_size=chunk,
+            pull_quota_reserve=ints.get("pull-quota-reserve"),
             settings=self.settings(block, CopySettings(multi_arch="all"), where),
         )
 

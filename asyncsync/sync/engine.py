@@ -37,8 +37,9 @@ from asyncsync.copy.attachments.hook import follow_skipped, preview_image
 from asyncsync.copy.blobs import BlobCopier
 from asyncsync.copy.destination_state import DestinationState
 from asyncsync.copy.progress import CopyProgress, NullProgress
-from asyncsync.errors import AsyncSyncError, ImmutableTagError
+from asyncsync.errors import AsyncSyncError, ImmutableTagError, QuotaDeferredError
 from asyncsync.limits import BlobLimiter
+from asyncsync.quota import PullQuotas
 from asyncsync.registry.client import RegistryOptions, RegistrySession
 from asyncsync.retry import with_retries
 from asyncsync.specs.model import SyncSpec
@@ -310,6 +311,17 @@ def _failed(image: PlannedImage, reason: str, attempts: int = 1) -> ImageResult:
     )
 
 
+def _deferred(image: PlannedImage, exc: QuotaDeferredError) -> ImageResult:
+    # Not a failure of the image: the source's pull quota said "not now" (asyncsync.quota).
+    return ImageResult(
+        source=image.describe_source(),
+        destination=image.describe_destination(),
+        outcome=Outcome.DEFERRED,
+        reason=str(exc),
+        origin=str(image.origin),
+    )
+
+
 def _immutable(image: PlannedImage) -> ImageResult:
     # Harbor answers 412 to overwriting an immutable tag: a policy, not a failure to retry.
     return ImageResult(
@@ -367,7 +379,9 @@ def _session(settings: RunSettings) -> RegistrySession:
     limiters = settings.pool.host_limiters(default_rate=settings.other_hosts.requests_per_second)
     for host, config in settings.hosts.items():
         limiters.configure(host, rate=config.requests_per_second)
-    return RegistrySession(limiters=limiters, retry=settings.retry)
+    return RegistrySession(
+        limiters=limiters, retry=settings.retry, quotas=PullQuotas(reserve=settings.pull_quota_reserve)
+    )
 
 
 async def run_sync(
@@ -429,6 +443,9 @@ async def run_sync(
                 return await run.copy_one(image, progress)
             except ImmutableTagError:
                 return _immutable(image)
+            except QuotaDeferredError as exc:
+                report.quota_deferred[exc.host] = exc.reset_at
+                return _deferred(image, exc)
             except AsyncSyncError as exc:
                 return _failed(image, str(exc))
 

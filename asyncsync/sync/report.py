@@ -26,6 +26,8 @@ class Outcome(StrEnum):
     COPIED = "copied"
     SKIPPED = "skipped"
     FAILED = "failed"
+    #: not started: the source's pull quota was spent (see :mod:`asyncsync.quota`); a later run copies it
+    DEFERRED = "deferred"
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,6 +61,8 @@ class SyncReport:
     requests_per_host: dict[str, int] = field(default_factory=dict)
     plan_errors: list[str] = field(default_factory=list)
     stopped_reason: str = ""
+    #: Hosts whose pull quota deferred images, with the wall-clock time their window resets.
+    quota_deferred: dict[str, float | None] = field(default_factory=dict)
     #: Extra top-level JSON sections from run extensions (``prune``, ``shard``, ``harbor``).
     extra: dict[str, Any] = field(default_factory=dict)
 
@@ -78,8 +82,22 @@ class SyncReport:
         return [r for r in self.results if r.outcome is Outcome.FAILED]
 
     @property
+    def deferred(self) -> list[ImageResult]:
+        return [r for r in self.results if r.outcome is Outcome.DEFERRED]
+
+    @property
     def ok(self) -> bool:
-        return not self.failed and not self.plan_errors and not self.stopped_reason
+        return not self.failed and not self.deferred and not self.plan_errors and not self.stopped_reason
+
+    def quota_message(self) -> str:
+        """The one line naming the quota that deferred images (empty when none was deferred)."""
+        if not self.deferred:
+            return ""
+        hosts = (
+            ", ".join(f"{host} (resets {_utc(at)})" for host, at in sorted(self.quota_deferred.items()))
+            or "unknown host"
+        )
+        return f"pull quota reached: {len(self.deferred)} images deferred, run again after the reset: {hosts}"
 
     @property
     def wall_seconds(self) -> float:
@@ -100,6 +118,8 @@ class SyncReport:
                 "copied": counts[Outcome.COPIED],
                 "skipped": counts[Outcome.SKIPPED],
                 "failed": counts[Outcome.FAILED],
+                "deferred": counts[Outcome.DEFERRED],
+                "quota_deferred": {host: _utc(at) for host, at in self.quota_deferred.items()},
                 "plan_errors": len(self.plan_errors),
                 "bytes_uploaded": self.bytes_uploaded,
                 "bytes_saved_by_reuse": self.bytes_reused,
@@ -154,7 +174,8 @@ class SyncReport:
         lines = [
             f"Synced {len(self.results)} images in {took}: "
             f"{counts[Outcome.COPIED]} copied, {counts[Outcome.SKIPPED]} skipped, "
-            f"{counts[Outcome.FAILED]} failed",
+            f"{counts[Outcome.FAILED]} failed"
+            + (f", {counts[Outcome.DEFERRED]} deferred" if counts[Outcome.DEFERRED] else ""),
             f"Uploaded {human_bytes(self.bytes_uploaded)}; saved {human_bytes(self.bytes_reused)} "
             "by reusing blobs already at the destination (existing or mounted)",
         ]
@@ -169,8 +190,12 @@ class SyncReport:
             lines.append(f"  plan error: {error}")
         for result in self.failed:
             lines.append(f"  FAILED {result.source} -> {result.destination}: {result.reason}")
+        for result in self.deferred:
+            lines.append(f"  DEFERRED {result.source} -> {result.destination}: {result.reason}")
         if self.stopped_reason:
             lines.append(f"Stopped early: {self.stopped_reason}")
+        if self.deferred:
+            lines.append(self.quota_message())
         return lines
 
 
@@ -180,6 +205,10 @@ def _attachment_totals(results: list[ImageResult]) -> Counter[str]:
         for key in ("copied", "present", "left", "skipped"):
             totals[key] += int(result.attachments.get(key, 0))
     return totals
+
+
+def _utc(at: float | None) -> str:
+    return "unknown" if at is None else time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(at))
 
 
 def human_bytes(size: float) -> str:

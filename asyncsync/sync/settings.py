@@ -75,6 +75,7 @@ class CommandLine:
     #: ``None``: nothing). A spec entry may turn it off or name types (:meth:`RunSettings` keeps
     #: the run's; the engine lays each entry's ``attachments:``/``attachment-types:`` over it).
     attachments: AttachmentPolicy | None = None
+    pull_quota_reserve: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,6 +116,8 @@ class RunSettings:
     trust: TrustSettings | None = None
     registries_d: RegistriesD | None = None
     remove_signatures: bool = False
+    #: pulls of a source's quota never spent (:mod:`asyncsync.quota`)
+    pull_quota_reserve: int = 0
 
     def host(self, host: str) -> HostSettings:
         return self.hosts.get(host, self.other_hosts)
@@ -187,4 +190,7 @@ def resolve_settings(spec: SyncSpec, flags: CommandLine) -> RunSettings:
         preserve_digests=flags.preserve_digests,
         mount_index_dir=flags.mount_index_dir,
         attachments=flags.attachments,
+        pull_quota_reserve=next(
+            (v for v in (flags.pull_quota_reserve, defaults.pull_quota_reserve) if v is not None), 0
+        ),
     )

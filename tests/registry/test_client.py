@@ -6,12 +6,14 @@ token service in test_tokens.py.
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 from pathlib import Path
 
 import pytest
 
+from asyncsync.registry.auth import may_send_basic_to
 from asyncsync.registry.client import RegistryOptions, RegistrySession
 from asyncsync.registry.manifests import get_manifest, head_manifest
 from asyncsync.registry.tags import list_tags
@@ -71,3 +73,24 @@ async def test_credential_helper_credentials_reach_the_registry(
         options = RegistryOptions(tls_verify=False, authfile=str(authfile))
         fetched = await get_manifest(session.client(registry_basic.host, options), repo, "v1")
     assert str(fetched.digest) == digest
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize(
+    "key", ["docker.io", "https://index.docker.io/v1/", "registry-1.docker.io", "index.docker.io"]
+)
+async def test_docker_hub_credentials_go_to_registry_1_and_its_token_service(
+    tmp_path: Path, key: str
+) -> None:
+    """Authenticated pulls raise Docker Hub's quota: whichever key the auth file uses for the Hub,
+    the client for ``docker.io`` talks to ``registry-1.docker.io`` with those credentials, and
+    they may go to its token service (``https://auth.docker.io``)."""
+    authfile = tmp_path / "auth.json"
+    secret = base64.b64encode(b"hubuser:hubpass").decode()
+    authfile.write_text(json.dumps({"auths": {key: {"auth": secret}}}))
+    async with RegistrySession() as session:
+        client = session.client("docker.io", RegistryOptions(authfile=str(authfile)))
+        assert client.host == "registry-1.docker.io"
+        creds = await client.credentials("library/alpine")
+    assert creds is not None and (creds.username, creds.password) == ("hubuser", "hubpass")
+    assert may_send_basic_to("https://auth.docker.io/token", "https://registry-1.docker.io")

@@ -106,6 +106,18 @@ def test_skopeo_example_in_configs_loads() -> None:
     assert spec.kind == "skopeo" and len(spec.entries) == 5
 
 
+def test_pull_quota_reserve_default(tmp_path: Path) -> None:
+    spec = load_spec(
+        write(
+            tmp_path,
+            native(
+                "defaults:\n  pull-quota-reserve: 10\nsync:\n  - from: a.example/x\n    to: b.example/x\n"
+            ),
+        )
+    )
+    assert spec.defaults.pull_quota_reserve == 10
+
+
 def test_full_featured_spec(tmp_path: Path) -> None:
     (tmp_path / "secret.txt").write_text("s3cret\n")
     (tmp_path / "auth.json").write_text("{}")
@@ -432,6 +444,11 @@ def test_registry_errors(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Non
             "registries:\n  a.example:\n    cert-dir: nowhere\n",
             4,
             f"cert-dir '{tmp_path / 'nowhere'}' of registry 'a.example' is not a directory",
+        ),
+        (
+            "defaults:\n  pull-quota-reserve: -1\n",
+            3,
+            "'pull-quota-reserve' of 'defaults' must be at least 0, not -1",
         ),
         (
             "registries:\n  a.example:\n    max-concurrent-requests: 0\n",

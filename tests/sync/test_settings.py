@@ -117,6 +117,16 @@ def test_run_wide_values_flag_over_defaults_over_built_in(tmp_path: Path) -> Non
     assert built_in.other_hosts.max_requests == pool_sizes().requests_per_host
 
 
+def test_pull_quota_reserve_flag_over_defaults_over_zero(tmp_path: Path) -> None:
+    spec = native(
+        tmp_path, "defaults: {pull-quota-reserve: 20}\nsync: [{from: a.example/x, to: b.example/}]\n"
+    )
+    assert resolve_settings(spec, CommandLine()).pull_quota_reserve == 20
+    assert resolve_settings(spec, CommandLine(pull_quota_reserve=0)).pull_quota_reserve == 0
+    empty = native(tmp_path, "sync: [{from: a.example/x, to: b.example/}]\n")
+    assert resolve_settings(empty, CommandLine()).pull_quota_reserve == 0
+
+
 def test_per_host_limits_and_chunks(tmp_path: Path) -> None:
     spec = native(
         tmp_path,
