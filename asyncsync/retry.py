@@ -2,12 +2,19 @@
 
 Only errors whose ``temporary`` attribute is true are retried (see ``asyncsync.errors``);
 everything else is raised at once. ``--retry-times`` / ``--retry-delay`` build the policy.
+
+Every wait before a retry goes through :func:`pause`, which ends at once when the run is
+stopping (:func:`stoppable_waits`, set by the sync's pool; the first SIGTERM/SIGINT sets it):
+the retry is then given up and the error that caused it is raised, so no backoff sleep or
+``Retry-After`` wait holds a stopping process.
 """
 
 from __future__ import annotations
 
 import random
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import TypeVar
 
@@ -56,6 +63,38 @@ class RetryPolicy:
 
 NO_RETRY = RetryPolicy(attempts=1)
 
+#: Set while a stoppable run is going; the event is set when it is asked to stop.
+_STOPPING: ContextVar[anyio.Event | None] = ContextVar("asyncsync_stopping", default=None)
+
+
+@contextmanager
+def stoppable_waits() -> Iterator[anyio.Event]:
+    """Within this block (and tasks started in it), :func:`pause` ends at once after the returned
+    event is set. Tasks started inside inherit it (context variables are copied at task start)."""
+    event = anyio.Event()
+    token = _STOPPING.set(event)
+    try:
+        yield event
+    finally:
+        _STOPPING.reset(token)
+
+
+def stopping() -> bool:
+    """Whether the current run was asked to stop."""
+    event = _STOPPING.get()
+    return event is not None and event.is_set()
+
+
+async def pause(seconds: float) -> bool:
+    """Sleep ``seconds`` before a retry; ``False`` (at once) when the run is stopping."""
+    event = _STOPPING.get()
+    if event is None:
+        await anyio.sleep(seconds)
+        return True
+    with anyio.move_on_after(seconds):
+        await event.wait()
+    return not event.is_set()
+
 
 def is_temporary(exc: BaseException) -> bool:
     return bool(getattr(exc, "temporary", False))
@@ -77,7 +116,10 @@ async def with_retries(
             if attempt >= policy.attempts or not is_temporary(exc) or not policy.waits_for(retry_after):
                 raise
             wait = policy.backoff(attempt, retry_after)
+            if stopping():
+                raise
             if on_retry is not None:
                 on_retry(attempt, exc, wait)
-            await anyio.sleep(wait)
+            if not await pause(wait):
+                raise
             attempt += 1

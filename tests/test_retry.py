@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import time
 
+import anyio
 import pytest
 
 from asyncsync.errors import AuthenticationError, RegistryError, TransportError
-from asyncsync.retry import RetryPolicy, with_retries
+from asyncsync.retry import RetryPolicy, pause, stoppable_waits, stopping, with_retries
 
 pytestmark = pytest.mark.anyio
 
@@ -88,3 +89,22 @@ def test_from_flags_matches_skopeo_semantics() -> None:
     assert RetryPolicy.from_flags(0, None).attempts == 1
     assert RetryPolicy.from_flags(3, 2.0).attempts == 4
     assert RetryPolicy.from_flags(3, 2.0).backoff(1) == 2.0
+
+
+async def test_pause_ends_at_once_when_the_run_is_stopping() -> None:
+    assert await pause(0.01) is True  # outside a stoppable run: a plain sleep
+    with stoppable_waits() as stop:
+        assert not stopping()
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(lambda: anyio.sleep(0.1))
+            started = time.monotonic()
+
+            async def later() -> None:
+                await anyio.sleep(0.1)
+                stop.set()
+
+            tg.start_soon(later)
+            assert await pause(30) is False
+        assert time.monotonic() - started < 2
+        assert stopping()
+    assert not stopping()

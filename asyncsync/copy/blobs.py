@@ -32,7 +32,7 @@ from asyncsync.copy.progress import BlobKind
 from asyncsync.digest import verified_chunks
 from asyncsync.errors import AsyncSyncError, ContentError
 from asyncsync.manifest import Descriptor
-from asyncsync.retry import RetryPolicy
+from asyncsync.retry import RetryPolicy, pause, stopping
 from asyncsync.transports.base import (
     BlobLocation,
     CopyStats,
@@ -60,8 +60,11 @@ class _Attempts:
         if not exc.temporary or spent or not self.policy.waits_for(retry_after):
             raise exc
         wait = self.policy.backoff(self.failures, retry_after)
+        if stopping():
+            raise exc
         log.info("%s: retrying in %.1fs after: %s", what, wait, exc)
-        await anyio.sleep(wait)
+        if not await pause(wait):
+            raise exc  # the run is stopping: give the retry up now
 
 
 def first_error(group: BaseExceptionGroup[BaseException]) -> BaseException:

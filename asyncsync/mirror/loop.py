@@ -203,7 +203,7 @@ class MirrorLoop:
         self.stop_reason = reason
         self.metrics.stopping = True
         if self._control is not None:
-            self._control.stop(f"{reason}: finishing in-flight images")
+            self._control.interrupt(f"{reason}: finishing in-flight images")
         if self._sleep is not None:
             self._sleep.cancel()
 

@@ -6,8 +6,10 @@ capacity ``parallel``; a producer task feeds it from any (async) iterable, so a 
 producer blocks when the workers are busy (backpressure).
 
 Stopping: :meth:`PoolControl.stop` (first SIGINT/SIGTERM, or ``--fail-fast`` after a
-failure) makes the producer stop taking work while in-flight jobs finish; a second signal
-cancels the in-flight jobs too. Cancellation is safe for the destination because a copy
+failure) makes the producer stop taking work while in-flight jobs finish. A signal also ends
+every retry wait at once (backoff sleeps, ``Retry-After``: :func:`asyncsync.retry.pause`), and
+in-flight jobs get :data:`STOP_GRACE_SECONDS` to finish before they are cancelled; a second
+signal cancels them at once. Cancellation is safe for the destination because a copy
 writes the tag last (see ``asyncsync.copy``): an interrupted image leaves no tag behind.
 """
 
@@ -19,8 +21,13 @@ from dataclasses import dataclass, field
 from typing import Generic, TypeVar
 
 import anyio
+from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
 from asyncsync.limits import DEFAULT_PARALLEL_IMAGES
+from asyncsync.retry import stoppable_waits
+
+#: After the first signal, how long in-flight images may take to finish before they are abandoned.
+STOP_GRACE_SECONDS = 10.0
 
 J = TypeVar("J")
 R = TypeVar("R")
@@ -45,6 +52,8 @@ class PoolControl:
 
     _stop_event: anyio.Event = field(default_factory=anyio.Event)
     _cancel_scope: anyio.CancelScope | None = None
+    #: set by :func:`run_pool`: the run's :func:`~asyncsync.retry.stoppable_waits` event
+    _waits: anyio.Event | None = None
     reason: str = ""
 
     def stop(self, reason: str) -> None:
@@ -53,9 +62,17 @@ class PoolControl:
             self.reason = reason
             self._stop_event.set()
 
+    def interrupt(self, reason: str) -> None:
+        """Stop, and end every retry wait of the in-flight jobs at once (their retries are given up)."""
+        self.stop(reason)
+        if self._waits is not None:
+            self._waits.set()
+
     def abort(self, reason: str) -> None:
         """Stop and cancel in-flight jobs as well."""
-        self.stop(reason)
+        if self.stopped and reason not in self.reason:
+            self.reason = f"{self.reason}; {reason}"
+        self.interrupt(reason)
         if self._cancel_scope is not None:
             self._cancel_scope.cancel()
 
@@ -136,13 +153,14 @@ async def run_pool(
     control: PoolControl | None = None,
     handle_signals: bool = False,
     on_stats: Callable[[PoolStatistics], None] | None = None,
+    grace: float = STOP_GRACE_SECONDS,
 ) -> PoolControl:
     """Run ``worker`` over ``jobs`` with at most ``parallel`` in flight; return the control handle.
 
     ``worker`` must not raise for an ordinary job failure: it returns a result describing it
     (the sync reports failures and goes on). An exception escaping ``worker`` is a bug and
-    cancels the pool. With ``handle_signals``, the first SIGINT/SIGTERM stops taking work
-    and the second aborts in-flight jobs.
+    cancels the pool. With ``handle_signals``, the first SIGINT/SIGTERM stops taking work and
+    ends retry waits, in-flight jobs are aborted ``grace`` seconds later or at a second signal.
     """
     if parallel < 1:
         raise ValueError("parallel must be at least 1")
@@ -151,10 +169,28 @@ async def run_pool(
     if on_stats is not None:
         on_stats(pool.stats)
     send, receive = anyio.create_memory_object_stream[J](parallel)
+    with stoppable_waits() as waits:
+        control._waits = waits
+        if control.stopped:
+            waits.set()
+        await _run(pool, jobs, send, receive, parallel, handle_signals, grace)
+    return control
+
+
+async def _run(
+    pool: _Pool[J, R],
+    jobs: Iterable[J] | AsyncIterable[J],
+    send: MemoryObjectSendStream[J],
+    receive: MemoryObjectReceiveStream[J],
+    parallel: int,
+    handle_signals: bool,
+    grace: float,
+) -> None:
+    control = pool.control
     async with anyio.create_task_group() as tg:
         control._cancel_scope = tg.cancel_scope
         if handle_signals:
-            await tg.start(_watch_signals, control)
+            await tg.start(_watch_signals, control, grace)
         async with anyio.create_task_group() as work_group:
             work_group.start_soon(pool.produce, jobs, send)
             for _ in range(parallel):
@@ -162,15 +198,22 @@ async def run_pool(
             receive.close()
         pool.stats.stopping = control.stopped
         tg.cancel_scope.cancel()  # stop the signal watcher
-    return control
 
 
-async def _watch_signals(control: PoolControl, *, task_status: anyio.abc.TaskStatus[None]) -> None:
+async def _watch_signals(
+    control: PoolControl, grace: float, *, task_status: anyio.abc.TaskStatus[None]
+) -> None:
     with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
         task_status.started()
+        name = ""
         async for signum in signals:
             name = signal.Signals(signum).name
-            if control.stopped:
-                control.abort(f"{name} received twice: aborted in-flight images")
-            else:
-                control.stop(f"{name} received: finishing in-flight images (send again to abort)")
+            control.interrupt(
+                f"{name} received: finishing in-flight images for up to {grace:g}s (send again to abort)"
+            )
+            break
+        with anyio.move_on_after(grace):
+            async for signum in signals:
+                control.abort(f"{signal.Signals(signum).name} received twice: aborted in-flight images")
+                return
+        control.abort(f"in-flight images abandoned {grace:g}s after {name}")
