@@ -32,7 +32,7 @@ from asyncsync.copy.attachments import AttachmentPolicy
 from asyncsync.errors import UsageError
 from asyncsync.mirror.cron import CronSchedule
 from asyncsync.mirror.loop import Cron, Every, MirrorLoop, Schedule
-from asyncsync.mirror.metrics import MetricsServer, MirrorMetrics
+from asyncsync.mirror.metrics import DEFAULT_STALL_AFTER, MetricsServer, MirrorMetrics
 from asyncsync.specs.load import load_spec
 from asyncsync.specs.model import CopySettings, SyncSpec
 from asyncsync.units import duration_flag
@@ -51,10 +51,19 @@ class MirrorFlags:
     metrics_port: int | None = None
     listen: str = "127.0.0.1"
     all_images: bool = False
+    stall_after: str | None = None
 
     def schedule(self) -> Schedule | None:
         """The schedule (``None``: ``--once``); raises :class:`UsageError` unless exactly one is given."""
         return _schedule(self.every, self.cron, self.once)
+
+    def stall_seconds(self) -> float:
+        if self.stall_after is None:
+            return DEFAULT_STALL_AFTER
+        seconds = duration_flag(self.stall_after, "--stall-after")
+        if seconds <= 0:
+            raise UsageError("--stall-after must be positive")
+        return seconds
 
     def jitter_seconds(self) -> float | None:
         return duration_flag(self.jitter, "--jitter") if self.jitter is not None else None
@@ -129,6 +138,14 @@ MIRROR_FLAGS: FlagGroup[MirrorFlags] = FlagGroup(
             "listen", str, "127.0.0.1", "--listen", metavar="ADDRESS", help="Address for --metrics-port."
         ),
         _option(
+            "stall_after",
+            str | None,
+            None,
+            "--stall-after",
+            metavar="DURATION",
+            help="/healthz reports a cycle stalled after this long without progress (default 15m).",
+        ),
+        _option(
             "all_images",
             bool,
             False,
@@ -173,7 +190,7 @@ def mirror_command(
         output.view()  # a bad --log-format is a usage error now, not at the first cycle
         extensions = extension_flags.extensions()
         load()  # a spec that does not load now is a usage error, before any server starts
-        metrics = MirrorMetrics()
+        metrics = MirrorMetrics(stall_after=flags.stall_seconds())
         loop = MirrorLoop(
             load,
             # Attachments follow their images as in sync (a spec entry may say attachments: false).

@@ -14,6 +14,12 @@ its slot never overlaps the next one: the missed starts are skipped (counted in
 ``missed_cycles_total``) and the next start is the next grid point or fire time still ahead.
 ``once`` (``--once``, for cron/CronJob use) runs exactly one cycle.
 
+Pull quotas: the loop keeps one :class:`~asyncsync.quota.PullQuotas` (``metrics.quotas``) across
+cycles. A cycle that deferred images for a spent quota makes the next cycle start when the
+earliest deferred host's window resets, if that is sooner than the schedule says; the deferred
+images are copied then. Every step of a cycle is progress for ``/healthz``'s stall check
+(:mod:`asyncsync.mirror.progress`).
+
 Signals: the first SIGTERM/SIGINT stops taking new images (in-flight images finish through the
 engine's :class:`~asyncsync.sync.scheduler.PoolControl`), no further cycle starts, and
 ``/healthz`` turns 503; a wait between cycles ends at once. A second signal aborts the
@@ -39,6 +45,7 @@ from asyncsync.errors import AsyncSyncError
 from asyncsync.extensions import Extensions, build_hooks
 from asyncsync.mirror.cron import CronSchedule
 from asyncsync.mirror.metrics import CycleOutcome, EntryLabel, MirrorMetrics
+from asyncsync.mirror.progress import ProgressView
 from asyncsync.specs.model import SyncEntry, SyncSpec
 from asyncsync.sync.engine import SyncView, run_sync
 from asyncsync.sync.hooks import RunContext, SyncHooks
@@ -236,6 +243,7 @@ class MirrorLoop:
                 if previous is None and isinstance(self.schedule, Every):
                     jitter = 0.0  # --every starts its first cycle at once
                 start = nominal + (self.rng.uniform(0, jitter) if jitter > 0 else 0.0)
+                start = self._quota_resume(start)
                 self.metrics.next_cycle = start
                 if self.cycles:
                     when = dt.datetime.fromtimestamp(start, dt.UTC).isoformat(timespec="seconds")
@@ -251,6 +259,17 @@ class MirrorLoop:
                 break
         if self.stopping:
             self.echo(f"mirror: stopped ({self.stop_reason})")
+
+    def _quota_resume(self, start: float) -> float:
+        """``start``, or sooner: when the earliest window of a host that deferred images resets."""
+        resets = [at for at in self.metrics.quota_resets.values() if at is not None]
+        if not self.metrics.deferred_images or not resets or min(resets) >= start:
+            return start
+        resume = max(time.time(), min(resets) + 1.0)  # a second after the reset: the window is new
+        when = dt.datetime.fromtimestamp(resume, dt.UTC).isoformat(timespec="seconds")
+        deferred = self.metrics.deferred_images
+        self.echo(f"mirror: {deferred} images deferred by a pull quota; resuming at {when}")
+        return resume
 
     async def run_cycle(self) -> SyncReport | None:
         """One cycle: reload the spec, sync, record metrics, print the summary."""
@@ -271,13 +290,15 @@ class MirrorLoop:
             self._control = PoolControl()
             if self.stopping:
                 self._control.stop(self.stop_reason)
+            self.metrics.touch()
             report = await run_sync(
                 spec,
                 resolve_settings(spec, self.flags),
-                self.view(),
+                ProgressView(self.view(), self.metrics.touch),
                 handle_signals=False,
                 control=self._control,
                 hooks=hooks,
+                quotas=self.metrics.quotas,
             )
             report.extra.update(hooks.report_data())
             hooks_ok = hooks.ok
@@ -289,6 +310,8 @@ class MirrorLoop:
             self._control = None
             self.metrics.running = False
         self.last_ok = report is not None and report.ok and hooks_ok
+        if report is not None:
+            self.metrics.record_deferred(len(report.deferred), report.quota_deferred)
         self._record(report, tracker, started)
         if report is not None and self.report_path is not None:
             report.write_json(self.report_path)

@@ -22,11 +22,28 @@ for it: escaping, number formatting, histogram series). Families (all prefixed
 ``cycle_running``                          gauge      1 while a cycle runs
 ``entry_images{entry,from,to,outcome}``    gauge      per spec entry, images of the last cycle
 ``entry_last_success_timestamp_seconds``   gauge      per spec entry, end of its last clean cycle
+``pull_quota_remaining{host}``             gauge      pulls left in the window (``ratelimit-remaining``)
+``pull_quota_limit{host}``                 gauge      pulls per window (``ratelimit-limit``)
+``deferred_images``                        gauge      images the last cycle deferred for a pull quota
+``last_progress_timestamp_seconds``        gauge      last time a cycle moved (image, blob, manifest)
 =========================================  =========  ==============================================
 
-An entry is clean in a cycle when none of its images failed and it had no plan error.
-:class:`MetricsServer` serves ``GET /metrics`` and ``GET /healthz`` (200 ``ok`` while the loop
-runs, 503 once it is shutting down) with aiohttp.web on the loop's own event loop.
+and ``pull_quota_reset_timestamp_seconds{host}`` (gauge): when the window of a host that now
+refuses pulls resets.
+
+(``images_total`` counts ``deferred`` images too.) An entry is clean in a cycle when none of its
+images failed and it had no plan error. The quota gauges are live: they read the mirror's
+:class:`~asyncsync.quota.PullQuotas`, kept across cycles.
+
+:class:`MetricsServer` serves ``GET /metrics`` and ``GET /healthz`` with aiohttp.web on the
+loop's own event loop. ``/healthz`` (:meth:`MirrorMetrics.health`) answers ``status``:
+
+* ``ok`` (200);
+* ``quota-deferred`` (200: the mirror is waiting for a pull quota's window, as designed) with
+  ``deferred_images`` and ``quota_resets`` (host -> reset time);
+* ``stalled`` (503) when a cycle has run without progress for ``stall_after`` seconds
+  (``--stall-after``), with ``stalled_seconds``;
+* ``stopping`` (503) once it is shutting down.
 """
 
 from __future__ import annotations
@@ -48,9 +65,12 @@ from prometheus_client.exposition import choose_encoder
 from prometheus_client.registry import Collector, CollectorRegistry
 
 from asyncsync.errors import UsageError
+from asyncsync.quota import PullQuotas
 from asyncsync.sync.report import Outcome
 
 PREFIX = "asyncsync_mirror_"
+#: ``--stall-after`` default: a cycle without any progress for this long is reported stalled.
+DEFAULT_STALL_AFTER = 900.0
 DURATION_BUCKETS = (1.0, 5.0, 15.0, 60.0, 300.0, 900.0, 1800.0, 3600.0, 7200.0)
 
 
@@ -86,7 +106,14 @@ class MirrorMetrics(Collector):
     """Counters and gauges of one mirror process (see the module docstring); a
     ``prometheus_client`` collector, registered on :attr:`registry`."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, stall_after: float = DEFAULT_STALL_AFTER, quotas: PullQuotas | None = None) -> None:
+        self.stall_after = stall_after
+        #: the mirror's pull quotas, kept across cycles (read live at each scrape)
+        self.quotas = quotas or PullQuotas()
+        self.last_progress: float | None = None
+        #: images the last cycle deferred, and the reset time of each host that deferred them
+        self.deferred_images = 0
+        self.quota_resets: dict[str, float | None] = {}
         self.cycles: Counter[str] = Counter()
         self.images: Counter[Outcome] = Counter()
         self.bytes_uploaded = 0
@@ -108,6 +135,15 @@ class MirrorMetrics(Collector):
         #: the registry ``/metrics`` exposes (this collector only)
         self.registry = CollectorRegistry(auto_describe=False)
         self.registry.register(self)
+
+    def touch(self) -> None:
+        """The running cycle made progress (see :mod:`asyncsync.mirror.progress`)."""
+        self.last_progress = time.time()
+
+    def record_deferred(self, images: int, resets: dict[str, float | None]) -> None:
+        """What the last cycle deferred for pull quotas (0 and ``{}``: nothing)."""
+        self.deferred_images = images
+        self.quota_resets = dict(resets)
 
     def record(self, cycle: CycleOutcome) -> None:
         duration = max(0.0, cycle.finished - cycle.started)
@@ -194,6 +230,40 @@ class MirrorMetrics(Collector):
             entry_success.add_metric(label.values(), round(when, 3))
         yield entry_images
         yield entry_success
+        yield from self._quota_families()
+
+    def _quota_families(self) -> Iterator[Metric]:
+        labels = ["host"]
+        remaining = GaugeMetricFamily(
+            f"{PREFIX}pull_quota_remaining", "Pulls left in the host's quota window.", labels=labels
+        )
+        limit = GaugeMetricFamily(f"{PREFIX}pull_quota_limit", "Pulls per quota window.", labels=labels)
+        reset = GaugeMetricFamily(
+            f"{PREFIX}pull_quota_reset_timestamp_seconds",
+            "When the window of a host that refuses pulls resets (Unix time).",
+            labels=labels,
+        )
+        deferred = self.quotas.deferred_hosts()
+        for host, quota in sorted(self.quotas.hosts.items()):
+            if quota.reading is not None:
+                remaining.add_metric([host], quota.reading.remaining)
+                limit.add_metric([host], quota.reading.limit)
+            if deferred.get(host) is not None:
+                reset.add_metric([host], round(deferred[host] or 0.0, 3))
+        yield remaining
+        yield limit
+        yield reset
+        yield GaugeMetricFamily(
+            f"{PREFIX}deferred_images",
+            "Images the last cycle deferred because a pull quota was spent.",
+            value=self.deferred_images,
+        )
+        if self.last_progress is not None:
+            yield GaugeMetricFamily(
+                f"{PREFIX}last_progress_timestamp_seconds",
+                "The last time a cycle made progress (Unix time).",
+                value=round(self.last_progress, 3),
+            )
 
     def exposition(self, accept: str = "") -> tuple[bytes, str]:
         """The body and content type of a ``/metrics`` answer for an ``Accept`` header."""
@@ -201,16 +271,35 @@ class MirrorMetrics(Collector):
         return encoder(self.registry), content_type
 
     def health(self) -> tuple[int, dict[str, object]]:
-        """``/healthz``: 200 while the loop serves, 503 when it is shutting down."""
-        status = 503 if self.stopping else 200
-        return status, {
-            "status": "stopping" if self.stopping else "ok",
+        """``/healthz``: its HTTP status and body (the states in the module docstring)."""
+        now = time.time()
+        body: dict[str, object] = {
+            "status": "ok",
             "cycles": sum(self.cycles.values()),
             "running": self.running,
             "consecutive_failures": self.consecutive_failures,
             "last_success": self.last_success,
-            "time": round(time.time(), 3),
+            "last_progress": self.last_progress,
+            "time": round(now, 3),
         }
+        if self.deferred_images:
+            body["deferred_images"] = self.deferred_images
+            body["quota_resets"] = {host: _utc(at) for host, at in sorted(self.quota_resets.items())}
+        idle = now - self.last_progress if self.last_progress is not None else 0.0
+        if self.stopping:
+            body["status"] = "stopping"
+            return 503, body
+        if self.running and idle > self.stall_after:
+            body["status"] = "stalled"
+            body["stalled_seconds"] = round(idle, 1)
+            return 503, body
+        if self.deferred_images:
+            body["status"] = "quota-deferred"
+        return 200, body
+
+
+def _utc(at: float | None) -> str | None:
+    return None if at is None else time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(at))
 
 
 class MetricsServer:

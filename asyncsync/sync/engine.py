@@ -375,13 +375,13 @@ async def dry_run(
             return plan, lines + await hooks.preview(plan, ctx)
 
 
-def _session(settings: RunSettings) -> RegistrySession:
+def _session(settings: RunSettings, quotas: PullQuotas | None = None) -> RegistrySession:
     limiters = settings.pool.host_limiters(default_rate=settings.other_hosts.requests_per_second)
     for host, config in settings.hosts.items():
         limiters.configure(host, rate=config.requests_per_second)
-    return RegistrySession(
-        limiters=limiters, retry=settings.retry, quotas=PullQuotas(reserve=settings.pull_quota_reserve)
-    )
+    quotas = quotas or PullQuotas()
+    quotas.reserve = settings.pull_quota_reserve
+    return RegistrySession(limiters=limiters, retry=settings.retry, quotas=quotas)
 
 
 async def run_sync(
@@ -393,16 +393,18 @@ async def run_sync(
     control: PoolControl | None = None,
     hooks: SyncHooks | None = None,
     planner: Planner = build_plan,
+    quotas: PullQuotas | None = None,
 ) -> SyncReport:
     """Plan and run the sync; returns the report (check ``report.ok``). Never raises for one image.
 
     ``hooks`` (:mod:`asyncsync.sync.hooks`) extend the run: sharding, prune, Harbor support.
     ``planner`` builds the plan (default :func:`build_plan`; local storage: :mod:`asyncsync.sync.local`).
+    ``quotas``: pull quotas known from earlier runs (the mirror keeps one across cycles).
     """
     view = view or SyncView()
     hooks = hooks if hooks is not None else HookChain(())
     report = SyncReport()
-    async with _session(settings) as session:
+    async with _session(settings, quotas) as session:
         run = _Run(settings, session)
         _load_mount_index(run.coordinator, settings.mount_index_dir)
         ctx = RunContext(spec, session, settings.registry_options)

@@ -16,6 +16,7 @@ from asyncsync.specs.load import load_spec
 from asyncsync.sync.report import Outcome, SyncReport
 from asyncsync.sync.settings import CommandLine
 from tests.helpers.images import list_tags, make_image, push_image
+from tests.helpers.quota_proxy import QuotaProxy
 from tests.helpers.registry import RegistryFactory
 from tests.mirror.test_metrics import parse
 
@@ -184,3 +185,58 @@ async def test_a_stop_request_ends_the_wait_between_cycles_at_once(
     assert loop.cycles == 1
     assert metrics.health()[0] == 503
     assert lines[-1] == "mirror: stopped (SIGTERM received)"
+
+
+@pytest.mark.anyio
+async def test_a_quota_deferred_cycle_resumes_when_the_window_resets(
+    make_registry: RegistryFactory, tmp_path: Path
+) -> None:
+    """The scripted quota proxy (tests/helpers/quota_proxy.py; no real registry has a pull quota)
+    allows 2 pulls in a 3 s window; 4 images to mirror, --every 1h. The second cycle starts when
+    the window resets, not an hour later, and pulls only the 2 deferred images."""
+    source, target = make_registry("anon"), make_registry("anon")
+    for name in ("a", "b", "c", "d"):
+        await push_image(source, f"team/{name}", "v1", make_image(f"quota-loop-{name}", layers=1))
+    reports: list[SyncReport] = []
+    health: list[tuple[int, str]] = []
+    lines: list[str] = []
+    metrics = MirrorMetrics()
+    with QuotaProxy(source.host, limit=2, window=3) as proxy:
+        spec = _spec(tmp_path, proxy.host, target.host)
+        gets: list[int] = []
+
+        async def on_cycle(number: int, report: SyncReport | None) -> None:
+            assert report is not None
+            reports.append(report)
+            status, body = metrics.health()
+            health.append((status, str(body["status"])))
+            gets.append(proxy.manifest_gets())
+            if number == 1:
+                proxy.new_window()  # the registry's window turns over while the mirror waits
+
+        loop = MirrorLoop(
+            lambda: load_spec(spec),
+            CommandLine(),
+            Every(3600.0),
+            jitter=0.0,
+            metrics=metrics,
+            echo=lines.append,
+            max_cycles=2,
+            on_cycle=on_cycle,
+        )
+        started = time.monotonic()
+        with anyio.fail_after(60):
+            assert await loop.run(handle_signals=False) is True
+        elapsed = time.monotonic() - started
+
+    assert [(r.counts[Outcome.COPIED], r.counts[Outcome.DEFERRED]) for r in reports] == [(2, 2), (2, 0)]
+    assert gets == [2, 4]  # the second cycle pulled only the two deferred images
+    assert health == [(200, "quota-deferred"), (200, "ok")]
+    assert any("images deferred by a pull quota; resuming at" in line for line in lines)
+    assert elapsed < 60
+    for name in ("a", "b", "c", "d"):
+        assert await list_tags(target, f"mirror/{name}") == ["v1"]
+    samples = parse(metrics.exposition()[0].decode())
+    assert samples[f'{P}pull_quota_remaining{{host="{proxy.host}"}}'] == 0
+    assert samples[f"{P}deferred_images"] == 0
+    assert samples[f'{P}images_total{{outcome="deferred"}}'] == 2

@@ -158,3 +158,46 @@ def test_each_mirror_has_its_own_registry() -> None:
     first.missed = 3
     assert first.registry.get_sample_value("asyncsync_mirror_missed_cycles_total") == 3
     assert second.registry.get_sample_value("asyncsync_mirror_missed_cycles_total") == 0
+
+
+def test_health_reports_a_stalled_cycle_and_recovers_on_progress() -> None:
+    metrics = MirrorMetrics(stall_after=60)
+    metrics.running = True
+    metrics.touch()
+    assert metrics.health()[0] == 200
+    assert metrics.last_progress is not None
+    metrics.last_progress -= 61
+    status, body = metrics.health()
+    assert (status, body["status"]) == (503, "stalled")
+    assert isinstance(body["stalled_seconds"], float) and body["stalled_seconds"] >= 61
+    metrics.touch()
+    assert metrics.health()[0] == 200
+    metrics.last_progress -= 3600
+    metrics.running = False  # between cycles, waiting is not stalling
+    assert metrics.health()[0] == 200
+
+
+def test_health_reports_quota_deferred_and_metrics_show_quota_per_host() -> None:
+    metrics = MirrorMetrics()
+    metrics.quotas.observe(
+        "registry-1.docker.io", {"ratelimit-limit": "100;w=21600", "ratelimit-remaining": "0;w=21600"}
+    )
+    metrics.quotas.observe("quay.io", {"ratelimit-limit": "500", "ratelimit-remaining": "450"})
+    error = metrics.quotas.exhausted("registry-1.docker.io", 3600.0)
+    metrics.record_deferred(7, {"registry-1.docker.io": error.reset_at})
+    status, body = metrics.health()
+    assert (status, body["status"], body["deferred_images"]) == (200, "quota-deferred", 7)
+    resets = body["quota_resets"]
+    assert isinstance(resets, dict) and str(resets["registry-1.docker.io"]).endswith("Z")
+    samples = parse(metrics.exposition()[0].decode())
+    hub, quay = {"host": "registry-1.docker.io"}, {"host": "quay.io"}
+    assert samples[_key("asyncsync_mirror_pull_quota_remaining", hub)] == 0
+    assert samples[_key("asyncsync_mirror_pull_quota_limit", hub)] == 100
+    assert samples[_key("asyncsync_mirror_pull_quota_remaining", quay)] == 450
+    assert samples[_key("asyncsync_mirror_pull_quota_reset_timestamp_seconds", hub)] == pytest.approx(
+        error.reset_at, abs=0.01
+    )
+    assert _key("asyncsync_mirror_pull_quota_reset_timestamp_seconds", quay) not in samples
+    assert samples["asyncsync_mirror_deferred_images"] == 7
+    metrics.record_deferred(0, {})
+    assert metrics.health()[1]["status"] == "ok"
