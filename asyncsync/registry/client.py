@@ -43,6 +43,7 @@ from asyncsync.errors import AuthenticationError, RegistryError, TransportError
 from asyncsync.http.errors import error_from_response, mapped
 from asyncsync.http.session import Body, HttpSession, Response, drain, read_response
 from asyncsync.http.tls import ssl_context_for
+from asyncsync.quota import parse_ratelimit
 from asyncsync.registry.auth import BearerToken
 from asyncsync.registry.authorizer import Authorizer
 from asyncsync.registry.credentials import Credentials, StoredCredentials
@@ -282,13 +283,21 @@ class RegistryClient:
                     self.endpoint.abandon()
 
     def _quota_error(self, path: str, response: aiohttp.ClientResponse, error: RegistryError) -> Exception:
-        """The error to raise for a failed answer: a manifest's 429 ``TOOMANYREQUESTS`` means the
-        host's pull quota is spent (:meth:`PullQuotas.exhausted`), not a moment to retry."""
+        """The error to raise for a failed answer. A manifest's 429 that says the pull quota is
+        spent (``ratelimit-remaining: 0``, as Docker Hub's ``TOOMANYREQUESTS`` does) or asks for a
+        longer wait than the retry policy makes (``Retry-After``) stops the host's pulls
+        (:meth:`PullQuotas.exhausted`); a short 429 without quota headers is an ordinary
+        temporary error, retried after its ``Retry-After``."""
         if "/manifests/" not in path:
             return error
-        self.session.quotas.observe(self.host, response.headers)
-        if error.status == 429 and error.code in ("TOOMANYREQUESTS", ""):
-            return self.session.quotas.exhausted(self.host, error.retry_after)
+        quotas = self.session.quotas
+        quotas.observe(self.host, response.headers)
+        if error.status != 429:
+            return error
+        reading = parse_ratelimit(response.headers)
+        spent = reading is not None and reading.remaining == 0
+        if spent or not self.session.retry.waits_for(error.retry_after):
+            return quotas.exhausted(self.host, error.retry_after)
         return error
 
     async def _replay_unauthorized(

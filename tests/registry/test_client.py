@@ -17,7 +17,9 @@ from asyncsync.registry.auth import may_send_basic_to
 from asyncsync.registry.client import RegistryOptions, RegistrySession
 from asyncsync.registry.manifests import get_manifest, head_manifest
 from asyncsync.registry.tags import list_tags
+from asyncsync.retry import RetryPolicy
 from tests.helpers.client_options import options_for
+from tests.helpers.fault_proxy import Fault, FaultProxy
 from tests.helpers.images import make_image, push_image_sync
 from tests.helpers.registry import RegistryServer
 
@@ -94,3 +96,20 @@ async def test_docker_hub_credentials_go_to_registry_1_and_its_token_service(
         creds = await client.credentials("library/alpine")
     assert creds is not None and (creds.username, creds.password) == ("hubuser", "hubpass")
     assert may_send_basic_to("https://auth.docker.io/token", "https://registry-1.docker.io")
+
+
+@pytest.mark.anyio
+async def test_a_short_429_on_a_manifest_is_retried_not_taken_for_a_spent_quota(
+    registry_anon: RegistryServer,
+) -> None:
+    """A 429 with a 1 s Retry-After and no ratelimit headers (a registry's rate limiter, from the
+    fault proxy) is an ordinary temporary error: retried, and the host's pulls go on."""
+    digest = _push(registry_anon, "client/short-429")
+    with FaultProxy(registry_anon.host) as proxy:
+        proxy.add_rule(Fault.too_many_requests("seconds", delay=1), method="GET", path=r"/v2/.+/manifests/.+")
+        async with RegistrySession(retry=RetryPolicy(attempts=3, base_delay=0.01)) as session:
+            client = session.client(proxy.address, RegistryOptions(tls_verify=False))
+            fetched = await get_manifest(client, "client/short-429", "v1")
+            assert str(fetched.digest) == digest
+            assert session.quotas.deferred_hosts() == {}
+        assert proxy.count("GET", r"/v2/.+/manifests/.+", status=429) == 1

@@ -207,6 +207,7 @@ def test_sigterm_ends_a_retry_after_wait_of_a_real_sync_within_seconds(
                 process.kill()
                 process.wait()
     text = output.decode(errors="replace")
+    print(f"sync exited {took:.2f}s after SIGTERM")  # the figure, with -s
     assert took < 5, f"exit took {took:.1f}s after SIGTERM:\n{text}"
     assert process.returncode == 1, text
     assert "SIGTERM received" in text
