@@ -59,6 +59,8 @@ from asyncsync.sync.plan import (
     bounded_map,
     build_registry_plan,
 )
+from asyncsync.transports.containers_storage.reference import StorageReference
+from asyncsync.transports.containers_storage.source import stored_image_id
 from asyncsync.transports.directory.reference import DirReference
 from asyncsync.transports.directory.source import MANIFEST_FILE, child_manifest_name
 from asyncsync.transports.directory.sync_layout import DirImage, dir_name_for, list_dir_images
@@ -145,8 +147,14 @@ def dir_image_state(path: str, *, children: bool = True) -> LocalState:
 
 async def local_image_state(image: PlannedImage) -> LocalState | None:
     """The state of ``image``'s local destination, or ``None`` when it has none this module can
-    check (only ``dir:`` destinations are checked)."""
+    check: ``dir:`` destinations are checked; a ``containers-storage:`` one only for
+    ``skip-existing`` (whether the name is there: podman keeps no manifest digest to compare)."""
     destination = image.destination_local
+    if isinstance(destination, StorageReference):
+        if not image.settings.skip_existing:
+            return None
+        image_id = await stored_image_id(destination)
+        return LocalState(Digest("sha256", image_id) if image_id is not None else None)
     if not isinstance(destination, DirReference):
         return None
     children = image.settings.multi_arch != "index-only"

@@ -127,6 +127,19 @@ def test_sync_into_containers_storage(
     # A multi-arch image: this host's platform (linux/amd64 first in the generated list).
     stored = other.inspect(f"{host}/{repo}:multi")
     assert stored is not None and f"sha256:{stored['Id']}" == index.images[0].config_digest
+    # podman keeps no manifest digest to compare: a re-run copies again, unless skip-existing.
+    done = invoke("sync", "--report", str(report), str(spec))
+    assert done.returncode == 0, done.stderr + done.out
+    assert {outcome for outcome, _ in _report(report).values()} == {"copied"}
+    spec.write_text(spec.read_text().replace("sync:\n", "defaults:\n  skip-existing: true\nsync:\n"))
+    private_storage.podman("rmi", f"{host}/{repo}:v2")
+    done = invoke("sync", "--report", str(report), str(spec))
+    assert done.returncode == 0, done.stderr + done.out
+    assert _report(report) == {
+        f"containers-storage:{host}/{repo}:v1": ("skipped", "exists (--skip-existing)"),
+        f"containers-storage:{host}/{repo}:v2": ("copied", ""),
+        f"containers-storage:{other.specifier}{host}/{repo}:multi": ("skipped", "exists (--skip-existing)"),
+    }
 
 
 def test_a_bad_storage_specifier_is_one_plan_error(

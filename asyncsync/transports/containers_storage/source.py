@@ -89,6 +89,19 @@ async def resolve_image(
     return info, reference
 
 
+async def stored_image_id(reference: StorageReference) -> str | None:
+    """The ID of the image ``reference`` names, or ``None`` when the store has none."""
+    where = str(reference)
+    engine = await find_engine(reference.specifier, where)
+    try:
+        if reference.name is not None and reference.image_id is None and reference.id_prefix is None:
+            info = await engine.inspect(str(reference.name))
+            return info.image_id if info is not None else None
+        return (await resolve_image(engine, reference))[0].image_id
+    finally:
+        await close_engine(engine)
+
+
 async def open_storage_source(reference: StorageReference, ctx: TransportContext) -> ArchiveImageSource:
     """Export the image from podman into a private spool and open it as a docker archive."""
     where = str(reference)
