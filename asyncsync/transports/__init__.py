@@ -51,6 +51,8 @@ def _register_builtin() -> None:
     from asyncsync.transports.docker_daemon.reference import parse_daemon_reference
     from asyncsync.transports.oci_archive.reference import parse_oci_archive_reference
     from asyncsync.transports.oci_layout.reference import parse_oci_reference
+    from asyncsync.transports.sif.reference import parse_sif_reference
+    from asyncsync.transports.tarball.reference import parse_tarball_reference
 
     register("docker", parse_docker_reference)
     register("oci", parse_oci_reference)
@@ -59,6 +61,8 @@ def _register_builtin() -> None:
     register("docker-archive", parse_docker_archive_reference)
     register("docker-daemon", parse_daemon_reference)
     register("containers-storage", parse_storage_reference)
+    register("sif", parse_sif_reference)
+    register("tarball", parse_tarball_reference)
 
 
 _register_builtin()

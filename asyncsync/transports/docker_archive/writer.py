@@ -19,16 +19,16 @@ Contract of :class:`ArchiveWriter`:
 * :meth:`ArchiveWriter.finish` appends the remaining members (config, legacy metadata,
   ``manifest.json``, ``repositories``) once every layer is in.
 
-Concurrency: tar members follow one another, so one layer at a time writes into the archive:
-the one at the head of a FIFO queue, in :meth:`put_layer` call order (the manifest's layer order
-when the copy engine starts the layers together, so the members come in skopeo's order). The
-other layers do not wait: they spool their decompressed output to an anonymous temporary file
-in the same directory, and when one reaches the head its spooled prefix is copied into the
-archive (``copy_file_range``) and the rest streams straight in. A layer whose stream ends while
-it is still queued returns at once (its slot in the run's blob limiter is freed) and is moved
-into the archive by whoever takes the head next. So a byte is written twice only if its layer
-arrived while another member was being written; memory per layer is one batch of
-:data:`BATCH` bytes plus one decompressed piece, whatever the layer size.
+Concurrency: tar members follow one another, so one layer at a time writes into the archive: the one
+at the head of a FIFO queue, in :meth:`put_layer` call order (the manifest's layer order when the
+copy engine starts the layers together, so the members come in skopeo's order). The other layers do
+not wait: they spool their decompressed output to an anonymous temporary file in the same directory
+(in ``--tmpdir`` when given), and when one reaches the head its spooled prefix is copied into the
+archive (``copy_file_range``) and the rest streams straight in. A layer whose stream ends while it
+is still queued returns at once (its slot in the run's blob limiter is freed) and is moved into the
+archive by whoever takes the head next. So a byte is written twice only if its layer arrived while
+another member was being written; memory per layer is one batch of :data:`BATCH` bytes plus one
+decompressed piece, whatever the layer size.
 
 An I/O error on the archive file itself (disk full) breaks the writer: every later call raises.
 """
@@ -48,6 +48,7 @@ from typing import Any, BinaryIO
 
 import anyio
 
+from asyncsync import tempdirs
 from asyncsync.digest import Digest, DigestVerifier
 from asyncsync.errors import LocalStorageError
 from asyncsync.manifest import Descriptor
@@ -146,7 +147,8 @@ class _Layer:
                     _write_all(archive, piece, self.start + BLOCK + self.size)
                 else:
                     if self.spool is None:
-                        self.spool = tempfile.TemporaryFile(dir=directory, buffering=0)  # noqa: SIM115
+                        spool_dir = tempdirs.configured() or directory  # --tmpdir, as skopeo's spools
+                        self.spool = tempfile.TemporaryFile(dir=spool_dir, buffering=0)  # noqa: SIM115
                     _write_all(self.spool.fileno(), piece)
                     self.spooled += len(piece)
                 self.size += len(piece)
