@@ -8,10 +8,18 @@ import typer
 
 from asyncsync import __version__
 from asyncsync.cli._run import EXIT_USAGE, GLOBAL, configure_logging, fail
+from asyncsync.cli.compat_flags import (
+    GLOBAL_COMPAT_FLAGS,
+    GLOBAL_COMPAT_OPTIONS_WITH_VALUE,
+    GlobalCompatFlags,
+    SkopeoGroup,
+)
+from asyncsync.cli.flag_groups import with_flag_groups
 from asyncsync.errors import UsageError
 from asyncsync.units import duration_flag
 
 app = typer.Typer(
+    cls=SkopeoGroup,
     name="asyncsync",
     help="Copy and sync container images between registries and local stores, concurrently.",
     no_args_is_help=True,
@@ -38,6 +46,7 @@ def _version(value: bool) -> None:
 
 
 @app.callback()
+@with_flag_groups
 def global_options(
     debug: Annotated[bool, typer.Option("--debug", help="Verbose logs and tracebacks.")] = False,
     command_timeout: Annotated[
@@ -76,6 +85,8 @@ def global_options(
             help="Use registry configuration files in DIR (e.g. for container signature storage).",
         ),
     ] = None,
+    *,
+    compat: Annotated[GlobalCompatFlags, GLOBAL_COMPAT_FLAGS],
 ) -> None:
     """asyncsync: a skopeo-compatible, concurrent image copy and sync tool."""
     GLOBAL.debug = debug
@@ -87,6 +98,10 @@ def global_options(
     )
     GLOBAL.policy, GLOBAL.insecure_policy, GLOBAL.registries_d = policy, insecure_policy, registries_d
     configure_logging(debug)
+    try:
+        compat.apply()
+    except UsageError as exc:
+        fail(str(exc), EXIT_USAGE)
 
 
 #: Command modules; each adds its commands to ``app`` when imported.
@@ -126,6 +141,7 @@ _GLOBAL_OPTIONS_WITH_VALUE = (
     "--override-variant",
     "--policy",
     "--registries.d",
+    *GLOBAL_COMPAT_OPTIONS_WITH_VALUE,
 )
 
 

@@ -39,7 +39,8 @@ _PATH = re.compile(r"^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*(?:/[a-z0-9]+(?:(?:[.
 
 #: The registry flags login and logout take (skopeo's: no --creds, its own --username/--password).
 _LOGIN_FLAGS = registry_group(("authfile", "tls_verify", "cert_dir"))
-_LOGOUT_FLAGS = registry_group(("authfile",))
+# --tls-verify: skopeo's logout takes it; removing a file entry reaches no registry, so it changes nothing.
+_LOGOUT_FLAGS = registry_group(("authfile", "tls_verify"))
 
 
 def parse_login_key(text: str) -> tuple[str, str]:
@@ -149,6 +150,9 @@ def login_command(
     get_login: Annotated[
         bool, typer.Option("--get-login", help="Print the username stored for the registry and exit.")
     ] = False,
+    verbose: Annotated[
+        bool, typer.Option("--verbose", "-v", help="Write more detailed information to stdout.")
+    ] = False,
     flags: Annotated[RegistryFlags, _LOGIN_FLAGS],
 ) -> None:
     """Log in to a registry: verify the credentials, then store them in the auth file."""
@@ -166,7 +170,9 @@ def login_command(
                 return
         creds = await _prompt_missing(username, secret)
         await verify_credentials(host, creds, tls_verify=tls_verify, cert_dir=cert_dir)
-        store_credentials(key, creds, authfile=authfile)
+        used = store_credentials(key, creds, authfile=authfile)
+        if verbose:
+            typer.echo(f"Used:  {used}")  # containers/common's fmt.Println("Used: ", path) spacing
         typer.echo("Login Succeeded!")
 
     run(main)

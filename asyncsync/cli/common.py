@@ -36,6 +36,7 @@ from typing import Annotated, Any
 import typer
 from typer.core import TyperCommand
 
+from asyncsync.cli.compat_flags import rewrite_bool_flags
 from asyncsync.cli.flag_groups import FlagGroup, flag_option
 from asyncsync.errors import CredentialsError, InvalidReferenceError, NotFoundError, UsageError
 from asyncsync.reference import ImageName, parse_repository
@@ -47,17 +48,6 @@ from asyncsync.transports.base import SideOptions, TransportContext
 from asyncsync.units import duration_flag
 
 REGISTRY_PANEL = "Registry access"
-_TRUE = frozenset({"1", "t", "T", "TRUE", "true", "True"})
-_FALSE = frozenset({"0", "f", "F", "FALSE", "false", "False"})
-
-
-def parse_bool(value: str, flag: str) -> bool:
-    """Go's ``strconv.ParseBool`` (what pflag accepts for ``--flag=VALUE``)."""
-    if value in _TRUE:
-        return True
-    if value in _FALSE:
-        return False
-    raise typer.BadParameter(f"invalid boolean value {value!r} for {flag} (use true or false)")
 
 
 class SkopeoCommand(TyperCommand):
@@ -66,37 +56,11 @@ class SkopeoCommand(TyperCommand):
     ``--tls-verify=false`` becomes the flag's ``--no-tls-verify`` form before click parses;
     ``--raw=false`` on a flag without a negative form drops earlier ``--raw`` mentions (such
     flags default to false; the last mention wins, as in pflag). Arguments after ``--`` are
-    left alone.
+    left alone (:func:`~asyncsync.cli.compat_flags.rewrite_bool_flags`).
     """
 
     def parse_args(self, ctx: Any, args: list[str]) -> list[str]:  # ctx: Typer's vendored click Context
-        flags: dict[str, tuple[str, str | None]] = {}
-        for param in self.params:
-            # Duck-typed: Typer ships its own copy of click, so isinstance checks against
-            # the click package would never match.
-            if getattr(param, "is_flag", False) and getattr(param, "is_bool_flag", False):
-                negative = param.secondary_opts[0] if param.secondary_opts else None
-                for opt in param.opts:
-                    flags[opt] = (opt, negative)
-        rewritten: list[str] = []
-        for index, arg in enumerate(args):
-            if arg == "--":
-                rewritten.extend(args[index:])
-                break
-            name, sep, value = arg.partition("=")
-            if sep and name in flags:
-                positive, negative = flags[name]
-                if parse_bool(value, name):
-                    rewritten.append(positive)
-                elif negative is not None:
-                    rewritten.append(negative)
-                else:
-                    # No negative form: "false" restores the default by dropping earlier mentions
-                    # (pflag's last-one-wins).
-                    rewritten = [a for a in rewritten if flags.get(a, ("", None))[0] != positive]
-                continue
-            rewritten.append(arg)
-        return super().parse_args(ctx, rewritten)
+        return super().parse_args(ctx, rewrite_bool_flags(self.params, args, stop_at_word=False))
 
 
 # ------------------------------------------------------------------------------- option factories
@@ -323,12 +287,18 @@ class RegistrySides:
     destination: RegistryFlags
 
 
+#: skopeo's hidden aliases of --src-creds and --dest-creds (kept from its first releases).
+_CREDS_ALIASES = {"src-": "screds", "dest-": "dcreds"}
+
+
 def _registry_sides(values: Mapping[str, Any]) -> RegistrySides:
     def side(prefix: str) -> RegistryFlags:
         key = prefix.replace("-", "_")
         fields = {field: values[key + field] for field in _REGISTRY_FLAGS}
         # The side's own --src-/--dest-authfile wins over the shared --authfile.
         fields["authfile"] = fields["authfile"] or values["authfile"]
+        # --src-creds/--dest-creds win over their hidden aliases --screds/--dcreds.
+        fields["creds"] = fields["creds"] or values[_CREDS_ALIASES[prefix]]
         return RegistryFlags(prefix=prefix, **fields)
 
     return RegistrySides(source=side("src-"), destination=side("dest-"))
@@ -369,6 +339,10 @@ REGISTRY_SIDES: FlagGroup[RegistrySides] = FlagGroup(
             for fields in _SIDES_ORDER
             for prefix in _SIDE_PREFIXES
             for field in fields
+        ),
+        *(
+            flag_option(alias, Annotated[str | None, typer.Option(f"--{alias}", hidden=True)], None)
+            for alias in _CREDS_ALIASES.values()
         ),
     ),
     _registry_sides,

@@ -35,6 +35,7 @@ from asyncsync.cli.common import (
     chunk_size_flag,
     warn,
 )
+from asyncsync.cli.compat_flags import COPY_COMPAT_FLAGS, CopyCompatFlags
 from asyncsync.cli.compression_flags import COMPRESSION_FLAGS, CompressionFlags
 from asyncsync.cli.copy_view import RichProgress, make_progress
 from asyncsync.cli.flag_groups import FlagGroup, flag_option, with_flag_groups
@@ -137,10 +138,12 @@ def copy_command(
     compression: Annotated[CompressionFlags, COMPRESSION_FLAGS],
     attachment_flags: Annotated[AttachmentFlags, ATTACHMENT_FLAGS],
     sign: Annotated[SignFlags, SIGN_FLAGS],
+    compat: Annotated[CopyCompatFlags, COPY_COMPAT_FLAGS],
 ) -> None:
     """Copy an image (or a multi-arch image) from SOURCE-IMAGE to DESTINATION-IMAGE."""
 
     async def main() -> None:
+        compat.check()
         trust = trust_settings(sign)  # the policy and signers first: a bad one is reported before any I/O
         try:
             await copy(trust)

@@ -21,6 +21,7 @@ from asyncsync.cli.common import (
     SkopeoCommand,
     transport_context,
 )
+from asyncsync.cli.compat_flags import LOCAL_STORE_FLAGS, LocalStoreFlags
 from asyncsync.cli.flag_groups import with_flag_groups
 from asyncsync.registry.client import RegistrySession
 from asyncsync.transports import parse_image_name
@@ -34,6 +35,7 @@ def delete_command(
     ],
     *,
     registry: Annotated[RegistryFlags, REGISTRY_FLAGS],
+    local: Annotated[LocalStoreFlags, LOCAL_STORE_FLAGS],
     retry_flags: Annotated[RetryFlags, RETRY_FLAGS],
 ) -> None:
     """Delete IMAGE-NAME (every tag pointing at the same manifest disappears with it)."""
@@ -43,7 +45,10 @@ def delete_command(
         options = registry.to_options()
         retry = retry_flags.policy()
         async with RegistrySession(retry=retry) as session:
-            notes = await ref.delete(transport_context(session, options, retry))
+            ctx = transport_context(
+                session, options, retry, shared_blob_dir=local.shared_blob_dir, daemon_host=local.daemon_host
+            )
+            notes = await ref.delete(ctx)
         for note in notes:
             typer.echo(note, err=True)
 

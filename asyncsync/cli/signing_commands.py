@@ -57,6 +57,7 @@ def _write_sync(path: str, data: bytes, mode: int) -> None:
             with open(path, "wb") as handle:
                 handle.write(data)
             return
+
         def produce(out: BinaryIO) -> None:
             out.write(data)
 

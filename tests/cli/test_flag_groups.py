@@ -314,7 +314,7 @@ def test_real_commands_validate_their_groups(args: list[str], message: str) -> N
         ("mirror", ["--dest-authfile", "--src-no-creds", "--create-projects"], ["--no-creds"]),
         ("list-tags", ["--creds", "--registry-token", "--retry-delay"], ["--src-creds"]),
         ("login", ["--authfile", "--tls-verify", "--cert-dir", "--username"], ["--creds", "--no-creds"]),
-        ("logout", ["--authfile"], ["--tls-verify"]),
+        ("logout", ["--authfile", "--tls-verify"], ["--creds"]),  # skopeo logout takes --tls-verify
     ],
 )
 def test_real_commands_take_their_groups(command: str, present: list[str], absent: list[str]) -> None:
