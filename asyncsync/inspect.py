@@ -43,6 +43,7 @@ from asyncsync.manifest import (
     Schema1Manifest,
     choose_platform,
     manifest_digest,
+    no_instance_message,
     parse_manifest,
 )
 
@@ -421,9 +422,10 @@ async def resolve_image(get_manifest: ManifestGetter, platform: Platform, *, nam
         return ResolvedImage(raw, top.media_type, top.digest, top)
     entry = choose_platform(top, platform.os, platform.architecture, platform.variant)
     if entry is None:
+        # skopeo's text first ("Error parsing manifest for image: choosing image instance: ..."), then ours.
+        missing = no_instance_message(top, platform)
         raise ManifestError(
-            f"{prefix}no image found in image index for architecture {platform.architecture!r}, "
-            f"variant {platform.variant or ''!r}, OS {platform.os!r} "
+            f"{prefix}parsing manifest for image: choosing image instance: {missing} "
             "(use --override-os/--override-arch/--override-variant to pick another)"
         )
     child_raw, child_type = await get_manifest(entry.digest)

@@ -244,6 +244,16 @@ def choose_platform(
     return candidates[0] if candidates else None
 
 
+def no_instance_message(index: ImageIndex, platform: Platform) -> str:
+    """containers/image's words when ``index`` has no image for ``platform`` (scripts grep them):
+    ``no image found in manifest list for architecture amd64, variant "", OS linux`` (``image
+    index`` for an OCI index; the variant quoted as Go's ``%q`` does)."""
+    kind = "manifest list" if index.media_type == DOCKER_LIST else "image index"
+    variant = orjson.dumps(platform.variant or "").decode()
+    wanted = f"architecture {platform.architecture}, variant {variant}, OS {platform.os}"
+    return f"no image found in {kind} for {wanted}"
+
+
 _MACHINE_TO_GOARCH = {
     "x86_64": "amd64",
     "amd64": "amd64",

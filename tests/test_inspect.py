@@ -222,8 +222,20 @@ async def test_resolve_image_picks_platform_from_index() -> None:
     assert isinstance(resolved.image, ImageManifest)
     assert str(resolved.image.digest) == index.images[1].digest
     assert getter.calls == [None, index.images[1].digest]
-    with pytest.raises(ManifestError, match=r"docker://x: no image found .* 's390x'"):
+    # skopeo's words, which scripts grep: "choosing image instance: no image found in manifest list ..."
+    expected = (
+        "docker://x: parsing manifest for image: choosing image instance: no image found in manifest list "
+        'for architecture s390x, variant "", OS linux (use --override-os'
+    )
+    with pytest.raises(ManifestError) as caught:
         await resolve_image(getter, Platform("linux", "s390x"), name="docker://x")
+    assert str(caught.value).startswith(expected)
+    oci = make_multiarch("r1", fmt="oci")
+    oci_getter = _Getter({None: (oci.manifest, oci.media_type)})
+    with pytest.raises(
+        ManifestError, match='no image found in image index for architecture arm, variant "v7", OS'
+    ):
+        await resolve_image(oci_getter, Platform("linux", "arm", "v7"))
 
 
 @pytest.mark.anyio

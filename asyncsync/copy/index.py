@@ -35,6 +35,7 @@ from asyncsync.manifest import (
     choose_platform,
     host_platform,
     manifest_digest,
+    no_instance_message,
     parse_manifest,
 )
 
@@ -84,8 +85,10 @@ async def _copy_system(
     platform: Platform = options.platform or host_platform()
     chosen = choose_platform(index, platform.os, platform.architecture, platform.variant)
     if chosen is None:
+        # containers/image's words ("choosing an image from manifest list ..."), then what the index has.
         raise ManifestError(
-            f"no image for platform {platform} in index {index.digest} (it has: {_platforms(index)})"
+            f"choosing an image from manifest list {index.digest}: {no_instance_message(index, platform)} "
+            f"(it has: {_platforms(index)})"
         )
     child = require_image(await fetch_child(copier.source, chosen.digest), f"manifest {chosen.digest}")
     if isinstance(child, ImageIndex):

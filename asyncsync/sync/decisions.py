@@ -25,13 +25,17 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Literal, Protocol
+from typing import TYPE_CHECKING, Literal, Protocol
 
 from asyncsync.digest import Digest
 from asyncsync.errors import AsyncSyncError
 from asyncsync.limits import SingleFlight
+from asyncsync.reference import ImageName
 from asyncsync.sync.local import local_image_state
 from asyncsync.sync.plan import DEFAULT_PLAN_CONCURRENCY, Plan, PlannedImage, bounded_map
+
+if TYPE_CHECKING:
+    from asyncsync.transports.base import ImageReference
 
 Action = Literal["copy", "skip", "error"]
 
@@ -180,19 +184,45 @@ async def check_plan(
     return decisions
 
 
+def _transport_name(name: ImageName, local: ImageReference | None) -> str:
+    """The name skopeo logs for an image (``transports.ImageName``): ``docker://`` and the familiar
+    reference with its tag (its digest when it has no tag), or the local reference."""
+    if local is not None:
+        return str(local)
+    reference = (
+        f"{name.familiar_name}:{name.tag}" if name.tag is not None else f"{name.familiar_name}@{name.digest}"
+    )
+    return f"docker://{reference}"
+
+
 def render_plan(plan: Plan, decisions: Sequence[Decision] | None = None) -> list[str]:
-    """The ``--dry-run`` lines: one per image (``copy``/``skip``/``error``), then plan errors,
-    warnings and a summary. Without ``decisions`` every image shows as ``copy`` (not checked)."""
+    """The ``--dry-run`` lines: one per image, then plan errors, warnings and a summary. Without
+    ``decisions`` every image shows as to be copied (not checked).
+
+    skopeo's words come first, as scripts grep them (``Would have copied image ref 1/2
+    from="docker://..." to="dir:..."``, ``Would have synced N images from M sources``), then
+    asyncsync's detail: the pinned digest and the reason, skips (skopeo 1.9 has none) and errors.
+    """
     if decisions is None:
         decisions = [Decision(image, "copy", REASON_UNCHECKED) for image in plan.images]
-    lines = [
-        f"{d.action:<5} {d.image.describe_source()} -> {d.image.describe_destination()}: {d.reason}"
-        for d in decisions
-    ]
+    words = {"copy": "Would have copied", "skip": "Would have skipped", "error": "Could not check"}
+    lines = []
+    for number, d in enumerate(decisions, start=1):
+        image = d.image
+        source = _transport_name(image.source, image.source_local)
+        destination = _transport_name(image.destination, image.destination_local)
+        lines.append(
+            f'{words[d.action]} image ref {number}/{len(decisions)} from="{source}" to="{destination}" '
+            f"({image.digest.algorithm}:{image.digest.short}): {d.reason}"
+        )
     lines += [f"error {error}" for error in plan.errors]
     lines += [f"note  {warning}" for warning in plan.warnings]
     copies = sum(1 for d in decisions if d.action == "copy")
     skips = sum(1 for d in decisions if d.action == "skip")
     errors = sum(1 for d in decisions if d.action == "error") + len(plan.errors)
-    lines.append(f"plan: {copies} to copy, {skips} to skip, {errors} error(s)")
+    sources = len({d.image.source.name for d in decisions})
+    lines.append(
+        f"Would have synced {copies} images from {sources} sources "
+        f"(plan: {copies} to copy, {skips} to skip, {errors} error(s))"
+    )
     return lines

@@ -288,6 +288,6 @@ def test_dry_run_shows_what_the_rules_keep(
     assert preview.returncode == 0, preview.all_output
     lines = preview.out.splitlines()
     [frozen] = [line for line in lines if line.endswith("(registry rule)")]
-    assert frozen.startswith("skip") and "frozen/app:v1.0" in frozen
-    assert any(line.startswith("copy") and "frozen/app:dev" in line for line in lines)
+    assert frozen.startswith("Would have skipped") and "frozen/app:v1.0" in frozen
+    assert any(line.startswith("Would have copied") and "frozen/app:dev" in line for line in lines)
     assert target.api_count("GET", RULES.format("frozen")) == 1

@@ -149,13 +149,18 @@ async def test_render_plan_lines() -> None:
     lines = render_plan(plan, await check_plan(plan, checker))
     same, new = digest("src:same").short, digest("src:new").short
     assert lines == [
-        f"skip  a.example/proj/app:same (sha256:{same}) -> b.example/new/app:same: destination digest equal",
-        f"copy  a.example/proj/app:new (sha256:{new}) -> b.example/new/app:new: destination absent",
+        f'Would have skipped image ref 1/2 from="docker://a.example/proj/app:same" '
+        f'to="docker://b.example/new/app:same" (sha256:{same}): destination digest equal',
+        f'Would have copied image ref 2/2 from="docker://a.example/proj/app:new" '
+        f'to="docker://b.example/new/app:new" (sha256:{new}): destination absent',
         "error sync.yaml:9: a.example/x:1 not found",
         "note  sync.yaml:12: a.example/y has no tags",
-        "plan: 1 to copy, 1 to skip, 1 error(s)",
+        "Would have synced 1 images from 1 sources (plan: 1 to copy, 1 to skip, 1 error(s))",
     ]
     unchecked = render_plan(Plan(images=(image("new"),)))
+    assert unchecked[0].startswith("Would have copied image ref 1/1 ") and unchecked[0].endswith(
+        ": not checked"
+    )
     assert (
-        unchecked[0].endswith(": not checked") and unchecked[-1] == "plan: 1 to copy, 0 to skip, 0 error(s)"
+        unchecked[-1] == "Would have synced 1 images from 1 sources (plan: 1 to copy, 0 to skip, 0 error(s))"
     )

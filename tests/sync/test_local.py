@@ -226,7 +226,8 @@ def test_asyncsync_tree_pushed_by_skopeo_round_trip_and_reruns_skip(
     preview = invoke(
         "sync", "--all", "--dry-run", "--src", "docker", "--dest", "dir", PLAIN_SRC, source, str(tree)
     )
-    assert f"-> dir:{tree}/app:v1: destination directory incomplete ({damaged.name} missing)" in preview.out
+    assert f'to="dir:{tree}/app:v1" (' in preview.out
+    assert f"): destination directory incomplete ({damaged.name} missing)" in preview.out
     assert "plan: 1 to copy, 2 to skip, 0 error(s)" in preview.out
     third = _sync(
         "--src", "docker", "--dest", "dir", PLAIN_SRC, source, str(tree), report=tmp_path / "3.json"
