@@ -170,6 +170,13 @@ class PermissionDeniedError(RegistryError):
 class NotFoundError(RegistryError):
     """404 or a ``*_UNKNOWN`` code: the repository, tag, manifest or blob does not exist."""
 
+    def naming(self, subject: str) -> NotFoundError:
+        """This error said of what the user asked about: ``"<subject> not found: <the registry's
+        words>"`` (``manifest unknown: manifest unknown``, as skopeo prints them)."""
+        said = bool(self.code or self.message)
+        what = f"{subject} not found" if said else subject
+        return NotFoundError(self.status, self.code, self.message, what=what, retry_after=self.retry_after)
+
 
 class ImmutableTagError(RegistryError):
     """412: the registry refuses to overwrite an immutable tag."""
@@ -234,15 +241,54 @@ _STATUS_TEXT = {
 }
 
 
-def registry_error_text(status: int, code: str = "", message: str = "", *, what: str = "") -> str:
-    """The one line a :class:`RegistryError` says: ``what: message (HTTP status CODE)``.
+#: distribution's message for each error code (``registry/api/errcode``, ``registry/api/v2``), for an
+#: error that carries a code without a message.
+_CODE_MESSAGES = {
+    "UNKNOWN": "unknown error",
+    "UNSUPPORTED": "The operation is unsupported.",
+    "UNAUTHORIZED": "authentication required",
+    "DENIED": "requested access to the resource is denied",
+    "UNAVAILABLE": "service unavailable",
+    "TOOMANYREQUESTS": "too many requests",
+    "DIGEST_INVALID": "provided digest did not match uploaded content",
+    "SIZE_INVALID": "provided length did not match content length",
+    "NAME_INVALID": "invalid repository name",
+    "TAG_INVALID": "manifest tag did not match URI",
+    "NAME_UNKNOWN": "repository name not known to registry",
+    "MANIFEST_UNKNOWN": "manifest unknown",
+    "MANIFEST_INVALID": "manifest invalid",
+    "MANIFEST_UNVERIFIED": "manifest failed signature verification",
+    "MANIFEST_BLOB_UNKNOWN": "blob unknown to registry",
+    "BLOB_UNKNOWN": "blob unknown to registry",
+    "BLOB_UPLOAD_UNKNOWN": "blob upload unknown to registry",
+    "BLOB_UPLOAD_INVALID": "blob upload invalid",
+    "PAGINATION_NUMBER_INVALID": "invalid number of results requested",
+    "RANGE_INVALID": "invalid content range",
+}
+#: The code distribution's client gives an error answer without a body (a HEAD's, say).
+_STATUS_CODES = {401: "UNAUTHORIZED", 403: "DENIED", 429: "TOOMANYREQUESTS"}
 
-    Every registry and Harbor error message is formatted here and nowhere else.
+
+def registry_error_text(status: int, code: str = "", message: str = "", *, what: str = "") -> str:
+    """The one line a :class:`RegistryError` says: ``what: code words: message (HTTP status)``.
+
+    skopeo (containers/image, through distribution's ``errcode``) prints a registry error as its code
+    in lower case with spaces, a colon and its message: ``manifest unknown: manifest unknown``,
+    ``unauthorized: authentication required``. Scripts grep those words, so they come first (after
+    ``what``, the operation), then asyncsync's detail, the HTTP status. A code without a message gets
+    distribution's message for it; an answer without an error body the code distribution's client
+    assumes for its status (401, 403, 429), else the status text. Every registry and Harbor error
+    message is formatted here and nowhere else.
     """
-    detail = message or code or _STATUS_TEXT.get(status, "error")
     prefix = f"{what}: " if what else ""
-    code_text = f" {code}" if code and code not in detail else ""
-    return f"{prefix}{detail} (HTTP {status}{code_text})"
+    code = code or _STATUS_CODES.get(status, "")
+    if code:
+        words = code.lower().replace("_", " ")
+        text = message or _CODE_MESSAGES.get(code, "")
+        said = f"{words}: {text}" if text else words
+    else:
+        said = message or _STATUS_TEXT.get(status, "error")
+    return f"{prefix}{said} (HTTP {status})"
 
 
 def registry_error(

@@ -12,6 +12,7 @@ from asyncsync.errors import (
     RegistryError,
     redact_url,
     registry_error,
+    registry_error_text,
 )
 
 
@@ -35,11 +36,30 @@ def test_registry_error_class_and_temporary(status: int, code: str, cls: type, t
     err = registry_error(status, code, "msg", what="reading x")
     assert type(err) is cls
     assert err.temporary is temporary
-    assert str(err).startswith("reading x: msg (HTTP ")
+    words = code.lower().replace("_", " ")
+    expected = f"reading x: {words}: msg (HTTP {status})" if code else f"reading x: msg (HTTP {status})"
+    assert str(err) == expected
 
 
 def test_registry_error_message_without_body_uses_status_text() -> None:
     assert str(registry_error(404, what="w")) == "w: not found (HTTP 404)"
+
+
+@pytest.mark.parametrize(
+    ("status", "code", "message", "text"),
+    [
+        # skopeo's (containers/image's) words, which scripts grep, then the status.
+        (404, "MANIFEST_UNKNOWN", "manifest unknown", "manifest unknown: manifest unknown (HTTP 404)"),
+        (401, "UNAUTHORIZED", "authentication required", "unauthorized: authentication required (HTTP 401)"),
+        (404, "NAME_UNKNOWN", "", "name unknown: repository name not known to registry (HTTP 404)"),
+        (401, "", "", "unauthorized: authentication required (HTTP 401)"),  # a HEAD's 401: no body
+        (403, "", "", "denied: requested access to the resource is denied (HTTP 403)"),
+        (400, "SOMETHING_NEW", "", "something new (HTTP 400)"),
+        (502, "", "", "bad gateway (HTTP 502)"),
+    ],
+)
+def test_registry_error_text_is_skopeos(status: int, code: str, message: str, text: str) -> None:
+    assert registry_error_text(status, code, message, what="op") == f"op: {text}"
 
 
 @pytest.mark.parametrize(

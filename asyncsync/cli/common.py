@@ -393,15 +393,16 @@ def parse_docker_repository(text: str, command: str) -> ImageName:
 
 @contextmanager
 def not_found_as(subject: str) -> Iterator[None]:
-    """Re-raise a registry 404 inside the block as ``"<subject> not found (HTTP 404 CODE)"``.
+    """Re-raise a registry 404 inside the block as ``"<subject> not found: <the registry's words>"``.
 
-    Registries word absence as "manifest unknown" or "repository name not known to registry";
-    users asked about an image or repository, so the message names that and says "not found".
+    Users asked about an image or repository, so the message names it and says "not found"; the
+    registry's own words follow as skopeo prints them ("manifest unknown: manifest unknown"), since
+    scripts grep those.
     """
     try:
         yield
     except NotFoundError as exc:
-        raise NotFoundError(exc.status, exc.code, f"{subject} not found") from exc
+        raise exc.naming(subject) from exc
 
 
 def warn(message: str) -> None:

@@ -59,7 +59,7 @@ async def copy_image(
     try:
         raw, media_type = await source.get_manifest(None)
     except NotFoundError as exc:
-        raise NotFoundError(exc.status, exc.code, "image not found", what=f"reading {source_name}") from exc
+        raise exc.naming(f"reading {source_name}: image") from exc
     env.progress.copy_started(source_name, destination_name)
     manifest = require_image(parse_manifest(raw, media_type), f"{source_name}")
     admission = None

@@ -54,12 +54,13 @@ def test_not_found_exit_1(registry_anon: RegistryServer) -> None:
     missing_tag = f"docker://{registry_anon.host}/bad/exists:nope"
     missing_repo = f"docker://{registry_anon.host}/bad/never:v1"
     assert _one_line_error(run_cli("inspect", "--tls-verify=false", missing_tag), 1) == (
-        f"Error: image {missing_tag} not found (HTTP 404 MANIFEST_UNKNOWN)\n"
+        f"Error: image {missing_tag} not found: manifest unknown: manifest unknown (HTTP 404)\n"
     )
     assert "not found" in _one_line_error(run_cli("inspect", "--tls-verify=false", missing_repo), 1)
     listing = run_cli("list-tags", "--tls-verify=false", f"docker://{registry_anon.host}/bad/never")
     assert (
-        "repository" in _one_line_error(listing, 1) and "not found (HTTP 404 NAME_UNKNOWN)" in listing.stderr
+        "repository" in _one_line_error(listing, 1)
+        and "not found: name unknown: repository name not known to registry (HTTP 404)" in listing.stderr
     )
 
 

@@ -141,6 +141,6 @@ def test_parse_docker_repository() -> None:
 def test_not_found_as_rewords_only_not_found() -> None:
     with pytest.raises(NotFoundError) as info, not_found_as("image docker://h/r:t"):
         raise NotFoundError(404, "MANIFEST_UNKNOWN", "manifest unknown", what="reading manifest h/r:t")
-    assert str(info.value) == "image docker://h/r:t not found (HTTP 404 MANIFEST_UNKNOWN)"
+    assert str(info.value) == "image docker://h/r:t not found: manifest unknown: manifest unknown (HTTP 404)"
     with pytest.raises(UsageError, match="other"), not_found_as("x"):
         raise UsageError("other")

@@ -35,7 +35,7 @@ def test_delete_missing_image_subprocess(registry_anon: RegistryServer) -> None:
     ref = f"docker://{registry_anon.host}/cli/delete-missing:absent"
     result = run_cli("delete", "--tls-verify=false", ref)
     assert result.returncode == 1
-    assert result.stderr == f"Error: image {ref} not found (HTTP 404 MANIFEST_UNKNOWN)\n"
+    assert result.stderr == f"Error: image {ref} not found: manifest unknown: manifest unknown (HTTP 404)\n"
     assert list_tags_sync(registry_anon, "cli/delete-missing") == ["keep"]
 
 

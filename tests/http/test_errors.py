@@ -101,7 +101,7 @@ async def test_errors_of_the_tree_pass_through_unchanged() -> None:
             404,
             json.dumps({"errors": [{"code": "MANIFEST_UNKNOWN", "message": "manifest unknown"}]}),
             {},
-            "reading m: manifest unknown (HTTP 404 MANIFEST_UNKNOWN)",
+            "reading m: manifest unknown: manifest unknown (HTTP 404)",
         ),
         (503, "<html>busy</html>", {"Retry-After": "7"}, "reading m: service unavailable (HTTP 503)"),
         (500, "x" * (MAX_ERROR_BODY + 10), {}, "reading m: internal server error (HTTP 500)"),

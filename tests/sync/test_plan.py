@@ -160,8 +160,8 @@ async def test_one_failing_entry_does_not_stop_the_others(tmp_path: Path) -> Non
     plan = await build_plan(spec, FakeLister(REPOS))
     assert lines(plan) == ["a.example/proj/web:1.0 -> b.example/x/web:1.0"]
     assert [str(e) for e in plan.errors] == [
-        f"{spec.file}:3: listing tags of a.example/proj/missing: repository name not known to registry "
-        "(HTTP 404 NAME_UNKNOWN)",
+        f"{spec.file}:3: listing tags of a.example/proj/missing: name unknown: repository name not known "
+        "to registry (HTTP 404)",
         f"{spec.file}:7: a.example/nothing-* matches no repository",
     ]
 
@@ -173,7 +173,7 @@ async def test_catalog_refused(tmp_path: Path) -> None:
     plan = await build_plan(spec, lister)
     assert plan.images == ()
     assert [str(e) for e in plan.errors] == [
-        f"{spec.file}:3: listing repositories for a.example/proj/*: catalog needs admin (HTTP 403 DENIED)"
+        f"{spec.file}:3: listing repositories for a.example/proj/*: denied: catalog needs admin (HTTP 403)"
     ]
 
 

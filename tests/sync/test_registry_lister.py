@@ -77,7 +77,7 @@ async def test_plan_and_checks_against_real_registries(
         assert [str(e) for e in plan.errors] == [
             f"{spec.file}:12: {src.host}/{project}/api:3.0 not found",
             f"{spec.file}:14: listing tags of {src.host}/{project}/gone: "
-            "repository name not known to registry (HTTP 404 NAME_UNKNOWN)",
+            "name unknown: repository name not known to registry (HTTP 404)",
         ]
         got = [(str(i.source), str(i.destination), i.media_type) for i in plan.images]
         source = f"{src.host}/{project}"

@@ -61,9 +61,6 @@ FILE_TIMEOUT = 1200
 EXPECTED_ASYNCSYNC_FAILURES: dict[tuple[str, str], str] = {
     ("001-basic.bats", "skopeo version emits reasonable output"): "by design: --version names asyncsync",
     ("020-copy.bats", "copy: registry -> storage -> oci-archive"): "issue 15 (engines): containers-storage:",
-    ("040-local-registry-auth.bats", "auth: credentials on command line"): "issue 16: registry error text",
-    ("040-local-registry-auth.bats", "auth: credentials via podman login"): "issue 16: registry error text",
-    ("040-local-registry-auth.bats", "auth: credentials via authfile"): "issue 16: registry error text",
 }
 
 _TAP_LINE = re.compile(r"^(?P<not>not )?ok (?P<number>\d+) (?P<name>.*?)(?: # skip(?: (?P<reason>.*))?)?$")

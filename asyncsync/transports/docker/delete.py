@@ -33,11 +33,11 @@ async def resolve_digest(client: RegistryClient, name: ImageName) -> Digest:
     if name.digest is not None:
         head = await head_manifest(client, name.repository, str(name.digest))
         if head is None:
-            raise NotFoundError(404, "MANIFEST_UNKNOWN", f"image docker://{name} not found")
+            raise NotFoundError(404, "MANIFEST_UNKNOWN").naming(f"image docker://{name}")
         return name.digest
     head = await head_manifest(client, name.repository, name.reference)
     if head is None:
-        raise NotFoundError(404, "MANIFEST_UNKNOWN", f"image docker://{name} not found")
+        raise NotFoundError(404, "MANIFEST_UNKNOWN").naming(f"image docker://{name}")
     if head.digest is not None:
         return head.digest
     # Some registries omit Docker-Content-Digest on HEAD; the bytes decide.
