@@ -60,7 +60,6 @@ FILE_TIMEOUT = 1200
 # fail on any other. Remove an entry when the work it names lands.
 EXPECTED_ASYNCSYNC_FAILURES: dict[tuple[str, str], str] = {
     ("001-basic.bats", "skopeo version emits reasonable output"): "by design: --version names asyncsync",
-    ("020-copy.bats", "copy: registry -> storage -> oci-archive"): "issue 15 (engines): containers-storage:",
 }
 
 _TAP_LINE = re.compile(r"^(?P<not>not )?ok (?P<number>\d+) (?P<name>.*?)(?: # skip(?: (?P<reason>.*))?)?$")
