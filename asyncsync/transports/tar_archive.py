@@ -28,8 +28,8 @@ import posixpath
 import shutil
 import tarfile
 import tempfile
-from collections.abc import AsyncIterator, Callable, Sequence
-from contextlib import AbstractAsyncContextManager, suppress
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from contextlib import AbstractAsyncContextManager, contextmanager, suppress
 from dataclasses import dataclass
 from typing import Any, BinaryIO, Literal
 
@@ -64,7 +64,7 @@ def normalise_name(name: str, what: str) -> str:
 def _index_members(path: str, what: str) -> dict[str, TarMember]:
     members: dict[str, TarMember] = {}
     try:
-        with tarfile.open(path, mode="r:") as archive:
+        with _archive_file_errors(what), tarfile.open(path, mode="r:") as archive:
             for info in archive:
                 if info.name in ("", ".", "./"):
                     continue
@@ -94,12 +94,6 @@ def _index_members(path: str, what: str) -> dict[str, TarMember]:
                     raise LocalStorageError(f"{where}: devices and FIFOs are not allowed in an image archive")
     except tarfile.TarError as exc:
         raise LocalStorageError(f"{what}: not a valid tar archive: {exc}") from None
-    except FileNotFoundError:
-        raise LocalStorageError(f"{what}: no such file") from None
-    except IsADirectoryError:
-        raise LocalStorageError(f"{what}: is a directory, expected an archive file") from None
-    except OSError as exc:
-        raise LocalStorageError(f"{what}: {exc.strerror or exc}") from None
     return members
 
 
@@ -125,16 +119,22 @@ def _decompress_to_temp(path: str, kind: str, what: str) -> str:
     return temp
 
 
-def _sniff(path: str, what: str) -> str | None:
+@contextmanager
+def _archive_file_errors(what: str) -> Iterator[None]:
+    """Opening or reading the archive file at all: its ``OSError`` as one line naming ``what``."""
     try:
-        with open(path, "rb") as handle:
-            return detect(handle.read(MAGIC_LENGTH))
+        yield
     except FileNotFoundError:
         raise LocalStorageError(f"{what}: no such file") from None
     except IsADirectoryError:
         raise LocalStorageError(f"{what}: is a directory, expected an archive file") from None
     except OSError as exc:
         raise LocalStorageError(f"{what}: {exc.strerror or exc}") from None
+
+
+def _sniff(path: str, what: str) -> str | None:
+    with _archive_file_errors(what), open(path, "rb") as handle:
+        return detect(handle.read(MAGIC_LENGTH))
 
 
 class TarIndex:

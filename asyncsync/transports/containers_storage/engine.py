@@ -35,8 +35,8 @@ import shutil
 import stat
 import subprocess
 import tempfile
-from collections.abc import AsyncIterator, Sequence
-from contextlib import suppress
+from collections.abc import AsyncIterator, Iterator, Sequence
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from typing import IO, Any, Protocol
 from urllib.parse import quote, urlsplit
@@ -340,21 +340,27 @@ class LibpodEngine:
         body = await response.content.read(MAX_OUTPUT)
         return LocalStorageError(f"{self._where}: podman refused to {action}: {_api_message(body)}")
 
-    async def _get_json(self, path: str, action: str, *, missing_ok: bool = False) -> Any:
+    @contextmanager
+    def _answering(self) -> Iterator[None]:
+        """One short API call: within :data:`COMMAND_TIMEOUT`, its failures as this engine's errors."""
         try:
             with anyio.fail_after(COMMAND_TIMEOUT):
-                async with self._client().get(self._url(path)) as response:
-                    if missing_ok and response.status == 404:
-                        return None
-                    if response.status != 200:
-                        raise await self._error(response, action)
-                    return _json((await response.content.read(MAX_OUTPUT)).decode(), self._where)
+                yield
         except TimeoutError:
             raise LocalStorageError(
                 f"{self._where}: {self.description} did not answer within {COMMAND_TIMEOUT:.0f}s"
             ) from None
         except aiohttp.ClientError as exc:
             raise self._failed(exc) from None
+
+    async def _get_json(self, path: str, action: str, *, missing_ok: bool = False) -> Any:
+        with self._answering():
+            async with self._client().get(self._url(path)) as response:
+                if missing_ok and response.status == 404:
+                    return None
+                if response.status != 200:
+                    raise await self._error(response, action)
+                return _json((await response.content.read(MAX_OUTPUT)).decode(), self._where)
 
     async def ping(self) -> bool:
         """Whether the service answers (a default socket that does not is skipped)."""
@@ -401,17 +407,10 @@ class LibpodEngine:
         return [str(item.get("Id")) for item in listed or [] if isinstance(item, dict)]
 
     async def remove(self, image_id: str) -> None:
-        try:
-            with anyio.fail_after(COMMAND_TIMEOUT):
-                async with self._client().delete(self._url(f"/images/{image_id}?force=true")) as response:
-                    if response.status != 200:
-                        raise await self._error(response, f"remove {image_id}")
-        except TimeoutError:
-            raise LocalStorageError(
-                f"{self._where}: {self.description} did not answer within {COMMAND_TIMEOUT:.0f}s"
-            ) from None
-        except aiohttp.ClientError as exc:
-            raise self._failed(exc) from None
+        with self._answering():
+            async with self._client().delete(self._url(f"/images/{image_id}?force=true")) as response:
+                if response.status != 200:
+                    raise await self._error(response, f"remove {image_id}")
 
 
 class _ApiLoad:
