@@ -64,6 +64,7 @@ from asyncsync.transports.containers_storage.source import stored_image_id
 from asyncsync.transports.directory.reference import DirReference
 from asyncsync.transports.directory.source import MANIFEST_FILE, child_manifest_name
 from asyncsync.transports.directory.sync_layout import DirImage, dir_name_for, list_dir_images
+from asyncsync.transports.local_files import read_existing
 
 # ---------------------------------------------------------------------------------- state of a dir
 
@@ -78,16 +79,8 @@ class LocalState:
 
 
 def _read_capped(path: str, limit: int) -> bytes | None:
-    try:
-        with open(path, "rb") as handle:
-            data = handle.read(limit + 1)
-    except (FileNotFoundError, NotADirectoryError):
-        return None
-    except OSError as exc:
-        raise LocalStorageError(f"reading {path}: {exc.strerror or exc}") from None
-    if len(data) > limit:
-        raise LocalStorageError(f"{path} is larger than {limit} bytes")
-    return data
+    # A destination path whose parent is a file holds no image either.
+    return read_existing(path, limit, absent=(FileNotFoundError, NotADirectoryError))
 
 
 def _has_file(root: str, name: str, size: int | None) -> bool:

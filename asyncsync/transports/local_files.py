@@ -263,19 +263,33 @@ async def open_chunks(
             await handle.aclose()
 
 
+def _read_at_most(path: str, limit: int, what: str) -> bytes:
+    """The file's content (blocking); its ``OSError`` goes to the caller, which knows what absent means."""
+    with open(path, "rb") as handle:
+        data = handle.read(limit + 1)
+    if len(data) > limit:
+        raise LocalStorageError(f"{what}: larger than the {limit} byte limit")
+    return data
+
+
+def read_existing(
+    path: str, limit: int, *, absent: tuple[type[OSError], ...] = (FileNotFoundError,)
+) -> bytes | None:
+    """A small file's content, ``None`` when reading it raises one of ``absent``; refuses files
+    over ``limit`` bytes. Blocking: for code that already runs in a worker thread."""
+    try:
+        return _read_at_most(path, limit, path)
+    except absent:
+        return None
+    except OSError as exc:
+        raise _storage_error(path, exc) from None
+
+
 async def read_capped(path: str, limit: int, what: str = "") -> bytes:
     """The whole content of a small file; refuses files over ``limit`` bytes."""
     what = what or path
-
-    def read() -> bytes:
-        with open(path, "rb") as handle:
-            data = handle.read(limit + 1)
-        if len(data) > limit:
-            raise LocalStorageError(f"{what}: larger than the {limit} byte limit")
-        return data
-
     try:
-        return await anyio.to_thread.run_sync(read)
+        return await anyio.to_thread.run_sync(_read_at_most, path, limit, what)
     except FileNotFoundError:
         raise LocalStorageError(f"{what}: no such file") from None
     except IsADirectoryError:

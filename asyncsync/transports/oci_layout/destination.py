@@ -30,6 +30,7 @@ from asyncsync.transports.base import (
 from asyncsync.transports.local_files import (
     absolute_path,
     ensure_directory,
+    read_existing,
     safe_path,
     write_bytes_atomic,
     write_chunks_atomic,
@@ -52,20 +53,6 @@ from asyncsync.transports.oci_layout.reference import OCIReference
 #: compresses uncompressed layers unless ``--dest-oci-accept-uncompressed-layers`` is given.
 _CAPABILITIES = Capabilities(manifest_types=(OCI_MANIFEST, OCI_INDEX), compresses_layers=True)
 _CAPABILITIES_UNCOMPRESSED = Capabilities(manifest_types=(OCI_MANIFEST, OCI_INDEX))
-
-
-def _read_existing(path: str, limit: int) -> bytes | None:
-    """A small layout file's content, ``None`` when absent; refuses files over ``limit``."""
-    try:
-        with open(path, "rb") as handle:
-            data = handle.read(limit + 1)
-    except FileNotFoundError:
-        return None
-    except OSError as exc:
-        raise LocalStorageError(f"{path}: {exc.strerror or exc}") from None
-    if len(data) > limit:
-        raise LocalStorageError(f"{path}: larger than the {limit} byte limit")
-    return data
 
 
 class LayoutDestination:
@@ -158,7 +145,7 @@ class LayoutDestination:
         self._committed = True
 
     def _current_index(self) -> IndexDocument:
-        raw = _read_existing(os.path.join(self.root, INDEX_FILE), MAX_INDEX_SIZE)
+        raw = read_existing(os.path.join(self.root, INDEX_FILE), MAX_INDEX_SIZE)
         return parse_index(raw, self._where) if raw is not None else IndexDocument.empty()
 
     def attachment_writer(self) -> LayoutAttachments:
@@ -211,11 +198,11 @@ async def open_layout_at(
     """A destination writing into the layout directory ``root`` (shared by ``oci-archive:``)."""
     await anyio.to_thread.run_sync(ensure_directory, root, where)
     layout_raw = await anyio.to_thread.run_sync(
-        _read_existing, os.path.join(root, LAYOUT_FILE), MAX_INDEX_SIZE
+        read_existing, os.path.join(root, LAYOUT_FILE), MAX_INDEX_SIZE
     )
     if layout_raw is not None:
         check_layout_file(layout_raw, where)
-    index_raw = await anyio.to_thread.run_sync(_read_existing, os.path.join(root, INDEX_FILE), MAX_INDEX_SIZE)
+    index_raw = await anyio.to_thread.run_sync(read_existing, os.path.join(root, INDEX_FILE), MAX_INDEX_SIZE)
     if index_raw is not None:
         parse_index(index_raw, where)  # refuse to add to a corrupt layout before copying anything
     if shared_blob_dir:
