@@ -38,18 +38,12 @@ import anyio
 from asyncsync.digest import Digest
 from asyncsync.errors import DigestMismatchError, LocalStorageError, UsageError
 from asyncsync.manifest import (
-    DOCKER_V2S2,
-    INDEX_TYPES,
-    OCI_MANIFEST,
     Descriptor,
-    ImageManifest,
-    parse_manifest,
 )
 from asyncsync.reference import ImageName
 from asyncsync.transports.base import (
     BlobLocation,
     Capabilities,
-    ImageReference,
     ReuseKind,
     ReuseResult,
     TransportContext,
@@ -67,14 +61,13 @@ from asyncsync.transports.docker_archive.archive import (
     MANIFEST_FILE,
     archive_manifest,
     repo_tag,
+    single_image_manifest,
     tagged_names,
 )
+from asyncsync.transports.docker_archive.destination import CAPABILITIES
 from asyncsync.transports.layer_compression import CONFIG_TYPES
+from asyncsync.transports.local_image import LocalImage, OnLocalImage
 from asyncsync.transports.tar_archive import END_OF_ARCHIVE, member_header, padding
-
-CAPABILITIES = Capabilities(
-    manifest_types=(DOCKER_V2S2, OCI_MANIFEST), multi_image=False, preserves_digests=False
-)
 
 
 def member_name(blob: Descriptor) -> str:
@@ -83,20 +76,13 @@ def member_name(blob: Descriptor) -> str:
     return f"{blob.digest.hex}.{suffix}"
 
 
-class StorageDestination:
+class StorageDestination(OnLocalImage):
     """One image on its way into containers-storage; see the module docstring."""
 
-    def __init__(
-        self,
-        reference: StorageReference,
-        engine: PodmanEngine | LibpodEngine,
-        tags: list[ImageName],
-        where: str,
-    ) -> None:
-        self._reference = reference
+    def __init__(self, image: LocalImage, engine: PodmanEngine | LibpodEngine, tags: list[ImageName]) -> None:
+        super().__init__(image)
         self._engine = engine
         self._tags = tags
-        self._where = where
         self._lock = anyio.Lock()
         self._load: LoadStream | None = None
         self._written: dict[Digest, str] = {}
@@ -104,10 +90,6 @@ class StorageDestination:
         self._manifest_json: bytes | None = None
         self._config: Digest | None = None
         self._closed = False
-
-    @property
-    def reference(self) -> ImageReference:
-        return self._reference
 
     @property
     def capabilities(self) -> Capabilities:
@@ -168,21 +150,7 @@ class StorageDestination:
             self._written[blob.digest] = name
 
     async def put_manifest(self, raw: bytes, media_type: str, instance: Digest | None = None) -> Digest:
-        if instance is not None or media_type in INDEX_TYPES:
-            raise UsageError(
-                f"{self._where}: containers-storage takes one image here, not a manifest list; "
-                "copy one platform (without --all / --multi-arch all)"
-            )
-        manifest = parse_manifest(raw, media_type)
-        if not isinstance(manifest, ImageManifest):
-            raise UsageError(
-                f"{self._where}: cannot store a {manifest.media_type} manifest in containers-storage"
-            )
-        if manifest.config.media_type not in CONFIG_TYPES:
-            raise UsageError(
-                f"{self._where}: containers-storage holds container images; config "
-                f"{manifest.config.digest} is {manifest.config.media_type}"
-            )
+        manifest = single_image_manifest(raw, media_type, instance, self._where, "containers-storage")
         missing = [b.digest for b in (manifest.config, *manifest.layers) if b.digest not in self._written]
         if missing:
             raise LocalStorageError(f"{self._where}: blob {missing[0]} was not written before the manifest")
@@ -249,4 +217,4 @@ async def open_storage_destination(reference: StorageReference, ctx: TransportCo
     # skopeo's --additional-tag applies to docker-archive:/docker-daemon: only (the CLI warns).
     tags = tagged_names(name, ())
     engine = await find_engine(reference.specifier, where)
-    return StorageDestination(reference, engine, tags, where)
+    return StorageDestination(LocalImage(reference), engine, tags)

@@ -19,11 +19,6 @@ image that containers were created from is refused and left untouched.
 
 from __future__ import annotations
 
-import os
-import tempfile
-
-import anyio
-
 from asyncsync.errors import AsyncSyncError, LocalStorageError
 from asyncsync.reference import parse_reference
 from asyncsync.transports.base import TransportContext
@@ -36,9 +31,8 @@ from asyncsync.transports.containers_storage.engine import (
     find_engine,
 )
 from asyncsync.transports.containers_storage.reference import StorageReference
-from asyncsync.transports.docker_archive.source import ArchiveImageSource, read_items
-from asyncsync.transports.local_files import remove_tree_quietly
-from asyncsync.transports.tar_archive import TarIndex
+from asyncsync.transports.docker_archive.archive import ManifestItem
+from asyncsync.transports.docker_archive.source import ArchiveImageSource, open_exported_archive
 
 
 def _same_repository(info: ImageInfo, reference: StorageReference) -> bool:
@@ -108,31 +102,18 @@ async def open_storage_source(reference: StorageReference, ctx: TransportContext
     engine = await find_engine(reference.specifier, where)
     try:
         info, resolved = await resolve_image(engine, reference)
-        try:
-            scratch = tempfile.mkdtemp(prefix="asyncsync-storage-")
-        except OSError as exc:
-            raise LocalStorageError(f"{where}: cannot create a temporary directory: {exc.strerror}") from None
 
-        async def cleanup() -> None:
-            await anyio.to_thread.run_sync(remove_tree_quietly, scratch)
+        async def export(path: str) -> int:
+            return await engine.save(info.image_id, path)
 
-        try:
-            path = os.path.join(scratch, "image.tar")
-            await engine.save(info.image_id, path)
-            index = await TarIndex.open(path, where)
-            try:
-                items = await read_items(index, where)
-                if len(items) != 1:
-                    raise LocalStorageError(f"{where}: podman exported {len(items)} images, expected one")
-            except BaseException:
-                await index.close()
-                raise
-        except BaseException:
-            await cleanup()
-            raise
+        def only(items: list[ManifestItem]) -> tuple[ManifestItem, list[str]]:
+            if len(items) != 1:
+                raise LocalStorageError(f"{where}: podman exported {len(items)} images, expected one")
+            return items[0], list(info.names)
+
+        return await open_exported_archive(resolved, where, "asyncsync-storage-", export, only)
     finally:
         await close_engine(engine)
-    return ArchiveImageSource(resolved, index, items[0], list(info.names), where, on_close=cleanup)
 
 
 async def delete_storage_image(reference: StorageReference) -> list[str]:

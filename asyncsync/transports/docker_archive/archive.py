@@ -20,9 +20,11 @@ from typing import Any
 import orjson
 
 from asyncsync.digest import Digest
-from asyncsync.errors import AsyncSyncError, InvalidReferenceError, LocalStorageError
+from asyncsync.errors import AsyncSyncError, InvalidReferenceError, LocalStorageError, UsageError
 from asyncsync.jsondoc import load_json_list
+from asyncsync.manifest import INDEX_TYPES, ImageManifest, parse_manifest
 from asyncsync.reference import ImageName, parse_reference
+from asyncsync.transports.layer_compression import CONFIG_TYPES
 
 MANIFEST_FILE = "manifest.json"
 REPOSITORIES_FILE = "repositories"
@@ -42,6 +44,28 @@ _LEGACY_ATTRIBUTES = (
     "docker_version",
     "os",
 )
+
+
+def single_image_manifest(
+    raw: bytes, media_type: str, instance: Digest | None, where: str, place: str
+) -> ImageManifest:
+    """The manifest of the one container image a docker archive (or what loads one: ``place``,
+    for messages) can store; :class:`UsageError` for a manifest list, a child of one, another
+    manifest kind, or a config that is not a container image's."""
+    if instance is not None or media_type in INDEX_TYPES:
+        raise UsageError(
+            f"{where}: {place} holds a single image, not a manifest list; "
+            "copy one platform (without --all / --multi-arch all)"
+        )
+    manifest = parse_manifest(raw, media_type)
+    if not isinstance(manifest, ImageManifest):
+        raise UsageError(f"{where}: cannot store a {manifest.media_type} manifest in {place}")
+    if manifest.config.media_type not in CONFIG_TYPES:
+        raise UsageError(
+            f"{where}: {place} holds container images; config "
+            f"{manifest.config.digest} is {manifest.config.media_type}"
+        )
+    return manifest
 
 
 @dataclass(frozen=True, slots=True)

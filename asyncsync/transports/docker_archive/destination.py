@@ -27,17 +27,13 @@ from asyncsync.digest import Digest, DigestVerifier
 from asyncsync.errors import DigestMismatchError, LocalStorageError, UsageError
 from asyncsync.manifest import (
     DOCKER_V2S2,
-    INDEX_TYPES,
     OCI_MANIFEST,
     Descriptor,
-    ImageManifest,
-    parse_manifest,
 )
 from asyncsync.reference import ImageName
 from asyncsync.transports.base import (
     BlobLocation,
     Capabilities,
-    ImageReference,
     ReuseKind,
     ReuseResult,
     TransportContext,
@@ -53,11 +49,13 @@ from asyncsync.transports.docker_archive.archive import (
     config_diff_ids,
     legacy_layers,
     repositories,
+    single_image_manifest,
     tagged_names,
 )
 from asyncsync.transports.docker_archive.reference import DockerArchiveReference
 from asyncsync.transports.docker_archive.writer import ArchiveWriter, StoredLayer
 from asyncsync.transports.layer_compression import CONFIG_TYPES
+from asyncsync.transports.local_image import LocalImage, OnLocalImage
 from asyncsync.transports.tar_archive import TarEntry
 
 CAPABILITIES = Capabilities(
@@ -84,7 +82,7 @@ async def read_config(blob: Descriptor, chunks: AsyncIterator[bytes], where: str
     return bytes(data)
 
 
-class ArchiveDestination:
+class ArchiveDestination(OnLocalImage):
     """Streams one image's layers into an :class:`ArchiveWriter`; the rest is written at commit.
 
     ``before_rename`` runs (blocking, in a worker thread) just before the archive is renamed into
@@ -94,29 +92,21 @@ class ArchiveDestination:
 
     def __init__(
         self,
-        reference: ImageReference,
+        image: LocalImage,
         tags: list[ImageName],
         writer: ArchiveWriter,
-        where: str,
         *,
         before_rename: Callable[[], None] | None = None,
         after_commit: Hook | None = None,
-        on_close: Hook | None = None,
     ) -> None:
-        self._reference = reference
+        super().__init__(image)
         self._tags = tags
         self._writer = writer
-        self._where = where
         self._before_rename = before_rename
         self._after_commit = after_commit
-        self._on_close = on_close
         self._layers: dict[Digest, StoredLayer] = {}
         self._configs: dict[Digest, bytes] = {}
         self._members: list[TarEntry] | None = None
-
-    @property
-    def reference(self) -> ImageReference:
-        return self._reference
 
     @property
     def capabilities(self) -> Capabilities:
@@ -143,23 +133,9 @@ class ArchiveDestination:
         return stored
 
     async def put_manifest(self, raw: bytes, media_type: str, instance: Digest | None = None) -> Digest:
-        if instance is not None or media_type in INDEX_TYPES:
-            raise UsageError(
-                f"{self._where}: a docker archive holds a single image, not a manifest list; "
-                "copy one platform (without --all / --multi-arch all)"
-            )
-        manifest = parse_manifest(raw, media_type)
-        if not isinstance(manifest, ImageManifest):
-            raise UsageError(
-                f"{self._where}: cannot store a {manifest.media_type} manifest in a docker archive"
-            )
+        manifest = single_image_manifest(raw, media_type, instance, self._where, "a docker archive")
         config = self._configs.get(manifest.config.digest)
         if config is None:
-            if manifest.config.media_type not in CONFIG_TYPES:
-                raise UsageError(
-                    f"{self._where}: a docker archive holds container images; config "
-                    f"{manifest.config.digest} is {manifest.config.media_type}"
-                )
             raise LocalStorageError(
                 f"{self._where}: config {manifest.config.digest} was not written before the manifest"
             )
@@ -204,9 +180,7 @@ class ArchiveDestination:
 
     async def close(self) -> None:
         self._writer.abandon()
-        if self._on_close is not None:
-            on_close, self._on_close = self._on_close, None
-            await on_close()
+        await self._image.release()
 
 
 def _refuse_existing(path: str, where: str) -> None:
@@ -244,7 +218,7 @@ async def open_archive_destination(
     writer = await ArchiveWriter.create(path, where)
     # A concurrent writer may have created the file meanwhile: checked again before the rename.
     return ArchiveDestination(
-        reference, tags, writer, where, before_rename=lambda: _refuse_existing(path, where)
+        LocalImage(reference), tags, writer, before_rename=lambda: _refuse_existing(path, where)
     )
 
 

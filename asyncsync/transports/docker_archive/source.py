@@ -29,6 +29,7 @@ extracted; blobs stream from their byte ranges.
 from __future__ import annotations
 
 import os
+import tempfile
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import aclosing, asynccontextmanager
 from dataclasses import dataclass
@@ -51,6 +52,8 @@ from asyncsync.transports.docker_archive.archive import (
 )
 from asyncsync.transports.docker_archive.reference import DockerArchiveReference
 from asyncsync.transports.layer_compression import DOCKER_LAYER_TAR, MAGIC_LENGTH, Decompress, detect
+from asyncsync.transports.local_files import remove_tree_quietly
+from asyncsync.transports.local_image import LocalImage, OnLocalImage
 from asyncsync.transports.tar_archive import TarIndex
 
 _CAPABILITIES = Capabilities(ranged_reads=True)
@@ -101,35 +104,22 @@ async def _decompressing(chunks: AsyncIterator[bytes], offset: int, what: str) -
             skip = 0
 
 
-class ArchiveImageSource:
+class ArchiveImageSource(OnLocalImage):
     """One image of an indexed ``docker save`` archive."""
 
     def __init__(
-        self,
-        reference: ImageReference,
-        index: TarIndex,
-        item: ManifestItem,
-        tags: list[str],
-        where: str,
-        owns_index: bool = True,
-        on_close: Callable[[], Awaitable[None]] | None = None,
+        self, image: LocalImage, index: TarIndex, item: ManifestItem, tags: list[str], owns_index: bool = True
     ) -> None:
-        self._reference = reference
+        super().__init__(image)
         self.index = index
         self.item = item
         self._tags = tags
-        self._where = where
         self._owns_index = owns_index
-        self._on_close = on_close
         self._lock = anyio.Lock()
         self._manifest: bytes | None = None
         self._config: bytes = b""
         self._config_digest: Digest | None = None
         self._layers: dict[Digest, _Layer] = {}
-
-    @property
-    def reference(self) -> ImageReference:
-        return self._reference
 
     @property
     def capabilities(self) -> Capabilities:
@@ -234,14 +224,45 @@ class ArchiveImageSource:
         if self._owns_index:
             self._owns_index = False
             await self.index.close()
-        if self._on_close is not None:
-            on_close, self._on_close = self._on_close, None
-            await on_close()
+        await self._image.release()
 
 
 async def read_items(index: TarIndex, where: str) -> list[ManifestItem]:
     """The ``manifest.json`` items of an indexed archive."""
     return parse_archive_manifest(await index.read_member(MANIFEST_FILE, MAX_TAR_MANIFEST_SIZE), where)
+
+
+async def open_exported_archive(
+    reference: ImageReference,
+    where: str,
+    prefix: str,
+    export: Callable[[str], Awaitable[object]],
+    choose: Callable[[list[ManifestItem]], tuple[ManifestItem, list[str]]],
+) -> ArchiveImageSource:
+    """The image a local engine exports (``docker save``) into a private scratch directory, opened
+    as an archive source: ``export(path)`` writes the archive, ``choose(items)`` picks the image and
+    the tags to list. The scratch directory is removed when the source closes, or at once on failure."""
+    try:
+        scratch = tempfile.mkdtemp(prefix=prefix)
+    except OSError as exc:
+        raise LocalStorageError(f"{where}: cannot create a temporary directory: {exc.strerror}") from None
+
+    async def cleanup() -> None:
+        await anyio.to_thread.run_sync(remove_tree_quietly, scratch)
+
+    try:
+        path = os.path.join(scratch, "image.tar")
+        await export(path)
+        index = await TarIndex.open(path, where)
+        try:
+            item, tags = choose(await read_items(index, where))
+        except BaseException:
+            await index.close()
+            raise
+    except BaseException:
+        await cleanup()
+        raise
+    return ArchiveImageSource(LocalImage(reference, cleanup, where=where), index, item, tags)
 
 
 def _archive_path(reference: DockerArchiveReference, where: str) -> str:
@@ -260,7 +281,7 @@ async def open_archive_source(reference: DockerArchiveReference, ctx: TransportC
         items = await read_items(index, where)
         item = choose_item(items, reference.name, reference.index, where)
         tags = [tag for entry in items for tag in entry.repo_tags]
-        return ArchiveImageSource(reference, index, item, tags, where)
+        return ArchiveImageSource(LocalImage(reference), index, item, tags)
     except BaseException:
         await index.close()
         raise

@@ -21,6 +21,7 @@ from asyncsync.transports.docker_archive.writer import ArchiveWriter
 from asyncsync.transports.docker_daemon.client import EngineClient
 from asyncsync.transports.docker_daemon.reference import DaemonReference
 from asyncsync.transports.local_files import remove_tree_quietly
+from asyncsync.transports.local_image import LocalImage
 
 
 async def open_daemon_destination(reference: DaemonReference, ctx: TransportContext) -> ArchiveDestination:
@@ -46,4 +47,4 @@ async def open_daemon_destination(reference: DaemonReference, ctx: TransportCont
     except BaseException:
         await cleanup()
         raise
-    return ArchiveDestination(reference, tags, writer, where, after_commit=load, on_close=cleanup)
+    return ArchiveDestination(LocalImage(reference, cleanup), tags, writer, after_commit=load)

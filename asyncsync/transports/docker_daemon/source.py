@@ -8,46 +8,23 @@ generated (Docker v2s2), so its digest is not the registry's.
 
 from __future__ import annotations
 
-import os
-import tempfile
-
-import anyio
-
-from asyncsync.errors import LocalStorageError
 from asyncsync.transports.base import TransportContext
-from asyncsync.transports.docker_archive.archive import choose_item
-from asyncsync.transports.docker_archive.source import ArchiveImageSource, read_items
+from asyncsync.transports.docker_archive.archive import ManifestItem, choose_item
+from asyncsync.transports.docker_archive.source import ArchiveImageSource, open_exported_archive
 from asyncsync.transports.docker_daemon.client import EngineClient
 from asyncsync.transports.docker_daemon.reference import DaemonReference
-from asyncsync.transports.local_files import remove_tree_quietly
-from asyncsync.transports.tar_archive import TarIndex
 
 
 async def open_daemon_source(reference: DaemonReference, ctx: TransportContext) -> ArchiveImageSource:
     where = str(reference)
-    try:
-        scratch = tempfile.mkdtemp(prefix="asyncsync-daemon-")
-    except OSError as exc:
-        raise LocalStorageError(f"{where}: cannot create a temporary directory: {exc.strerror}") from None
 
-    async def cleanup() -> None:
-        await anyio.to_thread.run_sync(remove_tree_quietly, scratch)
-
-    try:
-        path = os.path.join(scratch, "image.tar")
+    async def export(path: str) -> None:
         async with EngineClient(ctx.options.daemon_host, where) as client:
             await client.save(reference.within_transport(), path)
-        index = await TarIndex.open(path, where)
-        try:
-            items = await read_items(index, where)
-            # The export holds the requested image; with several items, pick it by tag.
-            name = reference.name if len(items) > 1 and reference.name and reference.name.tag else None
-            item = choose_item(items, name, None, where)
-            tags = [tag for entry in items for tag in entry.repo_tags]
-        except BaseException:
-            await index.close()
-            raise
-    except BaseException:
-        await cleanup()
-        raise
-    return ArchiveImageSource(reference, index, item, tags, where, on_close=cleanup)
+
+    def choose(items: list[ManifestItem]) -> tuple[ManifestItem, list[str]]:
+        # The export holds the requested image; with several items, pick it by tag.
+        name = reference.name if len(items) > 1 and reference.name and reference.name.tag else None
+        return choose_item(items, name, None, where), [tag for entry in items for tag in entry.repo_tags]
+
+    return await open_exported_archive(reference, where, "asyncsync-daemon-", export, choose)

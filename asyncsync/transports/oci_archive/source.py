@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from asyncsync.transports.base import TransportContext
 from asyncsync.transports.local_files import absolute_path
+from asyncsync.transports.local_image import LocalImage
 from asyncsync.transports.oci_archive.reference import OCIArchiveReference
 from asyncsync.transports.oci_layout.layout import read_index
 from asyncsync.transports.oci_layout.source import LayoutSource
@@ -25,4 +26,4 @@ async def open_archive_source(reference: OCIArchiveReference, ctx: TransportCont
     except BaseException:
         await index.close()
         raise
-    return LayoutSource(reference, reference.name, tree, tree, False, document, where, on_close=index.close)
+    return LayoutSource(LocalImage(reference, index.close), reference.name, tree, tree, False, document)

@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 
 import orjson
 
 from asyncsync.digest import Digest
 from asyncsync.manifest import Descriptor, guess_media_type
-from asyncsync.transports.base import BlobLocation, Capabilities, ImageReference, TransportContext
+from asyncsync.transports.base import BlobLocation, Capabilities, TransportContext
 from asyncsync.transports.local_files import DirectoryTree, FileTree, find_directory, read_manifest_file
+from asyncsync.transports.local_image import LocalImage, OnLocalImage
 from asyncsync.transports.oci_layout.attachments import LayoutAttachments
 from asyncsync.transports.oci_layout.layout import IndexDocument, blob_name, read_index
 from asyncsync.transports.oci_layout.reference import OCIReference
@@ -28,7 +29,7 @@ def _declared_media_type(raw: bytes, fallback: str) -> str:
     return fallback if fallback else guess_media_type(data)
 
 
-class LayoutSource:
+class LayoutSource(OnLocalImage):
     """One image of a layout: ``index.json`` is read at open, the image chosen at first use.
 
     Choosing lazily lets ``list_tags`` work on a layout with several images and no name given.
@@ -38,28 +39,20 @@ class LayoutSource:
 
     def __init__(
         self,
-        reference: ImageReference,
+        image: LocalImage,
         name: str | None,
         tree: FileTree,
         blobs: FileTree,
         shared: bool,
         index: IndexDocument,
-        where: str,
-        on_close: Callable[[], Awaitable[None]] | None = None,
     ) -> None:
-        self._reference = reference
+        super().__init__(image)
         self._name = name
         self._tree = tree
         self._blobs = blobs
         self._shared = shared
         self.index = index
-        self._where = where
-        self._on_close = on_close
         self._descriptor: Descriptor | None = None
-
-    @property
-    def reference(self) -> ImageReference:
-        return self._reference
 
     @property
     def capabilities(self) -> Capabilities:
@@ -102,9 +95,7 @@ class LayoutSource:
         return LayoutAttachments(self._where, index, self.get_manifest)
 
     async def close(self) -> None:
-        if self._on_close is not None:
-            on_close, self._on_close = self._on_close, None
-            await on_close()
+        await self._image.release()
 
 
 async def open_layout_source(reference: OCIReference, ctx: TransportContext) -> LayoutSource:
@@ -117,4 +108,4 @@ async def open_layout_source(reference: OCIReference, ctx: TransportContext) -> 
     if shared_dir:
         blobs = DirectoryTree(await find_directory(shared_dir, f"{where}: shared blob dir"), where)
     index = await read_index(tree, where)
-    return LayoutSource(reference, reference.name, tree, blobs, bool(shared_dir), index, where)
+    return LayoutSource(LocalImage(reference), reference.name, tree, blobs, bool(shared_dir), index)
