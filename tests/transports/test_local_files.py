@@ -14,6 +14,7 @@ from asyncsync.transports.local_files import (
     TEMP_PREFIX,
     DirectoryTree,
     open_chunks,
+    read_existing,
     read_manifest_file,
     safe_path,
     write_bytes_atomic,
@@ -118,3 +119,20 @@ async def test_read_manifest_file_refuses_bytes_that_do_not_match_the_digest(tmp
         await read_manifest_file(tree, "m", Digest.of(b"other"))
     with pytest.raises(DigestMismatchError, match="size"):
         await read_manifest_file(tree, "m", good, 20)
+
+
+def test_read_existing_reads_returns_none_when_absent_and_refuses_over_the_limit(tmp_path: Path) -> None:
+    small = tmp_path / "index.json"
+    small.write_bytes(b"12345")
+    assert read_existing(str(small), 5) == b"12345"
+    assert read_existing(str(tmp_path / "absent"), 5) is None
+    with pytest.raises(LocalStorageError, match="larger than the 4 byte limit"):
+        read_existing(str(small), 4)
+
+
+def test_read_existing_treats_only_the_named_errors_as_absent(tmp_path: Path) -> None:
+    below_a_file = str(tmp_path / "file" / "manifest.json")
+    (tmp_path / "file").write_bytes(b"")
+    with pytest.raises(LocalStorageError, match="Not a directory"):
+        read_existing(below_a_file, 10)
+    assert read_existing(below_a_file, 10, absent=(FileNotFoundError, NotADirectoryError)) is None

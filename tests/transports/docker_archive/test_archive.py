@@ -7,7 +7,8 @@ import json
 import pytest
 
 from asyncsync.digest import Digest
-from asyncsync.errors import InvalidReferenceError, LocalStorageError
+from asyncsync.errors import InvalidReferenceError, LocalStorageError, UsageError
+from asyncsync.manifest import DOCKER_CONFIG, DOCKER_V2S2, OCI_INDEX
 from asyncsync.reference import parse_reference
 from asyncsync.transports.docker_archive.archive import (
     ManifestItem,
@@ -18,6 +19,7 @@ from asyncsync.transports.docker_archive.archive import (
     legacy_layers,
     parse_archive_manifest,
     repositories,
+    single_image_manifest,
     tagged_names,
 )
 
@@ -95,3 +97,37 @@ def test_legacy_layers_chain_and_top_layer_fields() -> None:
     # The same layer twice gets two different ids (the chain differs), so parents never loop.
     again = legacy_layers([diff_ids[0], diff_ids[0]], config)
     assert again[0].id != again[1].id
+
+
+def _image_manifest(config_type: str) -> bytes:
+    blob = {"digest": str(Digest.of(b"x")), "size": 1}
+    return json.dumps(
+        {
+            "schemaVersion": 2,
+            "mediaType": DOCKER_V2S2,
+            "config": {**blob, "mediaType": config_type},
+            "layers": [{**blob, "mediaType": "application/vnd.docker.image.rootfs.diff.tar.gzip"}],
+        }
+    ).encode()
+
+
+def test_single_image_manifest_accepts_a_container_image() -> None:
+    manifest = single_image_manifest(
+        _image_manifest(DOCKER_CONFIG), DOCKER_V2S2, None, "here", "a docker archive"
+    )
+    assert manifest.config.media_type == DOCKER_CONFIG
+
+
+@pytest.mark.parametrize(
+    ("raw", "media_type", "instance", "message"),
+    [
+        (b"{}", OCI_INDEX, None, "here: containers-storage holds a single image, not a manifest list"),
+        (_image_manifest(DOCKER_CONFIG), DOCKER_V2S2, Digest.of(b"child"), "not a manifest list"),
+        (_image_manifest("application/vnd.example.artifact"), DOCKER_V2S2, None, "holds container images"),
+    ],
+)
+def test_single_image_manifest_refuses_lists_children_and_other_configs(
+    raw: bytes, media_type: str, instance: Digest | None, message: str
+) -> None:
+    with pytest.raises(UsageError, match=message):
+        single_image_manifest(raw, media_type, instance, "here", "containers-storage")
