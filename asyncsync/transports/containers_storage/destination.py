@@ -37,17 +37,9 @@ import anyio
 
 from asyncsync.digest import Digest
 from asyncsync.errors import DigestMismatchError, LocalStorageError, UsageError
-from asyncsync.manifest import (
-    Descriptor,
-)
+from asyncsync.manifest import Descriptor
 from asyncsync.reference import ImageName
-from asyncsync.transports.base import (
-    BlobLocation,
-    Capabilities,
-    ReuseKind,
-    ReuseResult,
-    TransportContext,
-)
+from asyncsync.transports.base import BlobLocation, Capabilities, ReuseKind, ReuseResult, TransportContext
 from asyncsync.transports.containers_storage.engine import (
     LibpodEngine,
     LoadStream,

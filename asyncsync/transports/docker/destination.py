@@ -40,6 +40,7 @@ from asyncsync.transports.base import (
 )
 from asyncsync.transports.docker.attachments import RegistryAttachments
 from asyncsync.transports.docker.reference import DockerReference
+from asyncsync.transports.docker.repository import OnRepository
 from asyncsync.transports.docker.signatures import write_signatures
 
 log = logging.getLogger("asyncsync.copy")
@@ -82,22 +83,13 @@ def _upload_state(client: RegistryClient) -> _RegistryUploadState:
     return state
 
 
-class DockerDestination:
+class DockerDestination(OnRepository):
     """An image reference in a registry being written."""
 
     def __init__(self, reference: DockerReference, ctx: TransportContext) -> None:
-        self._reference = reference
-        self._ctx = ctx
-        name = reference.name
-        self.registry = name.registry
-        self.repository = name.repository
-        self.client: RegistryClient = ctx.session.client(name.registry, ctx.options.registry)
+        super().__init__(reference, ctx)
         #: Upload sessions opened by refused mounts, used by the next put_blob of that digest.
         self._pending: dict[Digest, UploadSession] = {}
-
-    @property
-    def reference(self) -> DockerReference:
-        return self._reference
 
     @property
     def capabilities(self) -> Capabilities:
@@ -225,7 +217,7 @@ class DockerDestination:
                 raise
 
     async def put_manifest(self, raw: bytes, media_type: str, instance: Digest | None = None) -> Digest:
-        reference = str(instance) if instance is not None else self._reference.name.reference
+        reference = self._manifest_reference(instance)
         try:
             return await put_manifest(self.client, self.repository, reference, raw, media_type)
         except RegistryError as exc:

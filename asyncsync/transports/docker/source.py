@@ -8,7 +8,6 @@ from contextlib import aclosing, asynccontextmanager
 from asyncsync.digest import Digest
 from asyncsync.manifest import ALL_MANIFEST_TYPES, Descriptor, guess_media_type
 from asyncsync.registry.blobs import open_blob
-from asyncsync.registry.client import RegistryClient
 from asyncsync.registry.manifests import get_manifest
 from asyncsync.registry.tags import list_tags
 from asyncsync.signature.formats import Signature
@@ -16,6 +15,7 @@ from asyncsync.signature.registries_d import RegistriesD
 from asyncsync.transports.base import BlobLocation, Capabilities, TransportContext
 from asyncsync.transports.docker.attachments import RegistryAttachments
 from asyncsync.transports.docker.reference import DockerReference
+from asyncsync.transports.docker.repository import OnRepository
 from asyncsync.transports.docker.signatures import read_signatures
 
 _CAPABILITIES = Capabilities(ranged_reads=True)
@@ -53,7 +53,7 @@ def _media_type(raw: bytes, served: str) -> str:
     return guess_media_type(data)
 
 
-class DockerSource:
+class DockerSource(OnRepository):
     """An image in a registry: manifests by tag or digest, blobs as streamed GETs.
 
     ``open_blob(blob, offset)`` asks for ``Range: bytes=offset-``; when the server ignores the
@@ -62,25 +62,16 @@ class DockerSource:
     """
 
     def __init__(self, reference: DockerReference, ctx: TransportContext) -> None:
-        self._reference = reference
-        self._ctx = ctx
-        name = reference.name
-        self.registry = name.registry
-        self.repository = name.repository
-        self.client: RegistryClient = ctx.session.client(name.registry, ctx.options.registry)
+        super().__init__(reference, ctx)
         #: Whether the last resumed GET was honoured with 206 (``None`` until one was asked for).
         self.last_range_honoured: bool | None = None
-
-    @property
-    def reference(self) -> DockerReference:
-        return self._reference
 
     @property
     def capabilities(self) -> Capabilities:
         return _CAPABILITIES
 
     async def get_manifest(self, instance: Digest | None = None) -> tuple[bytes, str]:
-        reference = str(instance) if instance is not None else self._reference.name.reference
+        reference = self._manifest_reference(instance)
         fetched = await get_manifest(self.client, self.repository, reference)
         return fetched.raw, _media_type(fetched.raw, fetched.media_type)
 

@@ -25,19 +25,9 @@ import anyio
 
 from asyncsync.digest import Digest, DigestVerifier
 from asyncsync.errors import DigestMismatchError, LocalStorageError, UsageError
-from asyncsync.manifest import (
-    DOCKER_V2S2,
-    OCI_MANIFEST,
-    Descriptor,
-)
+from asyncsync.manifest import DOCKER_V2S2, OCI_MANIFEST, Descriptor
 from asyncsync.reference import ImageName
-from asyncsync.transports.base import (
-    BlobLocation,
-    Capabilities,
-    ReuseKind,
-    ReuseResult,
-    TransportContext,
-)
+from asyncsync.transports.base import BlobLocation, Capabilities, ReuseKind, ReuseResult, TransportContext
 from asyncsync.transports.docker_archive.archive import (
     LEGACY_CONFIG_FILE,
     LEGACY_LAYER_FILE,
