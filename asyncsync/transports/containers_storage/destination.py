@@ -31,7 +31,7 @@ that a destination takes the image alone.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator
 
 import anyio
 
@@ -39,7 +39,7 @@ from asyncsync.digest import Digest
 from asyncsync.errors import DigestMismatchError, LocalStorageError, UsageError
 from asyncsync.manifest import Descriptor
 from asyncsync.reference import ImageName
-from asyncsync.transports.base import BlobLocation, Capabilities, ReuseKind, ReuseResult, TransportContext
+from asyncsync.transports.base import TransportContext
 from asyncsync.transports.containers_storage.engine import (
     LibpodEngine,
     LoadStream,
@@ -56,9 +56,9 @@ from asyncsync.transports.docker_archive.archive import (
     single_image_manifest,
     tagged_names,
 )
-from asyncsync.transports.docker_archive.destination import CAPABILITIES
+from asyncsync.transports.docker_archive.destination import OneImageArchive
 from asyncsync.transports.layer_compression import CONFIG_TYPES
-from asyncsync.transports.local_image import LocalImage, OnLocalImage
+from asyncsync.transports.local_image import LocalImage
 from asyncsync.transports.tar_archive import END_OF_ARCHIVE, member_header, padding
 
 
@@ -68,7 +68,7 @@ def member_name(blob: Descriptor) -> str:
     return f"{blob.digest.hex}.{suffix}"
 
 
-class StorageDestination(OnLocalImage):
+class StorageDestination(OneImageArchive):
     """One image on its way into containers-storage; see the module docstring."""
 
     def __init__(self, image: LocalImage, engine: PodmanEngine | LibpodEngine, tags: list[ImageName]) -> None:
@@ -83,16 +83,8 @@ class StorageDestination(OnLocalImage):
         self._config: Digest | None = None
         self._closed = False
 
-    @property
-    def capabilities(self) -> Capabilities:
-        return CAPABILITIES
-
-    async def try_reuse_blob(
-        self, blob: Descriptor, candidates: Sequence[BlobLocation] = (), *, known_absent: bool = False
-    ) -> ReuseResult | None:
-        if blob.digest in self._written:
-            return ReuseResult(ReuseKind.EXISTS, blob.size)
-        return None
+    def _holds(self, digest: Digest) -> bool:
+        return digest in self._written
 
     def _check(self) -> None:
         if self._broken is not None:

@@ -49,6 +49,7 @@ from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStre
 
 from asyncsync.errors import LocalStorageError, TransportError, UsageError
 from asyncsync.transports.containers_storage.reference import StorageSpecifier
+from asyncsync.transports.docker_daemon.client import api_message, export_image
 from asyncsync.transports.local_files import write_chunks_atomic
 
 log = logging.getLogger("asyncsync.containers_storage")
@@ -338,7 +339,7 @@ class LibpodEngine:
 
     async def _error(self, response: aiohttp.ClientResponse, action: str) -> LocalStorageError:
         body = await response.content.read(MAX_OUTPUT)
-        return LocalStorageError(f"{self._where}: podman refused to {action}: {_api_message(body)}")
+        return LocalStorageError(f"{self._where}: podman refused to {action}: {api_message(body)}")
 
     @contextmanager
     def _answering(self) -> Iterator[None]:
@@ -389,14 +390,9 @@ class LibpodEngine:
 
     async def save(self, image: str, path: str) -> int:
         url = self._url(f"/images/{quote(image, safe='/:@')}/get?format=docker-archive")
-        try:
-            async with self._client().get(url) as response:
-                if response.status != 200:
-                    raise await self._error(response, f"export {image}")
-                result = await write_chunks_atomic(path, response.content.iter_chunked(_CHUNK))
-        except aiohttp.ClientError as exc:
-            raise self._failed(exc) from None
-        return result.size
+        return await export_image(
+            self._client(), url, path, lambda response: self._error(response, f"export {image}"), self._failed
+        )
 
     async def open_load(self) -> LoadStream:
         return _ApiLoad(self._client(), self._url("/images/load"), self)
@@ -446,7 +442,7 @@ class _ApiLoad:
                 body = await response.content.read(MAX_OUTPUT)
                 if response.status != 200:
                     raise LocalStorageError(
-                        f"{self._engine._where}: podman refused to load the image: {_api_message(body)}"
+                        f"{self._engine._where}: podman refused to load the image: {api_message(body)}"
                     )
         except aiohttp.ClientError as exc:
             raise self._engine._failed(exc) from None
@@ -482,18 +478,6 @@ class _ApiLoad:
         self._task.cancel()
         with anyio.CancelScope(shield=True), suppress(BaseException):
             await self._task
-
-
-def _api_message(body: bytes) -> str:
-    try:
-        data = orjson.loads(body)
-    except orjson.JSONDecodeError:
-        return body[:200].decode("utf-8", "replace").strip() or "no message"
-    if isinstance(data, dict):
-        for key in ("message", "cause"):
-            if isinstance(data.get(key), str):
-                return str(data[key])[:500]
-    return body[:200].decode("utf-8", "replace").strip()
 
 
 def _json(text: str, where: str) -> Any:

@@ -72,7 +72,27 @@ async def read_config(blob: Descriptor, chunks: AsyncIterator[bytes], where: str
     return bytes(data)
 
 
-class ArchiveDestination(OnLocalImage):
+class OneImageArchive(OnLocalImage):
+    """Base of the destinations that write one image as a ``docker save`` archive (this file's
+    :class:`ArchiveDestination`, and containers-storage's stream into podman): their capabilities,
+    and reuse of no blob but one this destination has already taken (:meth:`_holds`)."""
+
+    @property
+    def capabilities(self) -> Capabilities:
+        return CAPABILITIES
+
+    def _holds(self, digest: Digest) -> bool:
+        raise NotImplementedError
+
+    async def try_reuse_blob(
+        self, blob: Descriptor, candidates: Sequence[BlobLocation] = (), *, known_absent: bool = False
+    ) -> ReuseResult | None:
+        if self._holds(blob.digest):
+            return ReuseResult(ReuseKind.EXISTS, blob.size)
+        return None
+
+
+class ArchiveDestination(OneImageArchive):
     """Streams one image's layers into an :class:`ArchiveWriter`; the rest is written at commit.
 
     ``before_rename`` runs (blocking, in a worker thread) just before the archive is renamed into
@@ -98,16 +118,8 @@ class ArchiveDestination(OnLocalImage):
         self._configs: dict[Digest, bytes] = {}
         self._members: list[TarEntry] | None = None
 
-    @property
-    def capabilities(self) -> Capabilities:
-        return CAPABILITIES
-
-    async def try_reuse_blob(
-        self, blob: Descriptor, candidates: Sequence[BlobLocation] = (), *, known_absent: bool = False
-    ) -> ReuseResult | None:
-        if blob.digest in self._layers or blob.digest in self._configs:
-            return ReuseResult(ReuseKind.EXISTS, blob.size)
-        return None
+    def _holds(self, digest: Digest) -> bool:
+        return digest in self._layers or digest in self._configs
 
     async def put_blob(self, blob: Descriptor, chunks: AsyncIterator[bytes]) -> None:
         """An image config is kept in memory; anything else streams into the archive as a layer."""

@@ -14,6 +14,7 @@ an error answer (``{"message": ...}``) or an error line in the load stream is a
 from __future__ import annotations
 
 import os
+from collections.abc import Awaitable, Callable
 from types import TracebackType
 from urllib.parse import quote, urlsplit
 
@@ -42,14 +43,38 @@ def _endpoint(host: str) -> tuple[str, aiohttp.BaseConnector]:
     raise UsageError(f"invalid daemon host {host!r}: expected unix://PATH, tcp://HOST:PORT or an http(s) URL")
 
 
-def _message(body: bytes) -> str:
+def api_message(body: bytes) -> str:
+    """The message of an engine API error answer (Docker's ``message``, podman's ``message`` or
+    ``cause``), capped; the start of the body when it is not JSON."""
     try:
         data = orjson.loads(body)
     except orjson.JSONDecodeError:
-        return body[:200].decode("utf-8", "replace").strip()
-    if isinstance(data, dict) and isinstance(data.get("message"), str):
-        return str(data["message"])[:500]
+        return body[:200].decode("utf-8", "replace").strip() or "no message"
+    if isinstance(data, dict):
+        for key in ("message", "cause"):
+            if isinstance(data.get(key), str):
+                return str(data[key])[:500]
     return body[:200].decode("utf-8", "replace").strip()
+
+
+async def export_image(
+    session: aiohttp.ClientSession,
+    url: str,
+    path: str,
+    refused: Callable[[aiohttp.ClientResponse], Awaitable[LocalStorageError]],
+    failed: Callable[[aiohttp.ClientError], TransportError],
+) -> int:
+    """Stream an engine API's image export (``GET .../images/NAME/get``) into ``path``
+    (atomically); returns its size. A non-200 answer raises ``refused(response)``, a connection
+    failure ``failed(exc)``: Docker and podman word them differently."""
+    try:
+        async with session.get(url) as response:
+            if response.status != 200:
+                raise await refused(response)
+            result = await write_chunks_atomic(path, response.content.iter_chunked(_CHUNK))
+    except aiohttp.ClientError as exc:
+        raise failed(exc) from None
+    return result.size
 
 
 class EngineClient:
@@ -78,21 +103,17 @@ class EngineClient:
 
     async def _error(self, response: aiohttp.ClientResponse, action: str) -> LocalStorageError:
         body = await response.content.read(MAX_RESPONSE)
+        message = api_message(body)
         return LocalStorageError(
-            f"{self.where}: the Docker daemon refused to {action}: {_message(body)} (HTTP {response.status})"
+            f"{self.where}: the Docker daemon refused to {action}: {message} (HTTP {response.status})"
         )
 
     async def save(self, name: str, path: str) -> int:
         """Write ``docker save NAME`` to ``path`` (atomically); returns its size."""
         url = f"{self._base}/images/{quote(name, safe='/:@')}/get"
-        try:
-            async with self._session.get(url) as response:
-                if response.status != 200:
-                    raise await self._error(response, f"export {name}")
-                result = await write_chunks_atomic(path, response.content.iter_chunked(_CHUNK))
-        except aiohttp.ClientError as exc:
-            raise self._failed(exc) from None
-        return result.size
+        return await export_image(
+            self._session, url, path, lambda response: self._error(response, f"export {name}"), self._failed
+        )
 
     async def load(self, path: str) -> str:
         """``docker load`` the archive at ``path``; returns the daemon's last progress message."""
