@@ -158,7 +158,7 @@ class LayoutDestination:
             return current
 
         async def read(digest: Digest) -> tuple[bytes, str]:
-            raw = await anyio.to_thread.run_sync(_read_existing, self._blob_path(digest), MAX_MANIFEST_SIZE)
+            raw = await anyio.to_thread.run_sync(read_existing, self._blob_path(digest), MAX_MANIFEST_SIZE)
             if raw is None or Digest.of(raw, digest.algorithm) != digest:
                 raise LocalStorageError(f"{self._where}: no manifest {digest}")
             try:
