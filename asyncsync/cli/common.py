@@ -27,11 +27,11 @@ spelling (pflag style) besides ``--flag`` and ``--no-flag``.
 from __future__ import annotations
 
 import inspect
-from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Awaitable, Iterator, Mapping, Sequence
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from functools import partial
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
 import typer
 from typer.core import TyperCommand
@@ -46,6 +46,8 @@ from asyncsync.retry import RetryPolicy
 from asyncsync.transports import parse_image_name, transport_names
 from asyncsync.transports.base import SideOptions, TransportContext
 from asyncsync.units import duration_flag
+
+T = TypeVar("T")
 
 REGISTRY_PANEL = "Registry access"
 
@@ -408,3 +410,12 @@ def not_found_as(subject: str) -> Iterator[None]:
 def warn(message: str) -> None:
     """A one-line warning on stderr."""
     typer.echo(f"warning: {message}", err=True)
+
+
+async def shown(view: object, work: Awaitable[T]) -> T:
+    """Await ``work`` while ``view`` is shown: a live display (a context manager, as the rich
+    views are) is entered for the duration; plain and JSON views need no entering."""
+    if isinstance(view, AbstractContextManager):
+        with view:
+            return await work
+    return await work

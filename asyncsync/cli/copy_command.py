@@ -33,21 +33,23 @@ from asyncsync.cli.common import (
     RetryFlags,
     SkopeoCommand,
     chunk_size_flag,
+    shown,
     warn,
 )
 from asyncsync.cli.compat_flags import COPY_COMPAT_FLAGS, CopyCompatFlags
 from asyncsync.cli.compression_flags import COMPRESSION_FLAGS, CompressionFlags
-from asyncsync.cli.copy_view import RichProgress, make_progress
+from asyncsync.cli.copy_view import make_progress
 from asyncsync.cli.flag_groups import FlagGroup, flag_option, with_flag_groups
 from asyncsync.cli.image_flags import COPY_IMAGE_FLAGS, ImageFlags
 from asyncsync.cli.local_flags import LOCAL_SIDES, LocalSides, warn_unused
 from asyncsync.cli.platform_flags import PLATFORM_FLAGS, PlatformFlags
-from asyncsync.cli.trust_flags import SIGN_FLAGS, SignFlags, registries_d, trust_settings
+from asyncsync.cli.trust_flags import SIGN_FLAGS, SignFlags, close_trust, registries_d, trust_settings
 from asyncsync.copy import CopyOptions, CopyResult, TrustSettings
 from asyncsync.copy.run import copy_between
 from asyncsync.errors import ContentError, LocalStorageError
 from asyncsync.limits import DEFAULT_COPY_BLOBS_IN_FLIGHT
 from asyncsync.transports import parse_image_name
+from asyncsync.transports.base import ImageReference, SideOptions
 from asyncsync.units import size_flag
 
 
@@ -121,6 +123,31 @@ def report_attachments(result: CopyResult, destination: str, options: CopyOption
         )
 
 
+def _sides(
+    registries: RegistrySides,
+    local: LocalSides,
+    compression: CompressionFlags,
+    flags: CopyFlags,
+    source: ImageReference,
+    destination: ImageReference,
+) -> tuple[SideOptions, SideOptions]:
+    """The source and destination :class:`SideOptions` of a copy from the registry and local flags;
+    warns about local flags that the named transports do not use."""
+    chunk_size = size_flag(flags.chunk_size, "--chunk-size") if flags.chunk_size is not None else None
+    signatures = registries_d()
+    source_side = replace(local.source.side_options(registries.source.to_options()), registries_d=signatures)
+    destination_local = replace(
+        local.destination, oci_accept_uncompressed_layers=compression.oci_accept_uncompressed_layers
+    )
+    destination_side = replace(
+        destination_local.side_options(registries.destination.to_options(), chunk_size),
+        registries_d=signatures,
+    )
+    warn_unused(local.source, source, "src-")
+    warn_unused(destination_local, destination, "dest-")
+    return source_side, destination_side
+
+
 @app.command("copy", cls=SkopeoCommand)
 @with_flag_groups
 def copy_command(
@@ -148,8 +175,7 @@ def copy_command(
         try:
             await copy(trust)
         finally:
-            if trust.policy is not None:
-                trust.policy.close()
+            close_trust(trust)
 
     async def copy(trust: TrustSettings) -> None:
         options = replace(
@@ -157,33 +183,14 @@ def copy_command(
             compression=compression.layer_compression(),
             attachments=attachment_flags.policy(image.remove_signatures),
         )
-        source_registry, destination_registry = (
-            registries.source.to_options(),
-            registries.destination.to_options(),
-        )
-        retry = retry_flags.policy()
-        chunk_size = size_flag(flags.chunk_size, "--chunk-size") if flags.chunk_size is not None else None
-        progress = make_progress(flags.quiet)
         src_ref, dst_ref = parse_image_name(source), parse_image_name(destination)
-        signatures = registries_d()
-        source_side = replace(local.source.side_options(source_registry), registries_d=signatures)
-        destination_local = replace(
-            local.destination, oci_accept_uncompressed_layers=compression.oci_accept_uncompressed_layers
-        )
-        destination_side = replace(
-            destination_local.side_options(destination_registry, chunk_size), registries_d=signatures
-        )
-        warn_unused(local.source, src_ref, "src-")
-        warn_unused(destination_local, dst_ref, "dest-")
+        source_side, destination_side = _sides(registries, local, compression, flags, src_ref, dst_ref)
+        progress = make_progress(flags.quiet)
         copying = copy_between(
             src_ref, dst_ref, options, source_side, destination_side,
-            retry=retry, parallel=flags.image_parallel_copies, progress=progress, trust=trust,
+            retry=retry_flags.policy(), parallel=flags.image_parallel_copies, progress=progress, trust=trust,
         )  # fmt: skip
-        if isinstance(progress, RichProgress):
-            with progress:
-                result = await copying
-        else:
-            result = await copying
+        result = await shown(progress, copying)
         flags.write_digest(result)
         report_attachments(result, destination, options)
 

@@ -18,15 +18,21 @@ import typer
 from asyncsync.cli._run import EXIT_FAILURE, run
 from asyncsync.cli.app import app
 from asyncsync.cli.attachment_flags import ATTACHMENT_FLAGS, AttachmentFlags
-from asyncsync.cli.common import REGISTRY_SIDES, RETRY_FLAGS, RegistrySides, RetryFlags, SkopeoCommand
+from asyncsync.cli.common import (
+    REGISTRY_SIDES,
+    RETRY_FLAGS,
+    RegistrySides,
+    RetryFlags,
+    SkopeoCommand,
+    shown,
+)
 from asyncsync.cli.extension_options import EXTENSION_FLAGS, ExtensionFlags
 from asyncsync.cli.flag_groups import FlagGroup, flag_option, with_flag_groups
 from asyncsync.cli.image_flags import SYNC_IMAGE_FLAGS, ImageFlags
 from asyncsync.cli.output_flags import OUTPUT_FLAGS, OutputFlags
 from asyncsync.cli.platform_flags import PLATFORM_FLAGS, PlatformFlags
 from asyncsync.cli.run_flags import RUN_FLAGS, RunFlags
-from asyncsync.cli.sync_view import RichSyncView
-from asyncsync.cli.trust_flags import SYNC_SIGN_FLAGS, SignFlags, registries_d, trust_settings
+from asyncsync.cli.trust_flags import SYNC_SIGN_FLAGS, SignFlags, close_trust, registries_d, trust_settings
 from asyncsync.errors import UsageError
 from asyncsync.extensions import build_hooks
 from asyncsync.specs.load import load_spec
@@ -37,7 +43,7 @@ from asyncsync.sync.hooks import HookChain
 from asyncsync.sync.local import local_sync
 from asyncsync.sync.plan import Planner
 from asyncsync.sync.report import SyncReport
-from asyncsync.sync.settings import resolve_settings
+from asyncsync.sync.settings import RunSettings, resolve_settings
 from asyncsync.sync.spec_plan import build_plan
 
 _SYNC_PANEL = "Sync"
@@ -168,6 +174,30 @@ SYNC_FLAGS: FlagGroup[SyncFlags] = FlagGroup(
 )
 
 
+def _run_settings(
+    spec: SyncSpec,
+    flags: SyncFlags,
+    image: ImageFlags,
+    run_flags: RunFlags,
+    registries: RegistrySides,
+    retry_flags: RetryFlags,
+    attachment_flags: AttachmentFlags,
+    sign: SignFlags,
+) -> RunSettings:
+    """The run's settings, resolved once from the command line and the spec (``resolve_settings``),
+    with the trust policy and signers (none for a dry run, which writes nothing)."""
+    command_line = run_flags.command_line(
+        registries, retry_flags, fail_fast=flags.fail_fast, preserve_digests=image.preserve_digests
+    )
+    command_line = replace(command_line, attachments=attachment_flags.policy(image.remove_signatures))
+    return replace(
+        resolve_settings(spec, command_line),
+        trust=None if flags.dry_run else trust_settings(sign),
+        registries_d=registries_d(),
+        remove_signatures=image.remove_signatures,
+    )
+
+
 @app.command("sync", cls=SkopeoCommand)
 @with_flag_groups
 def sync_command(
@@ -210,15 +240,8 @@ def sync_command(
         spec, planner = flags.load(source, destination, copy_settings, extension_flags)
         for warning in spec.warnings:
             typer.echo(f"warning: {warning}", err=True)
-        command_line = run_flags.command_line(
-            registries, retry_flags, fail_fast=flags.fail_fast, preserve_digests=image.preserve_digests
-        )
-        command_line = replace(command_line, attachments=attachment_flags.policy(image.remove_signatures))
-        settings = replace(
-            resolve_settings(spec, command_line),
-            trust=None if flags.dry_run else trust_settings(sign),
-            registries_d=registries_d(),
-            remove_signatures=image.remove_signatures,
+        settings = _run_settings(
+            spec, flags, image, run_flags, registries, retry_flags, attachment_flags, sign
         )
         hooks = build_hooks(spec, extensions)
         if flags.dry_run:
@@ -227,13 +250,9 @@ def sync_command(
             return None
         view = output.view(live=True)
         try:
-            if isinstance(view, RichSyncView):
-                with view:
-                    return await run_sync(spec, settings, view, hooks=hooks, planner=planner)
-            return await run_sync(spec, settings, view, hooks=hooks, planner=planner)
+            return await shown(view, run_sync(spec, settings, view, hooks=hooks, planner=planner))
         finally:
-            if settings.trust is not None and settings.trust.policy is not None:
-                settings.trust.policy.close()  # the temporary GPG homes
+            close_trust(settings.trust)  # the temporary GPG homes
 
     result = run(main)
     if result is not None and not output.finish(result, hooks):

@@ -162,6 +162,12 @@ def trust_settings(flags: SignFlags = SignFlags()) -> TrustSettings:
     return TrustSettings(policy=context, signers=_signers(flags), sign_identity=identity)
 
 
+def close_trust(trust: TrustSettings | None) -> None:
+    """Release what a run's trust settings hold (the policy's temporary GPG homes)."""
+    if trust is not None and trust.policy is not None:
+        trust.policy.close()
+
+
 def registries_d() -> RegistriesD:
     """The lookaside configuration from ``--registries.d`` or the default directories."""
     return load_registries_d(registries_d_path(GLOBAL.registries_d))
