@@ -83,13 +83,7 @@ def as_named(name: ImageName) -> ImageName:
 
 def docker_identity(name: ImageName) -> str:
     """``host/repo:tag`` or ``host/repo@digest`` (see :func:`as_named` for both)."""
-    name = as_named(name)
-    text = name.name
-    if name.tag is not None:
-        text += f":{name.tag}"
-    if name.digest is not None:
-        text += f"@{name.digest}"
-    return text
+    return str(as_named(name))
 
 
 def docker_namespaces(name: ImageName) -> list[str]:

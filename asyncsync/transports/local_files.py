@@ -26,8 +26,8 @@ import errno
 import os
 import posixpath
 import secrets
-from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterable
-from contextlib import AbstractAsyncContextManager, aclosing, asynccontextmanager, suppress
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterable, Iterator
+from contextlib import AbstractAsyncContextManager, aclosing, asynccontextmanager, contextmanager, suppress
 from dataclasses import dataclass
 from typing import BinaryIO, Protocol
 
@@ -109,6 +109,20 @@ def _open_temp(directory: str, final_name: str) -> tuple[str, int]:
 def _storage_error(path: str, exc: OSError) -> LocalStorageError:
     reason = exc.strerror or str(exc)
     return LocalStorageError(f"{path}: {reason}")
+
+
+@contextmanager
+def opening_errors(prefix: str) -> Iterator[None]:
+    """Turns the usual reasons a named file cannot be read into one line, ``PREFIX: no such file``
+    (``is a directory``, ``permission denied``); any other ``OSError`` passes through."""
+    try:
+        yield
+    except FileNotFoundError:
+        raise LocalStorageError(f"{prefix}: no such file") from None
+    except IsADirectoryError:
+        raise LocalStorageError(f"{prefix}: is a directory") from None
+    except PermissionError:
+        raise LocalStorageError(f"{prefix}: permission denied") from None
 
 
 def _unlink_quietly(path: str) -> None:

@@ -22,6 +22,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from asyncsync.errors import LocalStorageError
+from asyncsync.transports.local_files import opening_errors
 
 HEADER_SIZE = 128
 DESCRIPTOR_SIZE = 585
@@ -132,23 +133,16 @@ def parse_sif(data_head: bytes, read_at: ReadAt, path: str, file_size: int) -> S
 
 def read_sif(path: str) -> SifFile:
     """Read and parse the SIF file at ``path`` (blocking; reads only the header and descriptors)."""
-    try:
-        with open(path, "rb") as handle:
-            size = handle.seek(0, 2)
-            handle.seek(0)
-            head = handle.read(HEADER_SIZE)
+    with opening_errors(f"{path}: loading SIF file"), open(path, "rb") as handle:
+        size = handle.seek(0, 2)
+        handle.seek(0)
+        head = handle.read(HEADER_SIZE)
 
-            def read_at(offset: int, length: int) -> bytes:
-                handle.seek(offset)
-                data = handle.read(length)
-                if len(data) != length:
-                    raise LocalStorageError(f"{path}: loading SIF file: unexpected EOF")
-                return data
+        def read_at(offset: int, length: int) -> bytes:
+            handle.seek(offset)
+            data = handle.read(length)
+            if len(data) != length:
+                raise LocalStorageError(f"{path}: loading SIF file: unexpected EOF")
+            return data
 
-            return parse_sif(head, read_at, path, size)
-    except FileNotFoundError:
-        raise LocalStorageError(f"{path}: loading SIF file: no such file") from None
-    except IsADirectoryError:
-        raise LocalStorageError(f"{path}: loading SIF file: is a directory") from None
-    except PermissionError:
-        raise LocalStorageError(f"{path}: loading SIF file: permission denied") from None
+        return parse_sif(head, read_at, path, size)

@@ -31,6 +31,7 @@ from asyncsync.errors import LocalStorageError
 from asyncsync.manifest import OCI_LAYER, OCI_LAYER_GZIP, host_platform
 from asyncsync.transports.docker_archive.archive import go_json
 from asyncsync.transports.generated_image import FileLayer, GeneratedImageSource, go_time, oci_manifest
+from asyncsync.transports.local_files import opening_errors
 from asyncsync.transports.tarball.reference import TarballReference
 
 _CHUNK = 1024 * 1024
@@ -84,20 +85,13 @@ def _layer(blob: Digest, size: int, gzip: bool, path: str | None, data: bytes | 
 def scan_file(path: str, where: str) -> _Scanned:
     """Digest one layer file (blocking)."""
     what = f"{where}: {path}"
-    try:
-        with open(path, "rb") as handle:
-            mtime_ns = os.fstat(handle.fileno()).st_mtime_ns
+    with opening_errors(f"{what}: error opening for reading"), open(path, "rb") as handle:
+        mtime_ns = os.fstat(handle.fileno()).st_mtime_ns
+        chunk = handle.read(_CHUNK)
+        digests = _Digests(chunk, what)
+        while chunk:
+            digests.update(chunk)
             chunk = handle.read(_CHUNK)
-            digests = _Digests(chunk, what)
-            while chunk:
-                digests.update(chunk)
-                chunk = handle.read(_CHUNK)
-    except FileNotFoundError:
-        raise LocalStorageError(f"{what}: error opening for reading: no such file") from None
-    except IsADirectoryError:
-        raise LocalStorageError(f"{what}: error opening for reading: is a directory") from None
-    except PermissionError:
-        raise LocalStorageError(f"{what}: error opening for reading: permission denied") from None
     blob, size, diff_id = digests.finish()
     return _Scanned(_layer(blob, size, digests.gzip, os.path.abspath(path), None), diff_id, mtime_ns)
 
