@@ -300,48 +300,37 @@ def _copy_options(image: PlannedImage, run: RunSettings) -> CopyOptions:
     )
 
 
-def _failed(image: PlannedImage, reason: str, attempts: int = 1) -> ImageResult:
+def _result(
+    image: PlannedImage, outcome: Outcome, reason: str, *, digest: str = "", attempts: int = 1
+) -> ImageResult:
+    """The report line of an image that was not copied (failed, deferred or skipped)."""
     return ImageResult(
         source=image.describe_source(),
         destination=image.describe_destination(),
-        outcome=Outcome.FAILED,
+        outcome=outcome,
         reason=reason,
+        digest=digest,
         attempts=attempts,
         origin=str(image.origin),
     )
 
 
+def _failed(image: PlannedImage, reason: str, attempts: int = 1) -> ImageResult:
+    return _result(image, Outcome.FAILED, reason, attempts=attempts)
+
+
 def _deferred(image: PlannedImage, exc: QuotaDeferredError) -> ImageResult:
     # Not a failure of the image: the source's pull quota said "not now" (asyncsync.quota).
-    return ImageResult(
-        source=image.describe_source(),
-        destination=image.describe_destination(),
-        outcome=Outcome.DEFERRED,
-        reason=str(exc),
-        origin=str(image.origin),
-    )
+    return _result(image, Outcome.DEFERRED, str(exc))
 
 
 def _immutable(image: PlannedImage) -> ImageResult:
     # Harbor answers 412 to overwriting an immutable tag: a policy, not a failure to retry.
-    return ImageResult(
-        source=image.describe_source(),
-        destination=image.describe_destination(),
-        outcome=Outcome.SKIPPED,
-        reason=REASON_IMMUTABLE,
-        origin=str(image.origin),
-    )
+    return _result(image, Outcome.SKIPPED, REASON_IMMUTABLE)
 
 
 def _skipped(image: PlannedImage, decision: Decision) -> ImageResult:
-    return ImageResult(
-        source=image.describe_source(),
-        destination=image.describe_destination(),
-        outcome=Outcome.SKIPPED,
-        reason=decision.reason,
-        digest=str(decision.destination_digest or ""),
-        origin=str(image.origin),
-    )
+    return _result(image, Outcome.SKIPPED, decision.reason, digest=str(decision.destination_digest or ""))
 
 
 async def dry_run(

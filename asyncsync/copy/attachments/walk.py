@@ -324,17 +324,21 @@ class AttachmentWalk:
 
     async def _copy_manifest(self, manifest: Manifest, raw: bytes, media_type: str, digest: Digest) -> None:
         """Blobs (or children), then the manifest by digest: an ordinary manifest copy, bytes unchanged."""
-        if isinstance(manifest, ImageManifest):
-            await self._copy_blobs(manifest)
-        elif isinstance(manifest, ImageIndex):
+        if not isinstance(manifest, ImageManifest | ImageIndex):
+            raise ContentError(f"{media_type} manifests cannot be attachments")
+        await self._copy_content(manifest)
+        await self.copier.destination.put_manifest(raw, media_type, digest)
+        self.copier.stats.manifests_written += 1
+
+    async def _copy_content(self, manifest: ImageManifest | ImageIndex) -> None:
+        """What a manifest names, before the manifest itself: an index's children, an image's blobs."""
+        if isinstance(manifest, ImageIndex):
             for child in manifest.manifests:
                 child_raw, child_type = await self.copier.source.get_manifest(child.digest)
                 parsed = parse_manifest(child_raw, child_type, digest=child.digest)
                 await self._copy_manifest(parsed, child_raw, child_type, child.digest)
         else:
-            raise ContentError(f"{media_type} manifests cannot be attachments")
-        await self.copier.destination.put_manifest(raw, media_type, digest)
-        self.copier.stats.manifests_written += 1
+            await self._copy_blobs(manifest)
 
     async def _copy_blobs(self, manifest: ImageManifest) -> None:
         steps = [_step(self.copier, blob, "blob") for blob in manifest.layers]
@@ -396,13 +400,7 @@ class AttachmentWalk:
         except ContentError as exc:
             self.outcome.skipped.append(f"tag {tag}: {exc}")
             return None
-        if isinstance(manifest, ImageIndex):
-            for child in manifest.manifests:
-                child_raw, child_type = await self.copier.source.get_manifest(child.digest)
-                parsed = parse_manifest(child_raw, child_type, digest=child.digest)
-                await self._copy_manifest(parsed, child_raw, child_type, child.digest)
-        else:
-            await self._copy_blobs(manifest)
+        await self._copy_content(manifest)
         current = await writer.get(tag)  # re-read just before writing: never drop another writer's
         if current is None:
             await writer.put_tagged(tag, raw, media_type)
