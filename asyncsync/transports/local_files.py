@@ -370,6 +370,18 @@ def ensure_directory(path: str, what: str) -> None:
         raise _storage_error(f"{what}: {path}", exc) from None
 
 
+def remove_file(path: str, what: str) -> bool:
+    """Remove the file ``path``; ``False`` when there was none. Any other failure is one line,
+    ``WHAT: reason`` (blocking)."""
+    try:
+        os.unlink(path)
+    except FileNotFoundError:
+        return False
+    except OSError as exc:
+        raise LocalStorageError(f"{what}: {exc.strerror or exc}") from None
+    return True
+
+
 def remove_tree_quietly(path: str) -> None:
     """Remove a temporary directory tree, ignoring errors (cleanup must not mask the real error)."""
     import shutil

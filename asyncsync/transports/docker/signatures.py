@@ -40,7 +40,7 @@ from asyncsync.registry.manifests import get_manifest, put_manifest
 from asyncsync.registry.small_blobs import get_blob_bytes
 from asyncsync.signature.formats import Signature, SigstoreSignature, SimpleSignature, from_blob, to_blob
 from asyncsync.signature.registries_d import RegistriesD, signature_url
-from asyncsync.transports.local_files import write_bytes_atomic
+from asyncsync.transports.local_files import remove_file, write_bytes_atomic
 
 #: containers/image's iolimits.MaxSignatureBodySize.
 MAX_SIGNATURE_SIZE = 4 * 1024 * 1024
@@ -126,12 +126,8 @@ async def write_lookaside(
         await write_bytes_atomic(path, to_blob(signature))
     for index in range(len(signatures), len(signatures) + MAX_SIGNATURES):
         path = _file_path(signature_url(base, digest, index))
-        try:
-            os.unlink(path)
-        except FileNotFoundError:
+        if not remove_file(path, f"removing signature {path}"):
             return
-        except OSError as exc:
-            raise LocalStorageError(f"removing signature {path}: {exc.strerror or exc}") from None
 
 
 async def _attachment_manifest(

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import anyio
 
-from asyncsync.errors import InvalidReferenceError, LocalStorageError, UsageError
+from asyncsync.errors import InvalidReferenceError, UsageError
+from asyncsync.transports.local_files import remove_file
 
 if TYPE_CHECKING:
     from asyncsync.reference import ImageName
@@ -53,12 +53,7 @@ class TarballReference:
         for name in self.files:
             if name == "-":
                 continue
-            try:
-                os.remove(name)
-            except FileNotFoundError:
-                continue
-            except OSError as exc:
-                raise LocalStorageError(f"{self}: removing {name!r}: {exc.strerror or exc}") from None
+            remove_file(name, f"{self}: removing {name!r}")
 
 
 def parse_tarball_reference(rest: str) -> TarballReference:
