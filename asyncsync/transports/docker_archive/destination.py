@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import os
 import tempfile
+from abc import ABC, abstractmethod
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 
 import anyio
@@ -72,7 +73,7 @@ async def read_config(blob: Descriptor, chunks: AsyncIterator[bytes], where: str
     return bytes(data)
 
 
-class OneImageArchive(OnLocalImage):
+class OneImageArchive(OnLocalImage, ABC):
     """Base of the destinations that write one image as a ``docker save`` archive (this file's
     :class:`ArchiveDestination`, and containers-storage's stream into podman): their capabilities,
     and reuse of no blob but one this destination has already taken (:meth:`_holds`)."""
@@ -81,8 +82,9 @@ class OneImageArchive(OnLocalImage):
     def capabilities(self) -> Capabilities:
         return CAPABILITIES
 
+    @abstractmethod
     def _holds(self, digest: Digest) -> bool:
-        raise NotImplementedError
+        """Whether this destination has already taken the blob ``digest`` (each subclass keeps its record)."""
 
     async def try_reuse_blob(
         self, blob: Descriptor, candidates: Sequence[BlobLocation] = (), *, known_absent: bool = False
