@@ -2,30 +2,15 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from pathlib import Path
 
-from tests.helpers.gpg_keys import GpgKeys
+from tests.helpers.gpg_keys import GpgKeys, run_tool
 from tests.helpers.images import make_image
 
-ROOT = Path(__file__).resolve().parents[2]
 REFERENCE = "localhost:5000/busybox:latest"
 
 
-def run(tool: str, *args: str, keys: GpgKeys) -> subprocess.CompletedProcess[str]:
-    command = [sys.executable, "-m", "asyncsync"] if tool == "asyncsync" else ["skopeo"]
-    env = dict(os.environ, PYTHONPATH=str(ROOT), GNUPGHOME=str(keys.home))
-    return subprocess.run(
-        [*command, *args],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=120,
-        stdin=subprocess.DEVNULL,
-        check=False,
-    )
+run = run_tool
 
 
 def test_sign_and_verify_both_ways(gpg_keys: GpgKeys, tmp_path: Path) -> None:

@@ -8,32 +8,18 @@ repository there at all (no blob, no tag).
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-from tests.helpers.gpg_keys import GpgKeys
+from tests.helpers.gpg_keys import GpgKeys, run_tool
 from tests.helpers.images import get_manifest_sync, make_image, push_image_sync
 from tests.helpers.registry import RegistryServer
 
-ROOT = Path(__file__).resolve().parents[2]
-
 
 def run(tool: str, *args: str, keys: GpgKeys, timeout: float = 120.0) -> subprocess.CompletedProcess[str]:
-    command = [sys.executable, "-m", "asyncsync"] if tool == "asyncsync" else ["skopeo"]
-    env = dict(os.environ, PYTHONPATH=str(ROOT), GNUPGHOME=str(keys.home))
-    return subprocess.run(
-        [*command, *args],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=timeout,
-        stdin=subprocess.DEVNULL,
-        check=False,
-    )
+    return run_tool(tool, *args, keys=keys, timeout=timeout)
 
 
 def one_line_error(done: subprocess.CompletedProcess[str]) -> str:

@@ -9,9 +9,13 @@ the home started.
 
 from __future__ import annotations
 
+import os
 import subprocess
+import sys
 from dataclasses import dataclass
 from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
 
 PASSPHRASE = "correct horse battery staple"
 
@@ -90,4 +94,21 @@ def make_gpg_home(base: Path) -> GpgKeys:
 def stop_agent(home: Path) -> None:
     subprocess.run(
         ["gpgconf", "--homedir", str(home), "--kill", "all"], capture_output=True, check=False, timeout=30
+    )
+
+
+def run_tool(
+    tool: str, *args: str, keys: GpgKeys, timeout: float = 120.0
+) -> subprocess.CompletedProcess[str]:
+    """Run ``asyncsync`` (this checkout) or ``skopeo`` with ``keys`` as the GnuPG home; no stdin."""
+    command = [sys.executable, "-m", "asyncsync"] if tool == "asyncsync" else ["skopeo"]
+    env = dict(os.environ, PYTHONPATH=str(ROOT), GNUPGHOME=str(keys.home))
+    return subprocess.run(
+        [*command, *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=timeout,
+        stdin=subprocess.DEVNULL,
+        check=False,
     )
