@@ -45,6 +45,7 @@ from asyncsync.sync.plan import Planner
 from asyncsync.sync.report import SyncReport
 from asyncsync.sync.settings import RunSettings, resolve_settings
 from asyncsync.sync.spec_plan import build_plan
+from asyncsync.sync.storage_sync import storage_sync
 
 _SYNC_PANEL = "Sync"
 
@@ -68,8 +69,19 @@ class SyncFlags:
         self, source: str, destination: str | None, settings: CopySettings, extensions: ExtensionFlags
     ) -> tuple[SyncSpec, Planner]:
         """The spec of SOURCE [DESTINATION] and the planner of its run; :class:`UsageError` for a bad
-        combination (skopeo's rules; ``dir`` sides as :func:`~asyncsync.sync.local.local_sync` says)."""
-        local = local_sync(
+        combination (skopeo's rules; ``dir`` sides as :func:`~asyncsync.sync.local.local_sync` says,
+        containers-storage sides as :func:`~asyncsync.sync.storage_sync.storage_sync` says)."""
+        local = storage_sync(
+            self.src,
+            self.dest,
+            source,
+            destination,
+            scoped=self.scoped,
+            append_suffix=self.append_suffix,
+            settings=settings,
+            prune=extensions.prune,
+            create_projects=extensions.create_projects,
+        ) or local_sync(
             self.src,
             self.dest,
             source,
@@ -92,7 +104,7 @@ class SyncFlags:
         if self.dest != "docker":
             raise UsageError(
                 f"--dest {self.dest or '(missing)'}: "
-                "only 'docker' and 'dir' destinations are supported by sync"
+                "only 'docker', 'dir' and 'containers-storage' destinations are supported by sync"
             )
         if destination is None:
             raise UsageError("missing DESTINATION argument (a registry host, optionally with a path prefix)")
@@ -110,7 +122,9 @@ class SyncFlags:
             return docker_source_spec(
                 source, destination, scoped=self.scoped, append_suffix=self.append_suffix, settings=settings
             )
-        raise UsageError(f"--src {self.src}: unsupported source type (yaml, docker or dir)")
+        raise UsageError(
+            f"--src {self.src}: unsupported source type (yaml, docker, dir or containers-storage)"
+        )
 
 
 def _option(
@@ -124,10 +138,22 @@ SYNC_FLAGS: FlagGroup[SyncFlags] = FlagGroup(
     SyncFlags,
     (
         _option(
-            "src", str | None, None, "--src", "-s", help="Source type: yaml, docker or dir.", panel=False
+            "src",
+            str | None,
+            None,
+            "--src",
+            "-s",
+            help="Source type: yaml, docker, dir or containers-storage.",
+            panel=False,
         ),
         _option(
-            "dest", str | None, None, "--dest", "-d", help="Destination type: docker or dir.", panel=False
+            "dest",
+            str | None,
+            None,
+            "--dest",
+            "-d",
+            help="Destination type: docker, dir or containers-storage.",
+            panel=False,
         ),
         _option(
             "scoped",
@@ -229,6 +255,8 @@ def sync_command(
     asyncsync sync --src docker --dest docker quay.io/org/app registry.example/mirror;
     asyncsync sync --src docker --dest dir registry.example/org/app /media/usb;
     asyncsync sync --src dir --dest docker /media/usb registry.internal/mirror;
+    asyncsync sync --src docker --dest containers-storage quay.io/org/app;
+    asyncsync sync --src containers-storage --dest docker localhost/app registry.example/mirror;
     asyncsync sync migrate.yaml (native spec, see configs/).
     """
     hooks = HookChain(())

@@ -235,6 +235,9 @@ class SyncEntry:
     ``source_dir`` (``from: dir:PATH`` of a native spec) is the absolute root of a local
     directory tree whose every image is copied; ``sources`` is then empty and ``destination``
     a registry prefix. ``scoped`` selects skopeo's scoped naming on the ``dir:`` side.
+    ``source_storage`` (``from: containers-storage:[SPEC]REPO`` of a native spec, or ``sync --src
+    containers-storage``) is the storage specifier (``""``: podman's default store) whose named
+    images ``sources`` select, instead of a registry's.
     """
 
     origin: Origin
@@ -245,12 +248,17 @@ class SyncEntry:
     tag_suffix: str = ""
     source_dir: str | None = None
     scoped: bool = False
+    source_storage: str | None = None
 
     @property
     def is_local(self) -> bool:
         """Whether a side of this entry is a local store: a directory tree or containers-storage
         (see :mod:`asyncsync.sync.spec_plan`)."""
-        return self.source_dir is not None or self.destination.kind in LOCAL_DESTINATIONS
+        return (
+            self.source_dir is not None
+            or self.source_storage is not None
+            or self.destination.kind in LOCAL_DESTINATIONS
+        )
 
     def destination_for(
         self, selector: SourceSelector, repository: str, *, tag: str | None, digest: Digest | None

@@ -486,6 +486,39 @@ class _NativeParser:
             )
         return Destination(kind="containers-storage", registry="", path=spec)
 
+    def storage_sources(
+        self, items: list[tuple[str, int]], to_line: int, to_text: str, where: str
+    ) -> tuple[str, tuple[SourceSelector, ...]]:
+        """``from: containers-storage:[SPEC]REPO`` (one value or a list, one store): the storage
+        specifier (``""``: podman's default store, checked in full when planning) and the
+        repositories (globs allowed) whose named images in that store are copied to a registry."""
+        specs: set[str] = set()
+        sources: list[SourceSelector] = []
+        for text, line in items:
+            if not text.startswith(STORAGE_PREFIX):
+                raise self.doc.error(line, f"'from' of {where} mixes containers-storage: with other sources")
+            rest = text[len(STORAGE_PREFIX) :]
+            spec = ""
+            if rest.startswith("["):
+                close = rest.find("]")
+                if close < 0:
+                    raise self.doc.error(line, f"the storage specifier of {text!r} does not end with ']'")
+                spec, rest = rest[: close + 1], rest[close + 1 :]
+            if not rest:
+                raise self.doc.error(
+                    line,
+                    f"'from' of {where} must name repositories: containers-storage:[SPEC]REPO ({text!r})",
+                )
+            specs.add(spec)
+            sources.append(self.source(rest, line, where))
+        if len(specs) > 1:
+            raise self.doc.error(
+                items[0][1], f"'from' of {where} names more than one containers-storage store"
+            )
+        if to_text.startswith((DIR_PREFIX, STORAGE_PREFIX)):
+            raise self.doc.error(to_line, f"{where} copies from containers-storage to a registry only")
+        return specs.pop(), tuple(sources)
+
     def local_dir(self, text: str, line: int, what: str) -> str:
         """The absolute directory of a ``dir:PATH`` value (relative to the spec's directory)."""
         raw = text[len(DIR_PREFIX) :]
@@ -511,6 +544,7 @@ class _NativeParser:
             items = [(doc.string(from_node, f"'from' of {where}"), from_node.line)]
         to_text = doc.string(to_node, f"'to' of {where}")
         source_dir: str | None = None
+        source_storage: str | None = None
         local_items = [(text, line) for text, line in items if text.startswith(DIR_PREFIX)]
         if local_items:
             text, line = local_items[0]
@@ -524,6 +558,8 @@ class _NativeParser:
                 )
             source_dir = self.local_dir(text, line, f"'from' of {where}")
             sources: tuple[SourceSelector, ...] = ()
+        elif any(text.startswith(STORAGE_PREFIX) for text, _ in items):
+            source_storage, sources = self.storage_sources(items, to_node.line, to_text, where)
         else:
             sources = tuple(self.source(text, line, where) for text, line in items)
         if to_text.startswith(DIR_PREFIX):
@@ -588,6 +624,7 @@ class _NativeParser:
             tag_suffix=suffix,
             source_dir=source_dir,
             scoped=scoped,
+            source_storage=source_storage,
         )
         if destination.kind in LOCAL_DESTINATIONS:
             return entry

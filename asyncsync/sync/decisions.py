@@ -48,6 +48,7 @@ REASON_UNCHECKED = "not checked"
 REASON_NEW_REPOSITORY = "destination repository is new"
 REASON_INCOMPLETE = "destination directory incomplete"
 REASON_LOCAL_UNCHECKED = "local destination not checked"
+REASON_GENERATED = "source manifest is generated when read (containers-storage)"
 
 
 class DestinationChecker(Protocol):
@@ -154,7 +155,7 @@ class DestinationCheck:
         dest = image.destination
         expected = image.expected_destination_digest()
         if expected is None:
-            return Decision(image, "copy", REASON_UNKNOWN)
+            return Decision(image, "copy", REASON_UNKNOWN if image.manifest_pinned else REASON_GENERATED)
         found = await self.checker.head(dest.registry, dest.repository, dest.reference)
         if found is None:
             return Decision(image, "copy", REASON_ABSENT)

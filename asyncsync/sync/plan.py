@@ -79,6 +79,8 @@ class PlannedImage:
     the image is then read from / written to that reference, and ``source``/``destination`` keep
     the Docker reference the image has: a ``dir:`` source has the destination name pinned by
     the digest of its ``manifest.json``; a ``dir:`` destination has the source name.
+    ``manifest_pinned`` is false when ``source``'s digest is not a manifest digest (a
+    containers-storage source is pinned by its image ID: its manifest is generated on export).
     """
 
     source: ImageName
@@ -88,6 +90,7 @@ class PlannedImage:
     settings: CopySettings
     source_local: ImageReference | None = None
     destination_local: ImageReference | None = None
+    manifest_pinned: bool = True
 
     @property
     def digest(self) -> Digest:
@@ -106,6 +109,8 @@ class PlannedImage:
         """The digest the destination will have after the copy, when the copy keeps the manifest
         bytes (no format change, no platform selection out of an index); else ``None``."""
         settings = self.settings
+        if not self.manifest_pinned:
+            return None
         family = _FORMAT_FAMILY.get(self.media_type)
         if settings.format is not None and family != settings.format:
             return None

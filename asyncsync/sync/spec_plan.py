@@ -27,6 +27,8 @@ Planning reuses :mod:`asyncsync.sync.local` as it is:
   image then written to ``containers-storage:[SPEC]<its source name>:<tag>``, as ``podman pull``
   names it. containers-storage keeps names by tag, so an image the plan knows by digest only is a
   plan error; a storage specifier that does not parse is one plan error at the entry's line.
+* a ``from: containers-storage:[SPEC]REPO`` entry (podman's store to a registry) is planned by
+  :func:`~asyncsync.sync.storage_source.plan_storage_source` from the store's image list.
 
 Registry-only entries are planned together exactly as before (one registry plan), so a
 mixed spec runs in one pass; an image written twice across the parts (same directory or same
@@ -52,6 +54,7 @@ from asyncsync.sync.plan import (
     SourceLister,
     build_registry_plan,
 )
+from asyncsync.sync.storage_source import plan_storage_source
 from asyncsync.transports.containers_storage.reference import StorageReference, parse_storage_reference
 
 
@@ -162,7 +165,9 @@ async def plan_with_local_entries(
     if registry_entries:
         parts.append(await build_registry_plan(replace(spec, entries=registry_entries), lister, limit=limit))
     for entry in spec.entries:
-        if entry.source_dir is not None:
+        if entry.source_storage is not None:
+            parts.append(await plan_storage_source(entry))
+        elif entry.source_dir is not None:
             parts.append(await _plan_source_dir(entry, spec, lister))
         elif entry.destination.kind == "dir":
             parts.append(await _plan_destination_dir(entry, spec, lister, limit))

@@ -99,6 +99,9 @@ class Engine(Protocol):
     async def image_ids(self) -> list[str]:
         """IDs of every stored image (to resolve truncated IDs)."""
 
+    async def images(self) -> list[ImageInfo]:
+        """Every stored image that has a name, with all its names, sorted by ID (``sync --src``)."""
+
     async def save(self, image: str, path: str) -> int:
         """Write ``image`` as a docker-archive to ``path`` (atomically); returns its size."""
 
@@ -184,6 +187,10 @@ class PodmanEngine:
     async def image_ids(self) -> list[str]:
         out = await self._checked("images", "--all", "--quiet", "--no-trunc")
         return sorted({_strip_sha(line.strip()) for line in out.splitlines() if line.strip()})
+
+    async def images(self) -> list[ImageInfo]:
+        out = await self._checked("images", "--format", "json")
+        return named_images(_json(out, self._where), self._where)
 
     async def save(self, image: str, path: str) -> int:
         with tempfile.TemporaryFile() as errors:
@@ -388,6 +395,9 @@ class LibpodEngine:
             {_strip_sha(str(item.get("Id", ""))) for item in listed if isinstance(item, dict)} - {""}
         )
 
+    async def images(self) -> list[ImageInfo]:
+        return named_images(await self._get_json("/images/json", "list images"), self._where)
+
     async def save(self, image: str, path: str) -> int:
         url = self._url(f"/images/{quote(image, safe='/:@')}/get?format=docker-archive")
         return await export_image(
@@ -494,6 +504,24 @@ def _image_info(found: Any, where: str) -> ImageInfo:
         raise LocalStorageError(f"{where}: podman's image inspect has no Id")
     tags = found.get("RepoTags") or []
     return ImageInfo(_strip_sha(found["Id"]), tuple(str(tag) for tag in tags if isinstance(tag, str)))
+
+
+def named_images(listed: Any, where: str) -> list[ImageInfo]:
+    """The named images of an image list (``podman images --format json`` or libpod's
+    ``/images/json``: one entry per image, or per name of an image, each with ``Id`` and
+    ``Names``, or ``RepoTags`` when an answer has no ``Names``), one per ID with its names in
+    first-seen order, sorted by ID. Untagged names (``<none>``) are left out."""
+    if not isinstance(listed, list):
+        raise LocalStorageError(f"{where}: podman answered the image list with {type(listed).__name__}")
+    names: dict[str, list[str]] = {}
+    for item in listed:
+        if not isinstance(item, dict) or not isinstance(item.get("Id"), str):
+            continue
+        found = names.setdefault(_strip_sha(item["Id"]), [])
+        for name in item.get("Names") or item.get("RepoTags") or []:
+            if isinstance(name, str) and "<none>" not in name and name not in found:
+                found.append(name)
+    return [ImageInfo(image_id, tuple(found)) for image_id, found in sorted(names.items()) if found]
 
 
 # ---------------------------------------------------------------------------------- discovery
