@@ -113,7 +113,7 @@ RUN_FLAGS: FlagGroup[RunFlags] = FlagGroup(
                 bool,
                 typer.Option(
                     "--no-mount-cache",
-                    help="Do not read or write the persisted mount-source index.",
+                    help="Do not read or write the persisted mount index, upload journal and copy results.",
                     rich_help_panel=RUN_PANEL,
                 ),
             ],

@@ -10,7 +10,10 @@ requests only (never a manifest GET: registries such as Harbor count GETs as pul
   :meth:`~asyncsync.sync.plan.PlannedImage.expected_destination_digest`), one HEAD of the
   destination reference: an equal digest is skipped, anything else is copied;
 * when the result's digest cannot be known in advance (platform selection out of an index,
-  format conversion), the image is copied and the copy engine's own blob checks keep that cheap.
+  format conversion), the image is copied and the copy engine's own blob checks keep that cheap;
+  except that for ``--multi-arch system`` out of an index, the digest an earlier copy of the same
+  source digest with the same settings left at the tag
+  (:class:`~asyncsync.sync.result_memory.ResultMemory`) is expected, with the same one HEAD.
 
 An image with a local destination (``sync --dest dir``) is decided without network from what
 its directory holds (:func:`asyncsync.sync.local.local_image_state`): absent, or ``--skip-existing``
@@ -33,6 +36,7 @@ from asyncsync.limits import SingleFlight
 from asyncsync.reference import ImageName
 from asyncsync.sync.local import local_image_state
 from asyncsync.sync.plan import DEFAULT_PLAN_CONCURRENCY, Plan, PlannedImage, bounded_map
+from asyncsync.sync.result_memory import ResultMemory, remembers
 
 if TYPE_CHECKING:
     from asyncsync.transports.base import ImageReference
@@ -42,6 +46,7 @@ Action = Literal["copy", "skip", "error"]
 REASON_ABSENT = "destination absent"
 REASON_DIFFERS = "destination digest differs"
 REASON_EQUAL = "destination digest equal"
+REASON_REMEMBERED_EQUAL = "destination digest equal to what an earlier copy wrote"
 REASON_EXISTS = "exists (--skip-existing)"
 REASON_UNKNOWN = "destination digest cannot be predicted (platform selection or format conversion)"
 REASON_UNCHECKED = "not checked"
@@ -66,20 +71,29 @@ class DestinationChecker(Protocol):
 
 @dataclass(frozen=True, slots=True)
 class Decision:
-    """What to do with one image and why; ``destination_digest`` when a HEAD told it."""
+    """What to do with one image and why; ``destination_digest`` when a HEAD told it.
+    ``remembered``: the expected digest came from an earlier run's copy (not the source's)."""
 
     image: PlannedImage
     action: Action
     reason: str
     destination_digest: Digest | None = None
+    remembered: bool = False
 
 
 class DestinationCheck:
-    """Per-run copy/skip decisions. Tag lists are cached per destination repository."""
+    """Per-run copy/skip decisions. Tag lists are cached per destination repository; ``memory``
+    supplies expected digests of copies that change them (platform selection, conversion)."""
 
-    def __init__(self, checker: DestinationChecker, on_new: Callable[[str, str], None] | None = None) -> None:
+    def __init__(
+        self,
+        checker: DestinationChecker,
+        on_new: Callable[[str, str], None] | None = None,
+        memory: ResultMemory | None = None,
+    ) -> None:
         self.checker = checker
         self.on_new = on_new
+        self.memory = memory
         # (registry, repository) -> whether it is new, decided by its first image
         self._repo_is_new: SingleFlight[tuple[str, str], bool] = SingleFlight()
         # (registry, repository) -> its tags, or why they could not be listed (asked once)
@@ -154,21 +168,30 @@ class DestinationCheck:
     async def _by_head(self, image: PlannedImage) -> Decision:
         dest = image.destination
         expected = image.expected_destination_digest()
+        remembered = False
+        if expected is None and self.memory is not None and remembers(image):
+            expected = self.memory.expected(str(dest), image.digest, image.settings)
+            remembered = expected is not None
         if expected is None:
             return Decision(image, "copy", REASON_UNKNOWN if image.manifest_pinned else REASON_GENERATED)
         found = await self.checker.head(dest.registry, dest.repository, dest.reference)
         if found is None:
             return Decision(image, "copy", REASON_ABSENT)
         if found == expected:
-            return Decision(image, "skip", REASON_EQUAL, found)
+            reason = REASON_REMEMBERED_EQUAL if remembered else REASON_EQUAL
+            return Decision(image, "skip", reason, found, remembered=remembered)
         return Decision(image, "copy", REASON_DIFFERS, found)
 
 
 async def check_plan(
-    plan: Plan, checker: DestinationChecker, *, limit: int = DEFAULT_PLAN_CONCURRENCY
+    plan: Plan,
+    checker: DestinationChecker,
+    *,
+    limit: int = DEFAULT_PLAN_CONCURRENCY,
+    memory: ResultMemory | None = None,
 ) -> list[Decision]:
     """A decision for every planned image, in plan order; a failed check is an ``error`` decision."""
-    check = DestinationCheck(checker)
+    check = DestinationCheck(checker, memory=memory)
     indexes = list(range(len(plan.images)))
 
     async def decide(index: int) -> Decision:

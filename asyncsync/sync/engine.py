@@ -33,10 +33,11 @@ import orjson
 
 from asyncsync.copy import BlobCoordinator, CopyEnvironment, CopyOptions, copy_image
 from asyncsync.copy.attachments import AttachmentOutcome, AttachmentPolicy, AttachmentRun
-from asyncsync.copy.attachments.hook import follow_skipped, preview_image
+from asyncsync.copy.attachments.hook import follow_platform_skipped, follow_skipped, preview_image
 from asyncsync.copy.blobs import BlobCopier
 from asyncsync.copy.destination_state import DestinationState
 from asyncsync.copy.progress import CopyProgress, NullProgress
+from asyncsync.digest import Digest
 from asyncsync.errors import AsyncSyncError, ImmutableTagError, QuotaDeferredError
 from asyncsync.limits import BlobLimiter
 from asyncsync.quota import PullQuotas
@@ -48,6 +49,7 @@ from asyncsync.sync.hooks import HookChain, RunContext, SyncHooks
 from asyncsync.sync.plan import DEFAULT_PLAN_CONCURRENCY, Plan, PlannedImage, Planner, bounded_map
 from asyncsync.sync.registry_lister import RegistryLister
 from asyncsync.sync.report import ImageResult, Outcome, SyncReport
+from asyncsync.sync.result_memory import ResultMemory, remembers
 from asyncsync.sync.scheduler import PoolControl, PoolStatistics, run_pool
 from asyncsync.sync.settings import RunSettings, Side
 from asyncsync.sync.spec_plan import build_plan
@@ -103,6 +105,8 @@ class _Run:
         # blob is ever assumed absent (see copy.destination_state).
         self.destinations = DestinationState(settings.mount_index_dir)
         self.attachments = AttachmentRun()
+        # Destination digests of copies that change them (platform selection), for the next run.
+        self.results = ResultMemory(settings.mount_index_dir)
         self._contexts: dict[tuple[str, str], TransportContext] = {}
 
     def local_context(self) -> TransportContext:
@@ -182,6 +186,14 @@ class _Run:
         policy = replace(self.retry, attempts=IMAGE_ATTEMPTS) if self.retry.attempts > 1 else self.retry
         return _strict(self.settings.attachments, await with_retries(policy, attempt))
 
+    def remember(self, image: PlannedImage, result: ImageResult) -> ImageResult:
+        """Keep the digest a copy wrote when the plan could not predict it (see ResultMemory)."""
+        if result.outcome is Outcome.COPIED and remembers(image):
+            self.results.record(
+                str(image.destination), image.digest, image.settings, Digest.parse(result.digest)
+            )
+        return result
+
     def policy_for(self, image: PlannedImage) -> AttachmentPolicy | None:
         """The attachment policy of one image: the run's (``--attachments``, ``--attachment-type``),
         unless its spec entry turns attachments off or, without ``--attachment-type``, names types."""
@@ -249,11 +261,14 @@ class _Run:
                 lines += result
         return lines
 
-    async def attachments_of_skipped(self, image: PlannedImage, skipped: ImageResult) -> ImageResult:
+    async def attachments_of_skipped(self, image: PlannedImage, decision: Decision) -> ImageResult:
         """An image skipped because the destination has it: its attachments may still be new.
 
         Costs nothing when the source's tag list shows no attachment and the source has no
-        referrers API (see :mod:`asyncsync.copy.attachments.walk` for the rest)."""
+        referrers API (see :mod:`asyncsync.copy.attachments.walk` for the rest). A skip by a
+        remembered digest (``--multi-arch system``) walks what that copy did: the instance written
+        carries its attachments, the index's are left behind."""
+        skipped = _skipped(image, decision)
         policy = self.policy_for(image)
         if policy is None or image.source_local is not None or image.destination_local is not None:
             return skipped
@@ -264,7 +279,14 @@ class _Run:
             )
             try:
                 copier = BlobCopier(source, destination, self.environment(NullProgress()), CopyStats())
-                outcome = await follow_skipped(copier, image.digest, image.is_index, policy, self.attachments)
+                if decision.remembered and decision.destination_digest is not None:
+                    outcome = await follow_platform_skipped(
+                        copier, image.digest, decision.destination_digest, policy, self.attachments
+                    )
+                else:
+                    outcome = await follow_skipped(
+                        copier, image.digest, image.is_index, policy, self.attachments
+                    )
             finally:
                 await destination.close()
         finally:
@@ -352,7 +374,7 @@ async def dry_run(
             checker = hooks.destination_checker(
                 RegistryLister(session, lambda host: settings.registry_options(host, "dest")), ctx
             )
-            decisions = await check_plan(plan, checker)
+            decisions = await check_plan(plan, checker, memory=run.results)
             # What a run would skip before copying (Harbor's immutable-tag rules) shows as a skip.
             for index, decision in enumerate(decisions):
                 if decision.action == "copy" and await hooks.destination_immutable(
@@ -411,6 +433,7 @@ async def run_sync(
                 RegistryLister(session, lambda host: settings.registry_options(host, "dest")), ctx
             ),
             on_new=run.destinations.mark_fresh,
+            memory=run.results,
         )
         control = control or PoolControl()
 
@@ -421,17 +444,17 @@ async def run_sync(
             except AsyncSyncError as exc:
                 return _failed(image, f"checking the destination: {exc}")
             if decision.action == "skip":
-                skipped = _skipped(image, decision)
                 if decision.reason == REASON_EXISTS:
-                    return skipped  # --skip-existing: the tag is treated as immutable, attachments too
+                    # --skip-existing: the tag is treated as immutable, attachments too
+                    return _skipped(image, decision)
                 try:
-                    return await run.attachments_of_skipped(image, skipped)
+                    return await run.attachments_of_skipped(image, decision)
                 except AsyncSyncError as exc:
                     return _failed(image, f"copying attachments: {exc}")
             if await hooks.destination_immutable(image, decision, ctx):
                 return _immutable(image)  # known before any blob request (Harbor's rules)
             try:
-                return await run.copy_one(image, progress)
+                return run.remember(image, await run.copy_one(image, progress))
             except ImmutableTagError:
                 return _immutable(image)
             except QuotaDeferredError as exc:
@@ -460,6 +483,7 @@ async def run_sync(
         await hooks.after_copy(plan, report, ctx)
         report.finish(session.limiters.statistics())
         _save_mount_index(run.coordinator, settings.mount_index_dir)
+        run.results.save()
         run.destinations.close()
     return report
 

@@ -79,6 +79,16 @@ async def follow_skipped(
     return walk.outcome
 
 
+async def follow_platform_skipped(
+    copier: BlobCopier, index: Digest, written: Digest, policy: AttachmentPolicy, run: AttachmentRun
+) -> AttachmentOutcome:
+    """The walk for a ``--multi-arch system`` image the destination already holds (a sync's skip
+    by a remembered digest): what :func:`surviving` gives for that copy, without reading the
+    index: the instance ``written`` carries its attachments, the ``index``'s are left behind."""
+    walk = AttachmentWalk(copier, policy, run)
+    return await walk.follow([written], [(index, REASON_NOT_COPIED)])
+
+
 async def _children_may_have_attachments(walk: AttachmentWalk, digest: Digest) -> bool:
     reader = walk.reader
     if reader is None:
