@@ -57,6 +57,7 @@ def remembers(image: PlannedImage) -> bool:
     dest = image.destination
     return (
         image.is_index
+        and image.manifest_pinned
         and image.settings.multi_arch == "system"
         and image.settings.format is None
         and image.destination_local is None
