@@ -8,6 +8,10 @@ listing the manifests whose ``subject`` is the digest, possibly over several pag
 
 ``artifact_type`` asks the registry to filter; registries may ignore it (they say they applied
 it in ``OCI-Filters-Applied``), so callers filter again. Bodies are capped like manifests.
+
+:func:`put_referrer` writes a manifest with a ``subject`` by digest and tells whether the
+registry answered ``OCI-Subject`` (the spec's way of saying "I indexed it: no fallback tag
+needed"): the API is then known from a write the copy makes anyway, without a probe.
 """
 
 from __future__ import annotations
@@ -17,7 +21,7 @@ from urllib.parse import quote
 
 from asyncsync.digest import Digest
 from asyncsync.errors import ContentError
-from asyncsync.manifest import MAX_MANIFEST_SIZE, referrers_entries
+from asyncsync.manifest import MAX_MANIFEST_SIZE, manifest_digest, referrers_entries
 from asyncsync.registry.auth import repository_scope
 from asyncsync.registry.client import RegistryClient
 
@@ -57,3 +61,27 @@ async def list_referrers(
         entries.extend(referrers_entries(response.body, what))
         url = response.next_link
     return entries
+
+
+#: The header a registry with the referrers API answers a manifest PUT with ``subject`` with.
+OCI_SUBJECT = "OCI-Subject"
+
+
+async def put_referrer(
+    client: RegistryClient, repository: str, raw: bytes, media_type: str, digest: Digest
+) -> bool:
+    """PUT a manifest with a ``subject`` by its digest (bytes unchanged); ``True`` when the registry
+    answered ``OCI-Subject`` (it has the referrers API), ``False`` when it did not."""
+    if manifest_digest(raw) != digest:
+        raise ContentError(f"manifest bytes have digest {manifest_digest(raw)}, not {digest}")
+    response = await client.request(
+        "PUT",
+        f"/v2/{repository}/manifests/{digest}",
+        scopes=(repository_scope(repository, "pull", "push"),),
+        repository=repository,
+        headers={"Content-Type": media_type},
+        data=raw,
+        ok=(200, 201, 202),
+        what=f"writing manifest {client.registry}/{repository}@{digest}",
+    )
+    return OCI_SUBJECT.lower() in {name.lower() for name in response.headers}

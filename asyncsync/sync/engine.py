@@ -33,7 +33,12 @@ import orjson
 
 from asyncsync.copy import BlobCoordinator, CopyEnvironment, CopyOptions, copy_image
 from asyncsync.copy.attachments import AttachmentOutcome, AttachmentPolicy, AttachmentRun
-from asyncsync.copy.attachments.hook import follow_platform_skipped, follow_skipped, preview_image
+from asyncsync.copy.attachments.hook import (
+    follow_existing,
+    follow_platform_skipped,
+    follow_skipped,
+    preview_image,
+)
 from asyncsync.copy.blobs import BlobCopier
 from asyncsync.copy.destination_state import DestinationState
 from asyncsync.copy.progress import CopyProgress, NullProgress
@@ -221,8 +226,7 @@ class _Run:
         destination lacks it), ``leave`` what cannot follow, and why. Reads the source only."""
         if self.settings.attachments is None:
             return []
-        for key, tags in plan.source_tags.items():
-            self.attachments.seed_tags(key, tags)
+        self.seed_attachments(plan)
         images = [i for i in plan.images if i.source_local is None and i.destination_local is None]
 
         async def preview(index: int) -> list[str]:
@@ -261,11 +265,34 @@ class _Run:
                 lines += result
         return lines
 
-    async def attachments_of_skipped(self, image: PlannedImage, decision: Decision) -> ImageResult:
+    def seed_attachments(self, plan: Plan) -> None:
+        """What the plan already knows, for attachments: the source tag lists and, per source
+        repository, the digests planned (see :mod:`asyncsync.copy.attachments.settle`)."""
+        for key, tags in plan.source_tags.items():
+            self.attachments.seed_tags(key, tags)
+        planned: dict[str, list[Digest]] = {}
+        for image in plan.images:
+            planned.setdefault(f"{image.source.registry}/{image.source.repository}", []).append(image.digest)
+        for key, digests in planned.items():
+            self.attachments.seed_subjects(key, digests)
+
+    async def attachments_of_existing(
+        self, image: PlannedImage, decision: Decision, check: DestinationCheck
+    ) -> ImageResult:
+        """An image ``--skip-existing`` skipped: its attachments too are looked at, by name, with the
+        destination tag list the check already holds (see :func:`follow_existing`)."""
+        dest = image.destination
+        tags = await check.existing_tags(dest.registry, dest.repository)
+        self.attachments.seed_destination_tags(f"{dest.registry}/{dest.repository}", tags)
+        return await self.attachments_of_skipped(image, decision, existing=True)
+
+    async def attachments_of_skipped(
+        self, image: PlannedImage, decision: Decision, *, existing: bool = False
+    ) -> ImageResult:
         """An image skipped because the destination has it: its attachments may still be new.
 
-        Costs nothing when the source's tag list shows no attachment and the source has no
-        referrers API (see :mod:`asyncsync.copy.attachments.walk` for the rest). A skip by a
+        Decided by name from the tag lists (one per repository at each side) when all are in
+        place; see :mod:`asyncsync.copy.attachments.settle` and ``walk`` for the rest. A skip by a
         remembered digest (``--multi-arch system``) walks what that copy did: the instance written
         carries its attachments, the index's are left behind."""
         skipped = _skipped(image, decision)
@@ -284,9 +311,8 @@ class _Run:
                         copier, image.digest, decision.destination_digest, policy, self.attachments
                     )
                 else:
-                    outcome = await follow_skipped(
-                        copier, image.digest, image.is_index, policy, self.attachments
-                    )
+                    follow = follow_existing if existing else follow_skipped
+                    outcome = await follow(copier, image.digest, image.is_index, policy, self.attachments)
             finally:
                 await destination.close()
         finally:
@@ -423,8 +449,7 @@ async def run_sync(
             RegistryLister(session, lambda host: settings.registry_options(host, "source")), ctx
         )
         plan = await hooks.before_copy(hooks.plan(await planner(spec, lister)), ctx)
-        for key, tags in plan.source_tags.items():
-            run.attachments.seed_tags(key, tags)
+        run.seed_attachments(plan)
         hooks.configure(run.coordinator, ctx)
         report.plan_errors = [str(e) for e in plan.errors]
         view.planned(plan)
@@ -444,10 +469,9 @@ async def run_sync(
             except AsyncSyncError as exc:
                 return _failed(image, f"checking the destination: {exc}")
             if decision.action == "skip":
-                if decision.reason == REASON_EXISTS:
-                    # --skip-existing: the tag is treated as immutable, attachments too
-                    return _skipped(image, decision)
                 try:
+                    if decision.reason == REASON_EXISTS:
+                        return await run.attachments_of_existing(image, decision, check)
                     return await run.attachments_of_skipped(image, decision)
                 except AsyncSyncError as exc:
                     return _failed(image, f"copying attachments: {exc}")

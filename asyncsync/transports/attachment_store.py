@@ -74,6 +74,10 @@ class AttachmentWriter(Protocol):
     """Write access for attachments at a destination (one repository or layout)."""
 
     @property
+    def key(self) -> str:
+        """``registry/repository`` (or the layout path): the run lists its tags once by it."""
+
+    @property
     def api_key(self) -> str:
         """The registry (or layout): whether the referrers API exists is detected once per key."""
 
@@ -81,11 +85,18 @@ class AttachmentWriter(Protocol):
     def holds_referrers(self) -> bool:
         """Whether manifests with a ``subject`` (and the fallback tag) can be stored here."""
 
+    async def list_tags(self) -> list[str]:
+        """Every tag of the repository (empty when it does not exist yet)."""
+
     async def head(self, tag: str) -> Digest | None:
         """The digest a tag names, ``None`` when absent."""
 
     async def get(self, reference: str) -> tuple[bytes, str] | None:
         """``(raw, media type)`` of a manifest by tag or digest, ``None`` when absent."""
+
+    async def put_referrer(self, raw: bytes, media_type: str, digest: Digest) -> bool | None:
+        """Write a manifest with a ``subject`` by digest (what it references written first); whether
+        the destination said it indexed the subject (``OCI-Subject``), ``None`` where nothing can say."""
 
     async def referrers(self, subject: Digest) -> list[ReferrerEntry] | None:
         """What the destination's referrers API lists for ``subject``; ``None`` without the API."""

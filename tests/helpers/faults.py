@@ -58,12 +58,13 @@ class Kind(StrEnum):
     CALLBACK = "callback"  # call ``callback(record)`` before forwarding (drop) or after (no answer)
     REWRITE_LOCATION = "rewrite_location"  # additive: point Location at ``target`` (another host)
     REWRITE_REALM = "rewrite_realm"  # additive: point WWW-Authenticate realm at ``target``
+    ADD_HEADER = "add_header"  # additive: add the response header ``target: query``
 
 
 SYNTHESIZED = frozenset(
     {Kind.STATUS, Kind.TOO_MANY_REQUESTS, Kind.INVALID_TOKEN, Kind.BLOB_UNKNOWN, Kind.REDIRECT}
 )
-ADDITIVE = frozenset({Kind.REWRITE_LOCATION, Kind.REWRITE_REALM})
+ADDITIVE = frozenset({Kind.REWRITE_LOCATION, Kind.REWRITE_REALM, Kind.ADD_HEADER})
 
 
 @dataclass(frozen=True, slots=True)
@@ -151,6 +152,12 @@ class Fault:
     @classmethod
     def rewrite_realm(cls, target: str) -> Fault:
         return cls(Kind.REWRITE_REALM, "token realm elsewhere", target=target)
+
+    @classmethod
+    def add_header(cls, name: str, value: str) -> Fault:
+        """A header the upstream does not send (``OCI-Subject``: what a registry with the referrers
+        API answers a manifest PUT with ``subject``)."""
+        return cls(Kind.ADD_HEADER, f"header {name}", target=name, query=value)
 
 
 @dataclass(eq=False)
@@ -260,6 +267,9 @@ def synthesize(fault: Fault, head: Head, challenge: str | None) -> tuple[int, li
 
 def rewrite(response: Head, fault: Fault) -> bool:
     """Apply an additive rewrite to ``response``; True if it changed anything."""
+    if fault.kind is Kind.ADD_HEADER:
+        response.headers.append((fault.target, fault.query))
+        return True
     if fault.kind is Kind.REWRITE_LOCATION:
         location = response.get("Location")
         if not location:

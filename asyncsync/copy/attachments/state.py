@@ -4,6 +4,13 @@
 
 * tag lists per source repository, fetched at most once (single-flight); a sync seeds them with
   the lists its planner already holds, so finding cosign tags and fallback tags costs nothing;
+* tag lists per destination repository, fetched at most once (a sync with ``--skip-existing``
+  seeds them with the lists its destination check already holds): what a no-op re-sync compares
+  the source's attachment tags with, by name;
+* the digests a sync planned per source repository (its subjects), so an attachment tag whose
+  subject is none of them (an index child's, an attachment's own) can be told apart;
+* each subject's walk, once per run and destination: the same digest under two tags, or an index
+  child shared by two indexes, is walked once (the later images report its attachments present);
 * whether a source registry answers the referrers API (learnt from the first request; a registry
   that does not is never asked again in the run);
 * whether a destination registry has the API, detected once per registry.
@@ -13,9 +20,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Hashable, Iterable
 from dataclasses import dataclass, field
 
+from asyncsync.digest import Digest
 from asyncsync.limits import KeyedLock, SingleFlight
 
 
@@ -36,6 +44,17 @@ class AttachmentOutcome:
     skipped: list[str] = field(default_factory=list)
     #: Lines for ``--dry-run``: what would be copied.
     found: list[str] = field(default_factory=list)
+
+    def repeated(self) -> AttachmentOutcome:
+        """This outcome as another image with the same subject sees it: what was copied is present."""
+        return AttachmentOutcome(
+            copied=[],
+            present=[*self.copied, *self.present],
+            left=list(self.left),
+            unsupported=list(self.unsupported),
+            skipped=list(self.skipped),
+            found=list(self.found),
+        )
 
     def merge(self, other: AttachmentOutcome) -> None:
         self.copied += other.copied
@@ -76,11 +95,19 @@ class AttachmentOutcome:
         return lines
 
 
+#: What identifies one subject's walk: source key, destination key, subject, policy, whether it writes.
+WalkKey = tuple[str, str, Digest, Hashable, bool]
+
+
 class AttachmentRun:
     """See the module docstring. Keys are ``registry/repository`` (tags) and ``registry`` (APIs)."""
 
     def __init__(self) -> None:
         self._tags: SingleFlight[str, frozenset[str]] = SingleFlight()
+        self._destination_tags: SingleFlight[str, frozenset[str]] = SingleFlight()
+        self._subjects: dict[str, frozenset[str]] = {}
+        #: Each subject's walk, once per run (the outcome of the first).
+        self.walks: SingleFlight[WalkKey, AttachmentOutcome] = SingleFlight()
         #: Source registries and whether they answered the referrers API.
         self.source_api: dict[str, bool] = {}
         #: Destination registries and whether they have the referrers API.
@@ -99,3 +126,28 @@ class AttachmentRun:
             return frozenset(await fetch())
 
         return await self._tags.do(key, listed)
+
+    def seed_destination_tags(self, key: str, tags: Iterable[str]) -> None:
+        """Destination tags a caller already listed (``--skip-existing``'s check)."""
+        self._destination_tags.remember(key, frozenset(tags))
+
+    async def destination_tags(
+        self, key: str, fetch: Callable[[], Awaitable[Iterable[str]]]
+    ) -> frozenset[str]:
+        """The tags of destination ``key`` as the run first listed them (at most once per run).
+
+        A tag written later in the run is not in it: callers use it to find what is missing
+        (then look closer), and a tag in it was there at listing time."""
+
+        async def listed() -> frozenset[str]:
+            return frozenset(await fetch())
+
+        return await self._destination_tags.do(key, listed)
+
+    def seed_subjects(self, key: str, digests: Iterable[Digest]) -> None:
+        """The digests a sync planned from source repository ``key`` (their hex)."""
+        self._subjects[key] = frozenset(digest.hex for digest in digests)
+
+    def subjects(self, key: str) -> frozenset[str]:
+        """The planned digests' hex of source repository ``key`` (empty: not a sync, or none)."""
+        return self._subjects.get(key, frozenset())

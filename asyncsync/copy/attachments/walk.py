@@ -17,9 +17,14 @@ For each subject (a manifest copied with its digest unchanged) :class:`Attachmen
 
 The subject is always written before the walk starts, so a crash leaves at most attachments
 without an index entry or tag naming them (invisible), never an attachment of a missing subject.
-A no-op costs, per subject: for each attachment tag present at the source, one request at the
-source and one HEAD at the destination (the fallback index is read to know its entries), or one
-referrers request where the source has the API; nothing when the tag list shows no attachment.
+Each subject is walked once per run and destination (:attr:`AttachmentRun.walks`): a digest
+under two tags, or a child of two indexes, costs one walk. The destination's tag list (once per
+run and repository) says which attachment tags are absent there, so those cost no HEAD; a
+cosign tag absent there is read at the source by tag, in one request. Whether the destination
+has the referrers API is learnt from the first referrer written there (``OCI-Subject`` in the
+answer) or, when nothing needs writing, from one ``GET .../referrers/`` (once per registry).
+A no-op re-sync usually never gets here: :mod:`~asyncsync.copy.attachments.settle` decides by
+name from the two tag lists.
 
 Bad input at the source (a referrers index that is not JSON, a referrer whose ``subject`` is
 another manifest, an unparseable manifest) is skipped with a reason; network and registry
@@ -83,7 +88,7 @@ def build_index(entries: list[dict[str, Any]]) -> bytes:
     return orjson.dumps({"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": entries})
 
 
-def _describe(entry: ReferrerEntry) -> str:
+def describe(entry: ReferrerEntry) -> str:
     return f"referrer {short(entry.digest)} ({entry.artifact_type or entry.descriptor.media_type})"
 
 
@@ -118,7 +123,7 @@ class AttachmentWalk:
         found = _Found(subject)
         entries: list[ReferrerEntry] | None = None
         try:
-            entries = await self._source_referrers(reader, subject)
+            entries = await self.source_referrers(reader, subject)
         except ContentError as exc:
             self.outcome.skipped.append(f"referrers of {short(subject)}: {exc}")
             return found
@@ -148,13 +153,11 @@ class AttachmentWalk:
                 found.referrers.append(entry)
             else:
                 verbatim = None
-                self.outcome.skipped.append(f"{_describe(entry)} of {short(subject)}: {why}")
+                self.outcome.skipped.append(f"{describe(entry)} of {short(subject)}: {why}")
         found.verbatim = verbatim
         return found
 
-    async def _source_referrers(
-        self, reader: AttachmentReader, subject: Digest
-    ) -> list[ReferrerEntry] | None:
+    async def source_referrers(self, reader: AttachmentReader, subject: Digest) -> list[ReferrerEntry] | None:
         """The referrers API's answer; the first request to a registry goes alone (the others wait),
         so a registry without the API is asked once per run."""
         known = self.run.source_api.get(reader.api_key)
@@ -198,12 +201,32 @@ class AttachmentWalk:
             if self.writer is None:
                 await self._leave(subject, "", unsupported=True)
                 continue
-            await self._subject(subject, 1)
+            await self._once(subject)
         return self.outcome
+
+    async def _once(self, subject: Digest) -> None:
+        """Walk from ``subject`` unless this run already did for the same destination (another tag
+        of the same digest, another index with the same child): then report what that walk found."""
+        assert self.reader is not None and self.writer is not None
+        ran = False
+
+        async def walk() -> AttachmentOutcome:
+            nonlocal ran
+            ran = True
+            saved, self.outcome = self.outcome, AttachmentOutcome()
+            try:
+                await self._subject(subject, 1)
+                return self.outcome
+            finally:
+                self.outcome = saved
+
+        key = (self.reader.key, self.writer.key, subject, self.policy, self.write)
+        outcome = await self.run.walks.do(key, walk)
+        self.outcome.merge(outcome if ran else outcome.repeated())
 
     async def _leave(self, subject: Digest, why: str, *, unsupported: bool = False) -> None:
         found = await self.find(subject)
-        names = [f"{_describe(entry)} of {short(subject)}" for entry in found.referrers]
+        names = [f"{describe(entry)} of {short(subject)}" for entry in found.referrers]
         names += [f"tag {tag}" for _, tag in found.tags]
         if unsupported:
             self.outcome.unsupported += names
@@ -216,7 +239,7 @@ class AttachmentWalk:
         fresh: list[ReferrerEntry] = []
         for entry in found.referrers:
             if entry.digest in self._visited:
-                self.outcome.skipped.append(f"{_describe(entry)} of {short(subject)}: cycle (already copied)")
+                self.outcome.skipped.append(f"{describe(entry)} of {short(subject)}: cycle (already copied)")
                 continue
             self._visited.add(entry.digest)
             fresh.append(entry)
@@ -239,13 +262,14 @@ class AttachmentWalk:
 
     # -- referrers ---------------------------------------------------------------------------
 
-    async def _destination_listing(self, subject: Digest) -> list[ReferrerEntry] | None:
-        """The destination's referrers of ``subject``, ``None`` when it has no API (detected once
-        per registry: the first subject's request tells)."""
+    async def destination_listing(self, subject: Digest, *, probe: bool = True) -> list[ReferrerEntry] | None:
+        """The destination's referrers of ``subject``, ``None`` when it has no API or (without
+        ``probe``) when that is not known yet. With ``probe``, the first request to a registry goes
+        alone and tells (the others wait)."""
         writer = self.writer
         assert writer is not None
         known = self.run.destination_api.get(writer.api_key)
-        if known is False:
+        if known is False or (known is None and not probe):
             return None
         if known is None:
             async with self.run.api_locks.hold(f"destination {writer.api_key}"):
@@ -264,7 +288,9 @@ class AttachmentWalk:
         """Copy ``entries`` (then the fallback tag); returns the digests written or present."""
         writer = self.writer
         assert writer is not None
-        listing = await self._destination_listing(subject)
+        # The API is not probed for: the first referrer written tells (OCI-Subject), and until then
+        # the fallback tag says what is there.
+        listing = await self.destination_listing(subject, probe=False)
         tag = fallback_tag(subject)
         expected = verbatim if verbatim is not None else build_index([e.raw for e in entries])
         present: set[Digest] = set()
@@ -272,9 +298,9 @@ class AttachmentWalk:
         if listing is not None:
             present = {e.digest for e in listing}
         else:
-            at_tag = await writer.head(tag)
+            at_tag = await self.destination_head(tag)
             if at_tag == manifest_digest(expected):
-                self.outcome.present += [_describe(e) for e in entries]
+                self.outcome.present += [describe(e) for e in entries]
                 return [e.digest for e in entries]
             if at_tag is not None:
                 current = await writer.get(tag)
@@ -282,18 +308,28 @@ class AttachmentWalk:
         done: list[Digest] = []
         for entry in entries:
             if entry.digest in present:
-                self.outcome.present.append(_describe(entry))
+                self.outcome.present.append(describe(entry))
                 done.append(entry.digest)
             elif not self.write:
-                self.outcome.found.append(f"{_describe(entry)} of {short(subject)}")
+                self.outcome.found.append(f"{describe(entry)} of {short(subject)}")
                 done.append(entry.digest)
             elif await self._copy_referrer(subject, entry):
-                self.outcome.copied.append(_describe(entry))
+                self.outcome.copied.append(describe(entry))
                 done.append(entry.digest)
-        if listing is None and self.write:
+        if listing is None and self.write and self.run.destination_api.get(writer.api_key) is not True:
             kept = [e for e in entries if e.digest in done]
             await self._write_fallback(tag, kept, verbatim if len(kept) == len(entries) else None)
         return done
+
+    async def destination_head(self, tag: str) -> Digest | None:
+        """The digest at a destination tag: ``None`` without a request when the run's tag list of
+        the destination does not hold it (a tag written since is found again at the re-read that
+        precedes every write)."""
+        writer = self.writer
+        assert writer is not None
+        if tag not in await self.run.destination_tags(writer.key, writer.list_tags):
+            return None
+        return await writer.head(tag)
 
     def _entries_at(self, current: tuple[bytes, str] | None, tag: str) -> set[Digest]:
         if current is None:
@@ -311,15 +347,27 @@ class AttachmentWalk:
             manifest = parse_manifest(raw, media_type, digest=entry.digest)
             named = _subject_of(raw)
         except ContentError as exc:
-            self.outcome.skipped.append(f"{_describe(entry)} of {short(subject)}: {exc}")
+            self.outcome.skipped.append(f"{describe(entry)} of {short(subject)}: {exc}")
             return False
         if named != subject:
             shown = short(named) if named is not None else "none"
             self.outcome.skipped.append(
-                f"{_describe(entry)} of {short(subject)}: its subject is {shown}, not {short(subject)}"
+                f"{describe(entry)} of {short(subject)}: its subject is {shown}, not {short(subject)}"
             )
             return False
-        await self._copy_manifest(manifest, raw, media_type, entry.digest)
+        if not isinstance(manifest, ImageManifest | ImageIndex):
+            self.outcome.skipped.append(
+                f"{describe(entry)} of {short(subject)}: {media_type} cannot be a referrer"
+            )
+            return False
+        await self._copy_content(manifest)
+        writer = self.writer
+        assert writer is not None
+        indexed = await writer.put_referrer(raw, media_type, entry.digest)
+        self.copier.stats.manifests_written += 1
+        if indexed is not None and writer.api_key not in self.run.destination_api:
+            # The spec's signal: a registry with the referrers API answers OCI-Subject.
+            self.run.destination_api[writer.api_key] = indexed
         return True
 
     async def _copy_manifest(self, manifest: Manifest, raw: bytes, media_type: str, digest: Digest) -> None:
@@ -373,23 +421,29 @@ class AttachmentWalk:
     async def _copy_tag(self, subject: Digest, suffix: str, tag: str) -> Digest | None:
         """Copy (or merge) one cosign tag; returns the source digest to walk on from, if any."""
         assert self.reader is not None
-        source_digest = await self.reader.head(tag)
+        writer = self.writer
+        assert writer is not None
+        at_destination = await self.destination_head(tag)
+        got: tuple[bytes, str] | None = None
+        if at_destination is None and self.write:
+            got = await self.reader.get(tag)  # it will be copied: read it by tag, in one request
+            source_digest = manifest_digest(got[0]) if got is not None else None
+        else:
+            source_digest = await self.reader.head(tag)
         if source_digest is None:
             return None
         if source_digest in self._visited:
             self.outcome.skipped.append(f"tag {tag}: cycle ({short(source_digest)} is already in the walk)")
             return None
         self._visited.add(source_digest)
-        writer = self.writer
-        assert writer is not None
-        at_destination = await writer.head(tag)
         if at_destination == source_digest:
             self.outcome.present.append(f"tag {tag}")
             return source_digest
         if not self.write:
             self.outcome.found.append(f"tag {tag}")
             return source_digest
-        got = await self.reader.get(str(source_digest))
+        if got is None:
+            got = await self.reader.get(str(source_digest))
         if got is None:
             return None
         raw, media_type = got

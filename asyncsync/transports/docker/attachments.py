@@ -11,7 +11,7 @@ from asyncsync.digest import Digest
 from asyncsync.errors import NotFoundError
 from asyncsync.registry.client import RegistryClient
 from asyncsync.registry.manifests import get_manifest, head_manifest, put_manifest
-from asyncsync.registry.referrers import list_referrers
+from asyncsync.registry.referrers import list_referrers, put_referrer
 from asyncsync.registry.tags import list_tags
 from asyncsync.transports.attachment_store import ReferrerEntry, parse_entries
 
@@ -65,6 +65,9 @@ class RegistryAttachments:
         if entries is None:
             return None
         return parse_entries(entries, f"referrers of {self.key}@{subject}")
+
+    async def put_referrer(self, raw: bytes, media_type: str, digest: Digest) -> bool | None:
+        return await put_referrer(self.client, self.repository, raw, media_type, digest)
 
     async def put_tagged(self, tag: str, raw: bytes, media_type: str) -> None:
         await put_manifest(self.client, self.repository, tag, raw, media_type)

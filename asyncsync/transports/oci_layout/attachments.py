@@ -78,6 +78,13 @@ class LayoutAttachments:
         """A layout has no referrers API: its referrers are found through the fallback tag."""
         return None
 
+    async def put_referrer(self, raw: bytes, media_type: str, digest: Digest) -> bool | None:
+        """A manifest among the layout's blobs; a layout has no referrers API to say anything."""
+        if self._write is None:
+            raise LocalStorageError(f"{self._key}: read-only")
+        await self._write(raw, media_type, digest)
+        return None
+
     async def put_tagged(self, tag: str, raw: bytes, media_type: str) -> None:
         if self._write is None or self._add_tag is None:
             raise LocalStorageError(f"{self._key}: read-only")

@@ -9,10 +9,12 @@ import pytest
 
 from asyncsync.copy import CopyOptions
 from asyncsync.copy.attachments import AttachmentPolicy
+from asyncsync.registry.client import RegistryOptions
 from tests.copy.support import copy_run, ref, registry_options
 from tests.helpers.attachments import (
     NOTATION,
     OCI_INDEX,
+    OCI_MANIFEST,
     SBOM_TYPE,
     Artifact,
     cosign_signature,
@@ -21,6 +23,8 @@ from tests.helpers.attachments import (
     push_referrers,
     referrer,
 )
+from tests.helpers.fault_proxy import FaultProxy
+from tests.helpers.faults import Fault
 from tests.helpers.images import (
     get_manifest,
     make_image,
@@ -203,3 +207,100 @@ async def test_bad_input_is_skipped_with_a_reason(registry_anon: RegistryServer)
     assert result.attachments.copied == [f"tag {fallback_tag(digest)}.sig"]
     assert await _tags(server, "att/dst6") == {"v1", "other", f"{fallback_tag(digest)}.sig"}
     assert "no 'manifests' list" in " ".join(other_result.attachments.skipped)
+
+
+@pytest.mark.parametrize("has_api", [True, False], ids=["oci-subject", "no-header"])
+async def test_destination_api_is_learnt_from_the_referrer_put(
+    registry_anon: RegistryServer, has_api: bool
+) -> None:
+    """Whether the destination has the referrers API is learnt from the first referrer written
+    there: ``OCI-Subject`` in the answer means it indexed the subject (no fallback tag is written),
+    no such header means it did not (the fallback tag is). Never a ``GET .../referrers/`` probe.
+
+    Partly scripted: distribution 2.8 never answers ``OCI-Subject``, so a proxy in front of it adds
+    the header to manifest PUTs, as a registry with the referrers API does."""
+    server = registry_anon
+    repo = f"att/dst-api-{str(has_api).lower()}"
+    digest, parts = await _seed(
+        server, f"att/src-api-{str(has_api).lower()}", f"walk-api-{str(has_api).lower()}"
+    )
+    with FaultProxy(server.host) as proxy:
+        if has_api:
+            proxy.add_rule(
+                Fault.add_header("OCI-Subject", digest),
+                method="PUT",
+                path=r"/v2/.*/manifests/sha256:.*",
+                times=0,
+            )
+        async with copy_run() as run:
+            result = await run.copy(
+                ref(server, f"att/src-api-{str(has_api).lower()}:v1"),
+                registry_options(server),
+                ref(proxy.address, f"{repo}:v1"),
+                RegistryOptions(tls_verify=False),
+                ON,
+            )
+        probes = proxy.count("GET", r"/v2/.*/referrers/.*")
+    assert probes == 0
+    assert len(result.attachments.copied) == 4
+    tags = await _tags(server, repo)
+    assert (fallback_tag(digest) in tags) is not has_api
+    assert f"{fallback_tag(digest)}.sig" in tags
+    for name in ("sbom", "notation"):
+        assert (await get_manifest(server, repo, parts[name].digest))[1] == parts[name].manifest
+
+
+async def test_same_digest_under_two_tags_is_walked_once(registry_anon: RegistryServer) -> None:
+    server = registry_anon
+    digest, _ = await _seed(server, "att/src-twice", "walk-twice")
+    await push_manifest(
+        server,
+        "att/src-twice",
+        "latest",
+        (await get_manifest(server, "att/src-twice", "v1"))[1],
+        OCI_MANIFEST,
+    )
+    options = registry_options(server)
+    server.reset_log()
+    async with copy_run() as run:
+        first = await run.copy(
+            ref(server, "att/src-twice:v1"), options, ref(server, "att/dst-twice:v1"), options, ON
+        )
+        second = await run.copy(
+            ref(server, "att/src-twice:latest"), options, ref(server, "att/dst-twice:latest"), options, ON
+        )
+    assert len(first.attachments.copied) == 4
+    assert not second.attachments.copied and len(second.attachments.present) == 4
+    # One walk: the source's fallback index and .sig are read once.
+    assert server.count("GET", rf"/v2/att/src-twice/manifests/{fallback_tag(digest)}") == 1
+    assert server.count(None, rf"/v2/att/src-twice/manifests/{fallback_tag(digest)}\.sig") == 1
+
+
+async def test_grandchildren_of_a_nested_index_carry_their_attachments(registry_anon: RegistryServer) -> None:
+    """An index whose child is an index: the grandchildren's signatures follow too."""
+    server = registry_anon
+    inner = make_multiarch("walk-nested", fmt="oci")
+    inner_digest = await push_index(server, "att/src-nested", inner.digest, inner)
+    outer = json.dumps(
+        {
+            "schemaVersion": 2,
+            "mediaType": OCI_INDEX,
+            "manifests": [{"mediaType": OCI_INDEX, "digest": inner_digest, "size": inner.size}],
+        }
+    ).encode()
+    await push_manifest(server, "att/src-nested", "v1", outer, OCI_INDEX)
+    grandchild = inner.images[1]
+    await push_artifact(
+        server,
+        "att/src-nested",
+        f"{fallback_tag(grandchild.digest)}.sig",
+        cosign_signature(grandchild.digest, "grandchild"),
+    )
+    options = registry_options(server)
+    async with copy_run() as run:
+        all_mode = CopyOptions(multi_arch="all", attachments=AttachmentPolicy())
+        result = await run.copy(
+            ref(server, "att/src-nested:v1"), options, ref(server, "att/dst-nested:v1"), options, all_mode
+        )
+    assert result.attachments.copied == [f"tag {fallback_tag(grandchild.digest)}.sig"]
+    assert f"{fallback_tag(grandchild.digest)}.sig" in await _tags(server, "att/dst-nested")
