@@ -11,11 +11,12 @@ from asyncsync.copy import CopyOptions
 from asyncsync.copy.attachments import AttachmentPolicy
 from asyncsync.registry.client import RegistryOptions
 from tests.copy.support import copy_run, ref, registry_options
+from tests.helpers.asyncsync_cli import run_cli
 from tests.helpers.attachments import NOTATION, SBOM_TYPE, SIGSTORE_BUNDLE, Artifact, fallback_tag, referrer
 from tests.helpers.fake_registry import FakeRegistry
-from tests.helpers.images import get_manifest, make_image
+from tests.helpers.images import get_manifest, list_tags_sync, make_image
 from tests.helpers.referrers_server import manifest_entry, serve_referrers, serve_repository
-from tests.helpers.registry import RegistryServer
+from tests.helpers.registry import RegistryFactory, RegistryServer
 
 pytestmark = pytest.mark.anyio
 
@@ -122,3 +123,37 @@ async def test_referrers_index_that_is_not_json_is_a_skip_not_a_failure(
     assert str(result.digest) == image.digest
     (skipped,) = result.attachments.skipped
     assert skipped.endswith(f"{fake.host}/app@{image.digest}: the referrers index is not JSON")
+
+
+def test_no_op_resync_from_a_referrers_api_costs_one_listing_an_image(make_registry: RegistryFactory) -> None:
+    """A sync from a source with the referrers API into the real registry (fallback tag), then a
+    no-op re-sync: per image one referrers listing at the source (its pages) and one HEAD of the
+    fallback tag at the destination, beside the plain no-op's HEADs, one tag list per repository
+    and one referrers probe of the destination per run."""
+    dest = make_registry("anon")
+    with FakeRegistry() as fake:
+        digest, artifacts = _script(fake, "api-noop")
+        good = [manifest_entry(a.manifest, a.artifact_type) for a in artifacts[:4]]
+        serve_referrers(fake, "app", digest, good, page_size=2)
+        args = ("sync", "--src", "docker", "--dest", "docker", "--src-tls-verify=false")
+        args += ("--dest-tls-verify=false", f"{fake.host}/app", f"{dest.host}/mirror")
+        first = run_cli(*args)
+        assert first.returncode == 0, first.all_output
+        assert fallback_tag(digest) in list_tags_sync(dest, "mirror/app")
+        before = len(fake.requests)
+        dest.reset_log()
+        second = run_cli(*args)
+        assert second.returncode == 0, second.all_output
+        asked = sorted((r.method, r.path) for r in fake.requests[before:])
+    assert not [r for r in dest.requests() if r.method not in ("GET", "HEAD")]
+    listing = f"/v2/app/referrers/{digest}"
+    assert asked == [
+        ("GET", listing),
+        ("GET", f"{listing}?page=1"),
+        ("GET", "/v2/app/tags/list"),
+        ("HEAD", "/v2/app/manifests/v1"),
+    ]
+    shapes = sorted((r.method, r.path.rsplit("/", 2)[-2]) for r in dest.requests())
+    # The destination: the image's HEAD, its tag list, the run's one referrers probe (nothing was
+    # written, so no OCI-Subject answer told), and the HEAD of the fallback tag.
+    assert shapes == [("GET", "referrers"), ("GET", "tags"), ("HEAD", "manifests"), ("HEAD", "manifests")]
