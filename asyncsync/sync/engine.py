@@ -276,6 +276,12 @@ class _Run:
         for key, digests in planned.items():
             self.attachments.seed_subjects(key, digests)
 
+    def repository_is_new(self, registry: str, repository: str) -> None:
+        """The destination check found ``registry/repository`` absent: the copy engine skips blob
+        HEADs there, and the attachment walk knows its tag list (empty) without listing it."""
+        self.destinations.mark_fresh(registry, repository)
+        self.attachments.seed_destination_tags(f"{registry}/{repository}", ())
+
     async def attachments_of_existing(
         self, image: PlannedImage, decision: Decision, check: DestinationCheck
     ) -> ImageResult:
@@ -457,7 +463,7 @@ async def run_sync(
             hooks.destination_checker(
                 RegistryLister(session, lambda host: settings.registry_options(host, "dest")), ctx
             ),
-            on_new=run.destinations.mark_fresh,
+            on_new=run.repository_is_new,
             memory=run.results,
         )
         control = control or PoolControl()
