@@ -4,6 +4,8 @@
   (including streaming its body). Optional requests-per-second pacing per host.
 * :class:`BlobLimiter` - blobs in flight across every copy of the run.
 * Images in flight are bounded by the sync scheduler's worker count (``asyncsync.sync.scheduler``).
+* :func:`checks_in_flight` - destination checks run ahead of the copy pool, sized from the
+  latency the run has seen (:meth:`HostLimiters.latency`), within the per-host limit.
 * :func:`pool_sizes` - the one place that turns flags and spec values into those three pool
   sizes, applying the deadlock rule (read its docstring); sync, mirror and copy all use it.
 * :class:`SingleFlight` - "do this once per key": the first caller runs the work, concurrent
@@ -17,6 +19,7 @@ progress view and bench.
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Hashable, Mapping
 from contextlib import AsyncExitStack, asynccontextmanager
@@ -39,6 +42,23 @@ DEFAULT_BLOBS_IN_FLIGHT = DEFAULT_REQUESTS_PER_HOST - 1
 DEFAULT_COPY_BLOBS_IN_FLIGHT = 6
 #: Images in flight of a sync or mirror run (the scheduler's workers).
 DEFAULT_PARALLEL_IMAGES = 8
+#: Cheap requests (HEADs) per second one registry answers, for sizing checks from latency: to
+#: keep a link of ``latency`` seconds busy takes about ``latency * CHECK_RATE`` in flight.
+CHECK_RATE = 1000.0
+#: Destination checks in flight ahead of the copy pool never go below this (nor above the host limit).
+MIN_CHECKS_IN_FLIGHT = 4
+
+
+def checks_in_flight(host_limit: int, latency: float | None) -> int:
+    """Destination checks (``sync/decisions.py``) to run ahead of the copy pool: enough to cover
+    one round trip of ``latency`` seconds (the fastest exchange seen on the run's hosts; ``None``:
+    none seen, use the limit) at :data:`CHECK_RATE`, never above ``host_limit`` (the requests per
+    host the run allows; the host limiters enforce it anyway) nor below :data:`MIN_CHECKS_IN_FLIGHT`.
+    On loopback that is a few; at 20 ms RTT the per-host limit."""
+    if latency is None:
+        return host_limit
+    wanted = math.ceil(latency * CHECK_RATE)
+    return max(min(MIN_CHECKS_IN_FLIGHT, host_limit), min(host_limit, wanted))
 
 
 @dataclass(frozen=True, slots=True)
@@ -138,6 +158,8 @@ class _HostSlot:
         self.pacer = _RatePacer(rate) if rate else None
         self.requests = 0
         self.peak = 0
+        #: the shortest exchange on this host so far (seconds): about its round trip
+        self.fastest: float | None = None
 
 
 class HostLimiters:
@@ -184,7 +206,23 @@ class HostLimiters:
                     await slot.pacer.wait()
                 slot.requests += 1
                 slot.peak = max(slot.peak, slot.limiter.borrowed_tokens)
+            started = time.monotonic()
             yield
+            elapsed = time.monotonic() - started
+            for host in set(hosts):
+                slot = self._slots[host]
+                if slot.fastest is None or elapsed < slot.fastest:
+                    slot.fastest = elapsed
+
+    def limit(self, host: str) -> int:
+        """The request limit of ``host`` (its own, else the default)."""
+        return self._config.get(host, (self.default_limit, self.default_rate))[0]
+
+    def latency(self) -> float | None:
+        """The round trip of the slowest link seen: the largest of the hosts' fastest exchanges
+        (``None`` before any exchange finished)."""
+        seen = [slot.fastest for slot in self._slots.values() if slot.fastest is not None]
+        return max(seen) if seen else None
 
     def statistics(self) -> list[HostStatistics]:
         result = []

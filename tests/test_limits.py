@@ -11,6 +11,7 @@ import pytest
 from asyncsync.limits import (
     DEFAULT_BLOBS_IN_FLIGHT,
     DEFAULT_COPY_BLOBS_IN_FLIGHT,
+    MIN_CHECKS_IN_FLIGHT,
     MIN_REQUESTS_PER_HOST,
     BlobLimiter,
     HostLimiters,
@@ -19,6 +20,7 @@ from asyncsync.limits import (
     PoolSizes,
     SingleFlight,
     SingleFlightStatistics,
+    checks_in_flight,
     pool_sizes,
 )
 
@@ -350,3 +352,26 @@ async def test_host_limiters_carry_the_sizes() -> None:
     async with limiters.hold("a.example", "b.example"):
         pass
     assert {(s.host, s.limit) for s in limiters.statistics()} == {("a.example", 3), ("b.example", 5)}
+
+
+def test_checks_in_flight_cover_the_round_trip_within_the_host_limit() -> None:
+    assert checks_in_flight(16, None) == 16  # nothing seen yet: the host limit
+    assert checks_in_flight(16, 0.0004) == MIN_CHECKS_IN_FLIGHT  # loopback: a few
+    assert checks_in_flight(64, 0.020) == 20  # 20 ms RTT: 20 in flight at 1000 HEADs/s
+    assert checks_in_flight(16, 0.200) == 16  # never above the host limit
+    assert checks_in_flight(2, 0.0) == 2  # nor the minimum above it
+
+
+async def test_host_limiters_report_limits_and_the_slowest_link() -> None:
+    limiters = HostLimiters(default_limit=8)
+    limiters.configure("slow.example", 3)
+    assert limiters.latency() is None
+    assert (limiters.limit("slow.example"), limiters.limit("other.example")) == (3, 8)
+    async with limiters.hold("fast.example"):
+        pass
+    async with limiters.hold("slow.example"):
+        await anyio.sleep(0.05)
+    async with limiters.hold("slow.example"):
+        await anyio.sleep(0.02)
+    latency = limiters.latency()
+    assert latency is not None and 0.02 <= latency < 0.05  # the slow host's fastest exchange

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, NoReturn
 
 import typer
 
@@ -169,6 +169,37 @@ def main() -> None:
     without a known command (top-level ``--help``, a typo) every command is, for the listing."""
     import sys
 
+    from asyncsync.cli.lazy_params import install
+
+    install()  # typer's per-parameter pydantic adapters only where a value needs one
     module = COMMAND_MODULE_OF.get(_command_in(sys.argv[1:]) or "")
     _register_commands((module,) if module is not None else COMMAND_MODULES)
-    app()
+    try:
+        app()
+    except SystemExit as done:
+        _exit_now(done.code)
+
+
+def _exit_now(code: object) -> NoReturn:
+    """Leave without the interpreter's teardown (freeing every module and object: 0.1-0.2 s of
+    CPU, a tenth of a no-op re-sync). The command is over: its files are closed, its report
+    written; only the standard streams and logging may hold buffered output, flushed here.
+    Nothing of asyncsync registers exit hooks (temporary directories are removed explicitly)."""
+    import logging
+    import os
+    import sys
+
+    if code is None:
+        status = 0
+    elif isinstance(code, int):
+        status = code
+    else:
+        print(code, file=sys.stderr)
+        status = 1
+    logging.shutdown()
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):
+            status = status or 1  # stdout closed or broken (a pipe reader gone): as Python does
+    os._exit(status)

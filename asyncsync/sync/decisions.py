@@ -20,15 +20,21 @@ its directory holds (:func:`asyncsync.sync.local.local_image_state`): absent, or
 and present, or a ``manifest.json`` digest equal to the expected one with every file it
 references in place (skip), else copy.
 
-The scheduler calls :meth:`DestinationCheck.decide` per image; ``--dry-run`` calls
-:func:`check_plan` (bounded, plan order) and prints :func:`render_plan`.
+A sync runs :meth:`DestinationCheck.prefetch` beside its copy pool: decisions are made ahead,
+``limits.checks_in_flight`` at a time in plan order, so at high latency the cheap HEADs keep the
+link busy instead of waiting one image at a time inside the pool; the pool's workers take them
+with :meth:`DestinationCheck.decided` (made once per image, by whichever asks first).
+``--dry-run`` calls :func:`check_plan` (bounded, plan order) and prints :func:`render_plan`.
 """
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal, Protocol
+
+import anyio
 
 from asyncsync.digest import Digest
 from asyncsync.errors import AsyncSyncError
@@ -98,6 +104,49 @@ class DestinationCheck:
         self._repo_is_new: SingleFlight[tuple[str, str], bool] = SingleFlight()
         # (registry, repository) -> its tags, or why they could not be listed (asked once)
         self._tags: SingleFlight[tuple[str, str], frozenset[str] | AsyncSyncError] = SingleFlight()
+        # id(planned image) -> its decision or why it could not be made (made once, see decided)
+        self._decided: SingleFlight[int, Decision | AsyncSyncError] = SingleFlight()
+
+    async def decided(self, image: PlannedImage) -> Decision:
+        """:meth:`decide` once per image: the decision :meth:`prefetch` made or is making, else
+        made here. Raises the checker's :class:`AsyncSyncError` as :meth:`decide` does."""
+
+        async def make() -> Decision | AsyncSyncError:
+            try:
+                return await self.decide(image)
+            except AsyncSyncError as exc:
+                return exc
+
+        result = await self._decided.do(id(image), make)
+        if isinstance(result, AsyncSyncError):
+            raise result
+        return result
+
+    async def prefetch(self, images: Sequence[PlannedImage], limit: int, stopped: Callable[[], bool]) -> None:
+        """Decide ``images`` ahead of :meth:`decided`, ``limit`` at a time (``limit`` worker tasks
+        over one iterator), until done or ``stopped()``. Failures wait in the cache for the image's
+        own :meth:`decided` call. The first image of each destination repository goes first: the
+        others of its repository wait for it (see :meth:`decide`), so leaders first keep every
+        worker busy; then the rest in plan order."""
+        seen: set[tuple[str, str]] = set()
+        leaders: list[PlannedImage] = []
+        followers: list[PlannedImage] = []
+        for image in images:
+            key = (image.destination.registry, image.destination.repository)
+            (followers if key in seen else leaders).append(image)
+            seen.add(key)
+        iterator = iter(leaders + followers)
+
+        async def worker() -> None:
+            for image in iterator:
+                if stopped():
+                    return
+                with contextlib.suppress(AsyncSyncError):
+                    await self.decided(image)
+
+        async with anyio.create_task_group() as tg:
+            for _ in range(min(max(1, limit), len(images))):
+                tg.start_soon(worker)
 
     async def existing_tags(self, registry: str, repository: str) -> frozenset[str]:
         """The destination repository's tags, fetched at most once however many tasks ask (a

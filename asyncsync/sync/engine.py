@@ -29,6 +29,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+import anyio
 import orjson
 
 from asyncsync.copy import BlobCoordinator, CopyEnvironment, CopyOptions, copy_image
@@ -44,7 +45,7 @@ from asyncsync.copy.destination_state import DestinationState
 from asyncsync.copy.progress import CopyProgress, NullProgress
 from asyncsync.digest import Digest
 from asyncsync.errors import AsyncSyncError, ImmutableTagError, QuotaDeferredError
-from asyncsync.limits import BlobLimiter
+from asyncsync.limits import BlobLimiter, checks_in_flight
 from asyncsync.quota import PullQuotas
 from asyncsync.registry.client import RegistryOptions, RegistrySession
 from asyncsync.retry import with_retries
@@ -471,7 +472,7 @@ async def run_sync(
         async def work(image: PlannedImage) -> ImageResult:
             progress = view.image_started(image)
             try:
-                decision = await check.decide(image)
+                decision = await check.decided(image)
             except AsyncSyncError as exc:
                 return _failed(image, f"checking the destination: {exc}")
             if decision.action == "skip":
@@ -500,15 +501,22 @@ async def run_sync(
             if result.outcome is Outcome.FAILED and settings.fail_fast:
                 control.stop(f"--fail-fast: {result.destination} failed")
 
-        await run_pool(
-            plan.images,
-            work,
-            parallel=settings.pool.images,
-            on_result=on_result,
-            control=control,
-            handle_signals=handle_signals,
-            on_stats=view.pool_started,
-        )
+        async with anyio.create_task_group() as checks:
+            # Decisions ahead of the copy pool (cheap HEADs, as many as the latency seen in
+            # planning calls for, within the destination's per-host limit).
+            checks.start_soon(
+                check.prefetch, plan.images, _checks_in_flight(plan, session), lambda: control.stopped
+            )
+            await run_pool(
+                plan.images,
+                work,
+                parallel=settings.pool.images,
+                on_result=on_result,
+                control=control,
+                handle_signals=handle_signals,
+                on_stats=view.pool_started,
+            )
+            checks.cancel_scope.cancel()
         report.stopped_reason = control.reason
         await hooks.after_copy(plan, report, ctx)
         report.finish(session.limiters.statistics())
@@ -516,6 +524,14 @@ async def run_sync(
         run.results.save()
         run.destinations.close()
     return report
+
+
+def _checks_in_flight(plan: Plan, session: RegistrySession) -> int:
+    """Destination checks ahead of the pool: sized by ``limits.checks_in_flight`` from the latency
+    seen so far, within the largest per-host limit of the plan's destination registries."""
+    hosts = {image.destination.registry for image in plan.images if image.destination_local is None}
+    limit = max((session.limiters.limit(host) for host in hosts), default=1)
+    return checks_in_flight(limit, session.limiters.latency())
 
 
 def _load_mount_index(coordinator: BlobCoordinator, directory: Path | None) -> None:

@@ -164,3 +164,63 @@ async def test_render_plan_lines() -> None:
     assert (
         unchecked[-1] == "Would have synced 1 images from 1 sources (plan: 1 to copy, 0 to skip, 0 error(s))"
     )
+
+
+class OrderedChecker(FakeChecker):
+    """Records the order of HEADs (by tag) and how many ran at once."""
+
+    def __init__(self, heads: dict[str, Digest]) -> None:
+        super().__init__(heads, {})
+        self.order: list[str] = []
+        self.in_flight = 0
+        self.peak = 0
+
+    async def head(self, registry: str, repository: str, reference: str) -> Digest | None:
+        self.order.append(f"{repository}:{reference}")
+        self.in_flight += 1
+        self.peak = max(self.peak, self.in_flight)
+        try:
+            return await super().head(registry, repository, reference)
+        finally:
+            self.in_flight -= 1
+
+
+def repo_image(repository: str, tag: str) -> PlannedImage:
+    source = ImageName("a.example", repository, tag, digest(f"{repository}:{tag}"))
+    return PlannedImage(source, ImageName("b.example", repository, tag), DOCKER_V2S2, ORIGIN, CopySettings())
+
+
+async def test_prefetch_decides_each_image_once_leaders_first_within_its_limit() -> None:
+    images = [repo_image(f"r{r}", f"t{t}") for r in range(3) for t in range(3)]
+    checker = OrderedChecker({f"b.example/{i.destination.repository}:{i.tag}": i.digest for i in images})
+    check = DestinationCheck(checker)
+
+    await check.prefetch(images, 2, lambda: False)
+
+    # The first image of each repository first (the others of a repository wait for it).
+    assert checker.order[:3] == ["r0:t0", "r1:t0", "r2:t0"]
+    assert sorted(checker.order) == sorted(f"{i.destination.repository}:{i.tag}" for i in images)
+    assert checker.peak <= 2
+    # The pool's calls take the prefetched decisions: no request more.
+    decisions = [await check.decided(i) for i in images]
+    assert {d.action for d in decisions} == {"skip"}
+    assert checker.calls["head"] == len(images)
+
+
+async def test_prefetch_stops_when_asked_and_leaves_the_rest_to_decided() -> None:
+    images = [repo_image(f"r{r}", "t") for r in range(5)]
+    checker = OrderedChecker({})
+    check = DestinationCheck(checker)
+    await check.prefetch(images, 1, lambda: len(checker.order) >= 2)
+    assert len(checker.order) == 2
+    assert (await check.decided(images[4])).action == "copy"
+
+
+async def test_a_failed_prefetch_is_raised_by_decided() -> None:
+    checker = FakeChecker({}, {})
+    checker.fail_heads = True
+    check = DestinationCheck(checker)
+    planned = repo_image("r", "t")
+    await check.prefetch([planned], 4, lambda: False)
+    with pytest.raises(TransportError):
+        await check.decided(planned)
