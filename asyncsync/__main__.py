@@ -1,5 +1,5 @@
 """``python -m asyncsync``."""
 
-from asyncsync.cli.app import main
+from asyncsync.cli.app import entry_point
 
-main()
+entry_point()

@@ -174,8 +174,14 @@ def main() -> None:
     install()  # typer's per-parameter pydantic adapters only where a value needs one
     module = COMMAND_MODULE_OF.get(_command_in(sys.argv[1:]) or "")
     _register_commands((module,) if module is not None else COMMAND_MODULES)
+    app()
+
+
+def entry_point() -> None:
+    """The program's entry (``asyncsync``, ``python -m asyncsync``): :func:`main`, then leave at
+    once (:func:`_exit_now`). In-process callers use :func:`main`, which raises ``SystemExit``."""
     try:
-        app()
+        main()
     except SystemExit as done:
         _exit_now(done.code)
 
