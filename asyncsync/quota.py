@@ -121,8 +121,12 @@ class PullQuotas:
             return
         quota = self._host(host)
         quota.reading = reading
-        lifted = quota.blocked_until is not None and (
-            time.time() >= quota.blocked_until or not quota.blocked_reason.startswith("429")
+        # A 429's block holds until its time; a reserve stop ends with any reading that leaves
+        # pulls above the reserve (a new window), whether or not the window's end was known.
+        lifted = bool(quota.blocked_reason) and (
+            quota.blocked_until is None
+            or time.time() >= quota.blocked_until
+            or not quota.blocked_reason.startswith("429")
         )
         if reading.remaining > self.reserve and lifted:
             quota.blocked_until = None  # a new window: the registry says pulls are left again
@@ -174,16 +178,12 @@ class PullQuotas:
         return QuotaDeferredError(host, quota.blocked_reason, until)
 
     def deferred_hosts(self) -> dict[str, float | None]:
-        """Hosts currently refusing pulls, with their reset times."""
+        """Hosts refusing pulls now, with their reset times (``None``: unknown). A host whose
+        block ended (its time passed, or a new window's reading lifted it) is not listed, however
+        many images it deferred before (``HostQuota.deferred`` counts those)."""
         now = time.time()
         return {
             host: quota.blocked_until
             for host, quota in self.hosts.items()
-            if quota.deferred and (quota.blocked_until is None or quota.blocked_until > now)
+            if quota.blocked_reason and (quota.blocked_until is None or quota.blocked_until > now)
         }
-
-    def wait_seconds(self) -> float:
-        """Seconds until the last deferred host's window resets (0 when none is deferred)."""
-        now = time.time()
-        resets = [at for at in self.deferred_hosts().values() if at is not None]
-        return max((at - now for at in resets), default=0.0)

@@ -96,7 +96,35 @@ def test_429_blocks_the_host_until_retry_after_even_if_headers_disagree() -> Non
     with pytest.raises(QuotaDeferredError):
         quotas.begin_pull("hub")
     quotas.begin_pull("other")  # other hosts are unaffected
-    assert quotas.wait_seconds() > 21000
+    deferred = quotas.deferred_hosts()
+    assert list(deferred) == ["hub"]
+    assert (deferred["hub"] or 0) > time.time() + 21000
+
+
+def test_a_recovered_host_is_no_longer_deferred() -> None:
+    quotas = PullQuotas()
+    quotas.observe("hub", _headers("10;w=600", "0;w=600"))
+    with pytest.raises(QuotaDeferredError):
+        quotas.begin_pull("hub")
+    assert "hub" in quotas.deferred_hosts()
+    quotas.observe("hub", _headers("10;w=600", "10;w=600"))  # a new window
+    assert quotas.deferred_hosts() == {}
+    assert quotas.hosts["hub"].deferred == 1  # what it deferred is still counted
+    # A 429 whose time has passed is not listed either.
+    quotas.exhausted("hub", 0.001)
+    quotas.hosts["hub"].blocked_until = time.time() - 1
+    assert quotas.deferred_hosts() == {}
+
+
+def test_a_reserve_stop_without_a_known_window_is_lifted_by_a_reading_with_pulls_left() -> None:
+    quotas = PullQuotas()
+    quotas.observe("hub", _headers("10", "0"))
+    with pytest.raises(QuotaDeferredError):
+        quotas.begin_pull("hub")
+    assert quotas.deferred_hosts() == {"hub": None}
+    quotas.observe("hub", _headers("10", "9"))
+    assert quotas.deferred_hosts() == {}
+    quotas.begin_pull("hub")
 
 
 def test_429_without_retry_after_still_blocks_for_a_while() -> None:

@@ -22,8 +22,9 @@ images are copied then. Every step of a cycle is progress for ``/healthz``'s sta
 
 Signals: the first SIGTERM/SIGINT stops taking new images (in-flight images finish through the
 engine's :class:`~asyncsync.sync.scheduler.PoolControl`), no further cycle starts, and
-``/healthz`` turns 503; a wait between cycles ends at once. A second signal aborts the
-in-flight images (the copy writes the tag last, so none is left half-tagged).
+``/healthz`` turns 503; a wait between cycles ends at once. In-flight images get
+:data:`~asyncsync.sync.scheduler.STOP_GRACE_SECONDS` to finish; a second signal, or the end of
+that grace, aborts them (the copy writes the tag last, so none is left half-tagged).
 """
 
 from __future__ import annotations
@@ -51,7 +52,7 @@ from asyncsync.sync.engine import SyncView, run_sync
 from asyncsync.sync.hooks import RunContext, SyncHooks
 from asyncsync.sync.plan import Plan, PlannedImage
 from asyncsync.sync.report import ImageResult, Outcome, SyncReport
-from asyncsync.sync.scheduler import PoolControl
+from asyncsync.sync.scheduler import STOP_GRACE_SECONDS, PoolControl
 from asyncsync.sync.settings import CommandLine, resolve_settings
 
 #: Longest automatic jitter (the default is 10% of the period, capped here).
@@ -194,6 +195,8 @@ class MirrorLoop:
         self.cycles = 0
         self.last_ok = False
         self.stop_reason = ""
+        #: after a stop request, how long in-flight images may take before they are abandoned
+        self.stop_grace = STOP_GRACE_SECONDS
         self._control: PoolControl | None = None
         self._sleep: anyio.CancelScope | None = None
 
@@ -210,7 +213,8 @@ class MirrorLoop:
         self.stop_reason = reason
         self.metrics.stopping = True
         if self._control is not None:
-            self._control.interrupt(f"{reason}: finishing in-flight images")
+            grace = self.stop_grace
+            self._control.interrupt(f"{reason}: finishing in-flight images for up to {grace:g}s", grace)
         if self._sleep is not None:
             self._sleep.cancel()
 

@@ -62,11 +62,16 @@ class PoolControl:
             self.reason = reason
             self._stop_event.set()
 
-    def interrupt(self, reason: str) -> None:
-        """Stop, and end every retry wait of the in-flight jobs at once (their retries are given up)."""
+    def interrupt(self, reason: str, grace: float | None = None) -> None:
+        """Stop, and end every retry wait of the in-flight jobs at once (their retries are given up).
+        With ``grace`` (seconds), in-flight jobs are cancelled if they have not finished by then
+        (a pool already running; one that starts later is stopped before it takes a job)."""
         self.stop(reason)
         if self._waits is not None:
             self._waits.set()
+        if grace is not None and self._cancel_scope is not None:
+            deadline = anyio.current_time() + grace
+            self._cancel_scope.deadline = min(self._cancel_scope.deadline, deadline)
 
     def abort(self, reason: str) -> None:
         """Stop and cancel in-flight jobs as well."""

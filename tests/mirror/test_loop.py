@@ -240,3 +240,29 @@ async def test_a_quota_deferred_cycle_resumes_when_the_window_resets(
     assert samples[f'{P}pull_quota_remaining{{host="{proxy.host}"}}'] == 0
     assert samples[f"{P}deferred_images"] == 0
     assert samples[f'{P}images_total{{outcome="deferred"}}'] == 2
+
+
+@pytest.mark.anyio
+async def test_a_stop_request_abandons_in_flight_images_after_the_grace() -> None:
+    """The mirror runs its pool without signal handling of its own: its stop request caps the
+    in-flight images' time (a job that never ends stands for a stuck upload)."""
+    from asyncsync.sync.scheduler import PoolControl, run_pool
+
+    loop = MirrorLoop(lambda: load_spec(Path("never-loaded.yaml")), CommandLine(), None, echo=print)
+    loop.stop_grace = 0.2
+    control = loop._control = PoolControl()
+    started = anyio.Event()
+
+    async def stuck(job: int) -> None:
+        started.set()
+        await anyio.sleep(3600)
+
+    async def stop_when_started() -> None:
+        await started.wait()
+        loop.request_stop("SIGTERM received")
+
+    with anyio.fail_after(10):
+        async with anyio.create_task_group() as group:
+            group.start_soon(stop_when_started)
+            await run_pool([1], stuck, parallel=1, control=control)
+    assert "finishing in-flight images for up to 0.2s" in control.reason

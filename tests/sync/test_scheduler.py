@@ -213,3 +213,20 @@ def test_sigterm_ends_a_retry_after_wait_of_a_real_sync_within_seconds(
     assert "SIGTERM received" in text
     assert "Traceback" not in text
     assert list_tags_sync(dest, "mirror/app") == []
+
+
+async def test_interrupt_with_a_grace_cancels_in_flight_jobs_when_it_ends() -> None:
+    control = PoolControl()
+    finished: list[int] = []
+
+    async def job(n: int) -> int:
+        if n == 0:
+            control.interrupt("stop", grace=0.2)
+            return n
+        await anyio.sleep(3600 if n == 1 else 0)
+        return n
+
+    with anyio.fail_after(10):
+        await run_pool([0, 1], job, parallel=2, control=control, on_result=lambda j, r: finished.append(r))
+    assert finished == [0]  # job 1 was cancelled at the end of the grace
+    assert control.stopped
