@@ -52,6 +52,7 @@ if __package__ in (None, ""):  # ``python bench/run.py``: make ``bench`` importa
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.measure import Measurement, run_measured
+from bench.minimum import minimum_report, minimum_requests
 from bench.proxy import ProxyProcess, ProxyStats, start_proxy_process
 from bench.push import push_workload
 from bench.registries import Registry, start_registry
@@ -356,6 +357,9 @@ def _bench(args: argparse.Namespace) -> int:
     verified = bool(results) and all(r.verify is not None and r.verify.ok for r in results)
     report = render_report(summaries, params, tools, full_scale=args.scale == "full", all_verified=verified)
     print(report.markdown)
+    minimum = minimum_requests(workload, last_component_under(DEST_PREFIX))
+    fresh = [(r.rtt_ms, r.tool, sum(r.dest_requests.values())) for r in results if r.mode == "full" and r.ok]
+    print(minimum_report(minimum, fresh))
     path = write_results(
         args.results_dir, started, params, tools, results, summaries, report, storage=storage
     )
