@@ -17,7 +17,8 @@ missing at the destination. Attachment tags are named after their subject's dige
 present at both sides is the same attachment. What a name cannot tell: content added under an
 existing attachment tag (a second cosign signature in the same ``.sig``, a new referrer in an
 existing fallback index) follows when the subject is next copied, not on a no-op re-sync; the
-README says so. Anything else (a tag missing, a referrer the destination lacks) goes to the walk.
+README says so. Anything else (a tag missing, a referrer the destination lacks) goes to the walk,
+and so does an index from a source with the referrers API: nothing names its children's referrers.
 """
 
 from __future__ import annotations
@@ -50,6 +51,8 @@ async def settle(walk: AttachmentWalk, digest: Digest, is_index: bool) -> Attach
         listed = await walk.source_referrers(reader, digest)
     except ContentError:
         return None  # the walk reports it
+    if is_index and listed is not None:
+        return None  # its children's referrers have no tag to show them by name: walked
     own: list[str] = []
     for suffix, kind_type in COSIGN_SUFFIXES.items():
         tag = cosign_tag(digest, suffix)

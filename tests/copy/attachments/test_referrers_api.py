@@ -14,7 +14,7 @@ from tests.copy.support import copy_run, ref, registry_options
 from tests.helpers.asyncsync_cli import run_cli
 from tests.helpers.attachments import NOTATION, SBOM_TYPE, SIGSTORE_BUNDLE, Artifact, fallback_tag, referrer
 from tests.helpers.fake_registry import FakeRegistry
-from tests.helpers.images import get_manifest, list_tags_sync, make_image
+from tests.helpers.images import get_manifest, list_tags_sync, make_image, make_multiarch
 from tests.helpers.referrers_server import manifest_entry, serve_referrers, serve_repository
 from tests.helpers.registry import RegistryFactory, RegistryServer
 
@@ -157,3 +157,30 @@ def test_no_op_resync_from_a_referrers_api_costs_one_listing_an_image(make_regis
     # The destination: the image's HEAD, its tag list, the run's one referrers probe (nothing was
     # written, so no OCI-Subject answer told), and the HEAD of the fallback tag.
     assert shapes == [("GET", "referrers"), ("GET", "tags"), ("HEAD", "manifests"), ("HEAD", "manifests")]
+
+
+def test_index_children_referrers_reach_a_destination_holding_the_index(
+    make_registry: RegistryFactory,
+) -> None:
+    """An index already at the destination (synced with ``--attachments=false``) whose child has a
+    referrer at a source with the referrers API: no tag names it, so the re-sync walks the index."""
+    dest = make_registry("anon")
+    with FakeRegistry() as fake:
+        index = make_multiarch("api-index", fmt="oci")
+        child = index.images[0]
+        sbom = referrer(child.digest, child.size, SBOM_TYPE, "api-index-child")
+        manifests = {index.digest: (index.media_type, index.manifest), **index.manifests()}
+        manifests[sbom.digest] = (sbom.media_type, sbom.manifest)
+        serve_repository(fake, "app", manifests, {**index.blobs(), **sbom.blobs}, {"multi": index.digest})
+        for image in index.images:
+            entries = [manifest_entry(sbom.manifest, SBOM_TYPE)] if image is child else []
+            serve_referrers(fake, "app", image.digest, entries)
+        serve_referrers(fake, "app", index.digest, [])
+        args = ("sync", "--src", "docker", "--dest", "docker", "--src-tls-verify=false", "--all")
+        args += ("--dest-tls-verify=false", f"{fake.host}/app", f"{dest.host}/mirror")
+        first = run_cli(*args, "--attachments=false")
+        assert first.returncode == 0, first.all_output
+        assert list_tags_sync(dest, "mirror/app") == ["multi"]
+        second = run_cli(*args)
+        assert second.returncode == 0, second.all_output
+    assert fallback_tag(child.digest) in list_tags_sync(dest, "mirror/app")
