@@ -68,6 +68,33 @@ def _backend_options() -> dict[str, object]:
     return {"loop_factory": uvloop.new_event_loop}
 
 
+async def until_signal(work: Awaitable[T]) -> T:
+    """``work``, cancelled at once by the first SIGINT or SIGTERM, which then ends the command as
+    Ctrl-C does (``Error: interrupted``, exit :data:`EXIT_INTERRUPTED`; :func:`run`). Waits
+    (retries, ``Retry-After``) and transfers stop with it; a copy writes its tag last, so a
+    cancelled one leaves none. Without this a SIGTERM killed the process wherever it was."""
+    import signal
+
+    received: list[str] = []
+    results: list[T] = []
+    async with anyio.create_task_group() as group:
+
+        async def watch(*, task_status: anyio.abc.TaskStatus[None]) -> None:
+            with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+                task_status.started()
+                async for signum in signals:
+                    received.append(signal.Signals(signum).name)
+                    group.cancel_scope.cancel()
+                    return
+
+        await group.start(watch)
+        results.append(await work)
+        group.cancel_scope.cancel()
+    if received or not results:
+        raise KeyboardInterrupt(received[0] if received else "")
+    return results[0]
+
+
 def run(main: Callable[[], Awaitable[T]]) -> T:
     """Run ``main`` to completion with the global timeout; errors become exit codes."""
 

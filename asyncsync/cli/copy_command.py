@@ -23,7 +23,7 @@ from typing import Annotated
 
 import typer
 
-from asyncsync.cli._run import run
+from asyncsync.cli._run import run, until_signal
 from asyncsync.cli.app import app
 from asyncsync.cli.attachment_flags import ATTACHMENT_FLAGS, AttachmentFlags
 from asyncsync.cli.common import (
@@ -190,7 +190,7 @@ def copy_command(
             src_ref, dst_ref, options, source_side, destination_side,
             retry=retry_flags.policy(), parallel=flags.image_parallel_copies, progress=progress, trust=trust,
         )  # fmt: skip
-        result = await shown(progress, copying)
+        result = await until_signal(shown(progress, copying))
         flags.write_digest(result)
         report_attachments(result, destination, options)
 

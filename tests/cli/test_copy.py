@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -15,10 +16,12 @@ import aiohttp
 import pytest
 
 from tests.helpers import skopeo
+from tests.helpers.fault_proxy import Fault, FaultProxy
 from tests.helpers.images import (
     DOCKER_CONFIG,
     DOCKER_LAYER,
     DOCKER_MANIFEST,
+    list_tags_sync,
     make_image,
     make_multiarch,
     push_blob_sync,
@@ -27,7 +30,7 @@ from tests.helpers.images import (
     push_manifest_sync,
     run_sync,
 )
-from tests.helpers.registry import RegistryServer
+from tests.helpers.registry import RegistryFactory, RegistryServer
 
 ROOT = Path(__file__).resolve().parents[2]
 PLAIN = ["--src-tls-verify=false", "--dest-tls-verify=false"]
@@ -275,3 +278,51 @@ def test_200_mib_layer_copies_in_under_100_mib_of_memory(make_registry: object) 
     print(f"copied 200 MiB in {elapsed:.1f}s, peak RSS {peak_mib:.1f} MiB")
     assert peak_mib < 100, f"peak RSS {peak_mib:.1f} MiB"
     assert skopeo.inspect(destination, "big/dst:big")["Digest"] == digest
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
+def test_a_signal_stops_a_copy_at_once_leaving_no_tag(make_registry: RegistryFactory, signum: int) -> None:
+    """A copy waiting on a 50 s Retry-After ends within seconds of SIGTERM or Ctrl-C, with the
+    interrupted exit status, one line and no tag at the destination."""
+    source, dest = make_registry("anon"), make_registry("anon")
+    push_image_sync(source, "team/app", "v1", make_image("copy-signal", layers=2))
+    target = f"docker://{dest.host}/team/app:v1"
+    with FaultProxy(source.host) as proxy:
+        proxy.add_rule(
+            Fault.too_many_requests("seconds", delay=50), method="GET", path=r"/v2/.+/blobs/.+", times=0
+        )
+        process = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "asyncsync",
+                "copy",
+                *PLAIN,
+                f"docker://{proxy.address}/team/app:v1",
+                target,
+            ],
+            cwd=ROOT,
+            env=dict(os.environ, PYTHONPATH=str(ROOT)),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+        )
+        try:
+            deadline = time.monotonic() + 30
+            while proxy.count("GET", r"/v2/.+/blobs/.+", status=429) == 0:
+                assert time.monotonic() < deadline, "the copy never reached a blob"
+                assert process.poll() is None, process.communicate()[0].decode()
+                time.sleep(0.05)
+            time.sleep(0.5)  # inside the Retry-After wait
+            signalled = time.monotonic()
+            process.send_signal(signum)
+            output, _ = process.communicate(timeout=30)
+            took = time.monotonic() - signalled
+        finally:
+            if process.poll() is None:
+                process.kill()
+                process.wait()
+    text = output.decode(errors="replace")
+    assert took < 5, f"exit took {took:.1f}s:\n{text}"
+    assert process.returncode == 130, text
+    assert "Error: interrupted" in text and "Traceback" not in text
+    assert list_tags_sync(dest, "team/app") == []
