@@ -88,8 +88,15 @@ async def until_signal(work: Awaitable[T]) -> T:
                     return
 
         await group.start(watch)
-        results.append(await work)
-        group.cancel_scope.cancel()
+        failure: Exception | None = None
+        try:
+            results.append(await work)
+        except Exception as exc:  # raised as itself below, not inside the task group's ExceptionGroup
+            failure = exc
+        finally:
+            group.cancel_scope.cancel()
+    if failure is not None:
+        raise failure
     if received or not results:
         raise KeyboardInterrupt(received[0] if received else "")
     return results[0]
