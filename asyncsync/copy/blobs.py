@@ -20,16 +20,16 @@ Memory per blob is bounded by the stream's chunk size, whatever the blob size.
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncGenerator, Callable, Coroutine, Sequence
-from contextlib import aclosing
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Coroutine, Sequence
+from contextlib import AbstractAsyncContextManager, aclosing
 from dataclasses import dataclass, field
-from typing import Any, cast
+from typing import Any, Protocol, cast
 
 import anyio
 
 from asyncsync.copy.options import CopyEnvironment
 from asyncsync.copy.progress import BlobKind
-from asyncsync.digest import verified_chunks
+from asyncsync.digest import Digest, verified_chunks
 from asyncsync.errors import AsyncSyncError, ContentError
 from asyncsync.manifest import Descriptor
 from asyncsync.retry import RetryPolicy, pause, stopping
@@ -40,6 +40,7 @@ from asyncsync.transports.base import (
     ImageSource,
     ReuseKind,
     ReuseResult,
+    StreamedBlobDestination,
 )
 
 log = logging.getLogger("asyncsync.copy")
@@ -92,6 +93,17 @@ def first_error(group: BaseExceptionGroup[BaseException]) -> BaseException:
         return 3
 
     return min(leaves, key=rank) if leaves else group
+
+
+class StreamedOutput(Protocol):
+    """A transformed blob on its way (:meth:`BlobCopier.transfer_streamed`)."""
+
+    def chunks(self) -> AsyncIterator[bytes]:
+        """The output bytes; iterate once."""
+
+    @property
+    def digest(self) -> Digest:
+        """The output's digest, once :meth:`chunks` has ended."""
 
 
 @dataclass
@@ -200,6 +212,47 @@ class BlobCopier:
             return False
         self._reused(blob, kind, reuse)
         return True
+
+    async def transfer_streamed(
+        self,
+        blob: Descriptor,
+        transform: Callable[[AsyncGenerator[bytes, None]], AbstractAsyncContextManager[StreamedOutput]],
+    ) -> Descriptor:
+        """Stream ``blob`` from the source through ``transform`` (a layer compressed on the way)
+        into the destination, whose digest is known only at the end
+        (:class:`~asyncsync.transports.base.StreamedBlobDestination`); returns what was written.
+
+        The source is verified as always; the output's digest is journalled just before the
+        upload commits it. Temporary failures restart the transform and the upload from one
+        retry budget. The caller has checked that no reuse is possible (the digest is unknown).
+        """
+        destination = self.destination
+        assert isinstance(destination, StreamedBlobDestination)
+        what = f"copying blob {blob.digest.short}"
+        attempts = _Attempts(self.env.retry)
+        here = self._here
+        async with self.env.blob_limiter.hold():
+            while True:
+                try:
+                    async with transform(self._verified(blob, attempts, what)) as output:
+
+                        async def finished() -> Digest:
+                            digest = output.digest
+                            if here is not None:
+                                self.env.destinations.uploaded(here.registry, here.repository, digest)
+                            return digest
+
+                        size = await destination.put_blob_streamed(output.chunks(), finished)
+                    digest = output.digest
+                    break
+                except AsyncSyncError as exc:
+                    await attempts.pause(exc, what)
+                    self.env.progress.blob_restarted(blob, 0)
+        written = Descriptor(blob.media_type, digest, size)
+        self._record(written)
+        self.stats.blobs_copied += 1
+        self.stats.bytes_uploaded += size
+        return written
 
     def open_verified(self, blob: Descriptor) -> AsyncGenerator[bytes, None]:
         """The source's bytes of ``blob``, verified against its digest and size as they stream,

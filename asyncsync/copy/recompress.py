@@ -30,7 +30,7 @@ The commit order is unchanged: every blob (recompressed ones included) before th
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Coroutine, Sequence
 from contextlib import aclosing, asynccontextmanager
 from dataclasses import dataclass
 from functools import partial
@@ -52,11 +52,23 @@ from asyncsync.copy.layer_format import (
 from asyncsync.copy.options import CopyOptions
 from asyncsync.copy.progress import NullProgress
 from asyncsync.copy.recompress_cache import CachedLayer
-from asyncsync.copy.recompress_stream import Spool, spool_recompressed
+from asyncsync.copy.recompress_stream import (
+    Recompressed,
+    RecompressingStream,
+    Spool,
+    recompressing,
+    spool_recompressed,
+)
 from asyncsync.digest import Digest
 from asyncsync.errors import ContentError
 from asyncsync.manifest import DOCKER_LAYER_GZIP, DOCKER_V2S2, OCI_MANIFEST, Descriptor, ImageManifest
-from asyncsync.transports.base import BlobLocation, Capabilities, ImageReference, ImageSource
+from asyncsync.transports.base import (
+    BlobLocation,
+    Capabilities,
+    ImageReference,
+    ImageSource,
+    StreamedBlobDestination,
+)
 
 Step = Callable[[], Coroutine[Any, Any, None]]
 
@@ -173,18 +185,48 @@ class LayerRecompression:
         if not self.wanted.force and await copier.try_reuse(layer, "blob"):
             return
         level = self.wanted.level_for(fmt)
+        key = (layer.digest, fmt, level)
         make = partial(self._spool, layer, fmt, level)
-        entry = await copier.env.recompressed.get((layer.digest, fmt, level), make, fmt)
+        streamed = False
+        if (
+            isinstance(copier.destination, StreamedBlobDestination)
+            and copier.env.recompressed.known(key) is None
+        ):
+
+            async def stream() -> Recompressed:
+                nonlocal streamed
+                done = await self._stream(layer, fmt, level)
+                streamed = True
+                return done
+
+            entry = await copier.env.recompressed.get(key, stream, fmt)
+        else:
+            entry = await copier.env.recompressed.get(key, make, fmt)
         try:
-            recompressed = Descriptor(layer.media_type, entry.digest, entry.size)
-            quiet = dataclasses.replace(copier.env, progress=NullProgress())
-            source = _SpoolSource(copier.source, entry, make)
-            upload = BlobCopier(source, copier.destination, quiet, copier.stats)
-            await upload.copy(recompressed, "blob")
+            if not streamed:
+                # Known from another copy of this run: reuse (HEAD, mount) or upload again.
+                recompressed = Descriptor(layer.media_type, entry.digest, entry.size)
+                quiet = dataclasses.replace(copier.env, progress=NullProgress())
+                source = _SpoolSource(copier.source, entry, make)
+                upload = BlobCopier(source, copier.destination, quiet, copier.stats)
+                await upload.copy(recompressed, "blob")
         finally:
             entry.release()
         progress.blob_finished(layer, "blob", "done")
         self.edits[index] = LayerEdit(entry.digest, entry.size, fmt)
+
+    async def _stream(self, layer: Descriptor, fmt: Format, level: int) -> Recompressed:
+        """Recompress ``layer`` while uploading it (the destination learns the digest at the end)."""
+        results: list[Recompressed] = []
+
+        @asynccontextmanager
+        async def transform(chunks: AsyncGenerator[bytes, None]) -> AsyncIterator[RecompressingStream]:
+            async with recompressing(chunks, fmt, level, f"layer {layer.digest}") as output:
+                yield output
+            results.append(output.result())
+
+        await self.copier.transfer_streamed(layer, transform)
+        return results[-1]
 
     async def _spool(self, layer: Descriptor, fmt: Format, level: int) -> Spool:
         """Stream ``layer`` from the source (verified) and recompress it into a spool file."""

@@ -18,7 +18,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
-from asyncsync.copy.recompress_stream import Spool
+from asyncsync.copy.recompress_stream import Recompressed, Spool
 from asyncsync.digest import Digest
 from asyncsync.limits import SingleFlight, SingleFlightStatistics
 
@@ -59,15 +59,21 @@ class RecompressCache:
         """The result for ``key`` if this run has one."""
         return self._layers.results().get(key)
 
-    async def get(self, key: Key, make: Callable[[], Awaitable[Spool]], compression: str) -> CachedLayer:
-        """The result for ``key``, made by ``make`` (once for concurrent callers and the run).
+    async def get(
+        self, key: Key, make: Callable[[], Awaitable[Spool | Recompressed]], compression: str
+    ) -> CachedLayer:
+        """The result for ``key``, made by ``make`` (once for concurrent callers and the run):
+        a :class:`Spool` to upload from, or the :class:`Recompressed` result of a layer that
+        ``make`` streamed to its destination itself (nothing kept: later copies elsewhere
+        recompress again).
 
         The caller gets the entry already held (:meth:`CachedLayer.hold`); it must release it.
         """
 
         async def recompress() -> CachedLayer:
-            spool = await make()
-            return CachedLayer(spool.digest, spool.size, compression, spool.changed, spool)
+            made = await make()
+            spool = made if isinstance(made, Spool) else None
+            return CachedLayer(made.digest, made.size, compression, made.changed, spool)
 
         entry = await self._layers.do(key, recompress)
         entry.hold()

@@ -27,8 +27,8 @@ import lzma
 import os
 import tempfile
 import zlib
-from collections.abc import AsyncIterator, Callable
-from contextlib import suppress
+from collections.abc import AsyncGenerator, AsyncIterator, Callable
+from contextlib import aclosing, asynccontextmanager, suppress
 from dataclasses import dataclass
 from typing import IO, Any, BinaryIO, cast
 
@@ -36,6 +36,7 @@ import anyio
 import anyio.from_thread
 import anyio.to_thread
 import zstandard
+from anyio.streams.memory import MemoryObjectReceiveStream
 from zlib_ng import gzip_ng, zlib_ng
 
 from asyncsync.copy.layer_format import Format
@@ -47,6 +48,9 @@ from asyncsync.transports.layer_compression import MAGIC_LENGTH, ZstdFrames, det
 PIECE = 1024 * 1024
 #: Chunks buffered between the copying task and the worker thread.
 _FEED_BUFFER = 4
+#: Compressed output handed to a streamed upload at once, and pieces buffered on the way.
+OUT_PIECE = 1024 * 1024
+_OUT_BUFFER = 2
 
 
 @dataclass(slots=True)
@@ -183,55 +187,79 @@ _CORRUPT = (
 )
 
 
-def _run(feed: _Feed, fmt: Format, level: int, directory: str | None, what: str) -> Spool:
-    """The worker thread: detect, decompress, compress, hash and write the whole layer."""
-    try:
-        out = tempfile.TemporaryFile(dir=directory, prefix="asyncsync-layer-")  # noqa: SIM115
-    except OSError as exc:
-        raise LocalStorageError(f"{what}: cannot create a spool file: {exc.strerror or exc}") from None
+@dataclass(frozen=True, slots=True)
+class Recompressed:
+    """What a recompression produced: the output's ``digest`` and ``size``, what the input was
+    (``source_compression``, ``None``: uncompressed) and whether it ``changed``."""
+
+    digest: Digest
+    size: int
+    source_compression: str | None
+    changed: bool
+
+
+def _recompress(
+    feed: _Feed, fmt: Format, level: int, write: Callable[[bytes], None], what: str
+) -> Recompressed:
+    """The worker thread: detect, decompress, compress and hash the whole layer, handing the
+    output to ``write`` piece by piece."""
     hasher = hashlib.sha256()
     size = 0
 
-    def write(data: bytes) -> None:
+    def out(data: bytes) -> None:
         nonlocal size
         if data:
             hasher.update(data)
             size += len(data)
-            try:
-                out.write(data)
-            except OSError as exc:
-                reason = exc.strerror or exc
-                raise LocalStorageError(f"{what}: cannot write the spool file: {reason}") from None
+            write(data)
+
+    kind = detect(feed.peek(MAGIC_LENGTH))
+    changed = kind != fmt
+    if not changed:
+        while data := feed.read(PIECE):
+            out(data)
+    else:
+        encoder = _Encoder(fmt, level)
+        frames = None
+        if kind == "zstd":
+            frames = ZstdFrames(what)
+            frames.feed(feed.buffered)
+            feed.observer = frames.feed
+        plain: Any = feed if kind is None else _decompressing(kind, feed)
+        try:
+            while data := plain.read(PIECE):
+                out(encoder.compress(data))
+        except _CORRUPT as exc:
+            raise ContentError(f"{what}: corrupt {kind} data: {exc}") from None
+        if frames is not None:
+            while feed.read(PIECE):  # what the reader left (it stops at a frame boundary)
+                pass
+            frames.finish()
+        out(encoder.flush())
+    return Recompressed(Digest("sha256", hasher.hexdigest()), size, kind, changed)
+
+
+def _run(feed: _Feed, fmt: Format, level: int, directory: str | None, what: str) -> Spool:
+    """The worker thread of :func:`spool_recompressed`: the layer recompressed into a spool file."""
+    try:
+        out = tempfile.TemporaryFile(dir=directory, prefix="asyncsync-layer-")  # noqa: SIM115
+    except OSError as exc:
+        raise LocalStorageError(f"{what}: cannot create a spool file: {exc.strerror or exc}") from None
+
+    def write(data: bytes) -> None:
+        try:
+            out.write(data)
+        except OSError as exc:
+            reason = exc.strerror or exc
+            raise LocalStorageError(f"{what}: cannot write the spool file: {reason}") from None
 
     try:
-        kind = detect(feed.peek(MAGIC_LENGTH))
-        changed = kind != fmt
-        if not changed:
-            while data := feed.read(PIECE):
-                write(data)
-        else:
-            encoder = _Encoder(fmt, level)
-            frames = None
-            if kind == "zstd":
-                frames = ZstdFrames(what)
-                frames.feed(feed.buffered)
-                feed.observer = frames.feed
-            plain: Any = feed if kind is None else _decompressing(kind, feed)
-            try:
-                while data := plain.read(PIECE):
-                    write(encoder.compress(data))
-            except _CORRUPT as exc:
-                raise ContentError(f"{what}: corrupt {kind} data: {exc}") from None
-            if frames is not None:
-                while feed.read(PIECE):  # what the reader left (it stops at a frame boundary)
-                    pass
-                frames.finish()
-            write(encoder.flush())
+        done = _recompress(feed, fmt, level, write, what)
         out.flush()
     except BaseException:
         out.close()
         raise
-    return Spool(out, Digest("sha256", hasher.hexdigest()), size, kind, changed)
+    return Spool(out, done.digest, done.size, done.source_compression, done.changed)
 
 
 async def spool_recompressed(
@@ -276,3 +304,103 @@ async def spool_recompressed(
     finally:
         receive.close()
     return result[0]
+
+
+class RecompressingStream:
+    """The output of :func:`recompressing`: :meth:`chunks` while it runs, :meth:`result` after."""
+
+    def __init__(self, receive: MemoryObjectReceiveStream[bytes]) -> None:
+        self._receive = receive
+        self._result: Recompressed | None = None
+
+    async def chunks(self) -> AsyncIterator[bytes]:
+        """The compressed bytes, in pieces of about :data:`OUT_PIECE`; iterate once."""
+        async for piece in self._receive:
+            yield piece
+
+    @property
+    def digest(self) -> Digest:
+        """The output's digest (see :meth:`result`)."""
+        return self.result().digest
+
+    def result(self) -> Recompressed:
+        """Digest and size of the output; only once :meth:`chunks` has ended (raises before)."""
+        if self._result is None:
+            raise ContentError("the recompressed stream was read before it ended")
+        return self._result
+
+
+@asynccontextmanager
+async def recompressing(
+    chunks: AsyncGenerator[bytes, None], fmt: Format, level: int, what: str
+) -> AsyncIterator[RecompressingStream]:
+    """Recompress the verified stream ``chunks`` to ``fmt`` while the caller reads the output.
+
+    For uploads that learn the digest at the end
+    (:meth:`~asyncsync.registry.blobs.UploadSession.put_streamed`): nothing is written to disk.
+    ``chunks`` is iterated and closed by one child task; a worker
+    thread decompresses, compresses and hashes; output waits in a buffer of :data:`_OUT_BUFFER`
+    pieces, so memory is bounded whatever the layer size. The output's end is seen only after
+    :meth:`RecompressingStream.result` is set. An error of the source (a digest mismatch), of the
+    data (:class:`ContentError`) or of the reader ends the block with that error; leaving the
+    block early stops the thread.
+    """
+    feed_send, feed_receive = anyio.create_memory_object_stream[bytes](_FEED_BUFFER)
+    out_send, out_receive = anyio.create_memory_object_stream[bytes](_OUT_BUFFER)
+    stream = RecompressingStream(out_receive)
+    fed = False
+
+    def pull() -> bytes | None:
+        try:
+            return anyio.from_thread.run(feed_receive.receive)
+        except anyio.EndOfStream:
+            if not fed:
+                raise _Aborted from None
+            return None
+
+    def work() -> Recompressed:
+        pending = bytearray()
+
+        def write(data: bytes) -> None:
+            pending.extend(data)
+            if len(pending) >= OUT_PIECE:
+                piece = bytes(pending)
+                pending.clear()
+                anyio.from_thread.run(out_send.send, piece)
+
+        done = _recompress(_Feed(pull), fmt, level, write, what)
+        if pending:
+            anyio.from_thread.run(out_send.send, bytes(pending))
+        return done
+
+    async def feed() -> None:
+        nonlocal fed
+        async with feed_send, aclosing(chunks):
+            async for chunk in chunks:
+                await feed_send.send(chunk)
+            fed = True
+
+    async def run() -> None:
+        async with out_send:
+            stream._result = await anyio.to_thread.run_sync(work)
+
+    try:
+        async with anyio.create_task_group() as group:
+            group.start_soon(feed)
+            group.start_soon(run)
+            try:
+                yield stream
+            except BaseException:
+                group.cancel_scope.cancel()
+                raise
+            finally:
+                out_receive.close()  # a thread still writing stops (BrokenResourceError)
+    except BaseExceptionGroup as failed:
+        causes = [
+            exc
+            for exc in failed.exceptions
+            if not isinstance(exc, _Aborted | anyio.BrokenResourceError | anyio.ClosedResourceError)
+        ]
+        raise (causes[0] if causes else failed.exceptions[0]) from None
+    finally:
+        feed_receive.close()

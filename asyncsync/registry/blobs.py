@@ -25,7 +25,7 @@ child task of the caller and hands aiohttp a plain queue reader; the error the s
 from __future__ import annotations
 
 import re
-from collections.abc import AsyncGenerator, AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager, suppress
 from dataclasses import dataclass
 from urllib.parse import quote, urljoin
@@ -368,6 +368,80 @@ class UploadSession:
                     f"registry refused a {chunk}-byte chunk as too large (try a smaller --chunk-size)",
                     what=what,
                 ) from None
+            raise body.failure(exc) from None
+        except AsyncSyncError as exc:
+            raise body.failure(exc) from None
+
+    async def put_streamed(
+        self, body: PumpedBody, chunk_size: int | None, finished: Callable[[], Awaitable[Digest]]
+    ) -> int:
+        """Upload a blob whose digest is known only once its stream has ended (a layer compressed
+        on the way): ``PATCH`` the stream, then ``PUT ?digest=`` with what ``finished`` returns
+        (called once the whole stream is sent). Returns the number of bytes sent.
+
+        Without ``chunk_size`` the stream goes in one ``PATCH`` without a length (HTTP chunked
+        transfer encoding; distribution's "stream upload", what containers/image sends); with
+        it, in ``PATCH``es of exactly ``chunk_size`` bytes (the last one shorter) with
+        ``Content-Range``, each read into memory first (a chunk must state its length), so memory
+        is bounded by the chunk size. The registry checks the digest at the ``PUT``.
+        """
+        what = f"uploading a blob to {self.client.registry}/{self.repository}"
+        chunk = max(chunk_size or 0, self.min_chunk)
+        offset = 0
+        length = 0
+        try:
+            if not chunk:
+                async with self.client.open(
+                    "PATCH",
+                    self.location,
+                    scopes=push_scopes(self.repository),
+                    repository=self.repository,
+                    headers={"Content-Type": "application/octet-stream"},
+                    data=body.__aiter__(),
+                    ok=(202, 204),
+                    what=what,
+                ) as response:
+                    self.location = _location(response, what)
+                offset = body.sent
+            else:
+                while not await body.at_end():
+                    piece = bytearray()
+                    async for part in body.take(chunk):
+                        piece += part
+                    length = len(piece)
+                    async with self.client.open(
+                        "PATCH",
+                        self.location,
+                        scopes=push_scopes(self.repository),
+                        repository=self.repository,
+                        headers={
+                            "Content-Type": "application/octet-stream",
+                            "Content-Range": f"{offset}-{offset + length - 1}",
+                        },
+                        data=bytes(piece),
+                        ok=(202, 204),
+                        what=what,
+                    ) as response:
+                        self.location = _location(response, what)
+                        self.min_chunk = _min_chunk(response, self.min_chunk)
+                        chunk = max(chunk, self.min_chunk)
+                    offset += length
+            digest = await finished()
+            async with self.client.open(
+                "PUT",
+                self._final_url(digest),
+                scopes=push_scopes(self.repository),
+                repository=self.repository,
+                headers={"Content-Length": "0"},
+                data=b"",
+                ok=(201, 204),
+                what=self._what(digest),
+            ):
+                self.finished = True
+            return offset
+        except RegistryError as exc:
+            if exc.status == 413:
+                self.refused_chunk = length or None
             raise body.failure(exc) from None
         except AsyncSyncError as exc:
             raise body.failure(exc) from None

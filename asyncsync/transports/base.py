@@ -21,7 +21,7 @@ Contracts every implementation keeps:
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from enum import Enum
@@ -197,6 +197,19 @@ class ImageDestination(Protocol):
         """Make the written image visible (atomic for local stores; no-op for registries)."""
 
     async def close(self) -> None: ...
+
+
+@runtime_checkable
+class StreamedBlobDestination(Protocol):
+    """A destination that can store a blob whose digest is known only once its stream has ended
+    (a layer compressed on the way, uploaded while it is compressed: registries)."""
+
+    async def put_blob_streamed(
+        self, chunks: AsyncIterator[bytes], finished: Callable[[], Awaitable[Digest]]
+    ) -> int:
+        """Store the blob ``chunks`` streams under the digest ``finished`` returns once the stream
+        has ended (``finished`` may raise to refuse it); returns its size. On any error nothing
+        is committed."""
 
 
 @runtime_checkable

@@ -9,6 +9,7 @@ holds is reused as it is unless the format is forced.
 
 from __future__ import annotations
 
+import gzip
 import json
 from pathlib import Path
 
@@ -301,3 +302,73 @@ async def test_concurrent_copies_share_one_recompression_and_a_second_registry_g
     assert basic == token
     for layer, expected in zip(token["layers"], images[0].diff_ids, strict=True):
         assert diff_id(await fetch_blob(registry_token, "flight/dst0", layer["digest"])) == expected
+
+
+async def test_a_push_recompresses_while_uploading_without_a_spool(
+    registry_anon: RegistryServer, registry_basic: RegistryServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Into a registry a layer is compressed and uploaded in one stream (one PATCH, then the PUT
+    with the digest learned at the end); a second image sharing it mounts it, recompressing
+    nothing. A spool is only for copies that need the bytes again later (not here)."""
+
+    async def no_spool(*args: object, **kwargs: object) -> None:
+        raise AssertionError("a push to a registry should not spool a recompressed layer")
+
+    monkeypatch.setattr("asyncsync.copy.recompress.spool_recompressed", no_spool)
+    base = make_image("stream-base", layers=1, layer_size=300_000).layers[0]
+    images = [make_image(f"stream-{n}", layers=1, layer_size=20_000, shared_layers=[base]) for n in range(2)]
+    for n, image in enumerate(images):
+        await push_image(registry_anon, f"stream/src{n}", "v1", image)
+    registry_basic.reset_log()
+    async with copy_run() as run:
+        for n in range(2):
+            await run.copy(
+                ref(registry_anon, f"stream/src{n}:v1"),
+                registry_options(registry_anon),
+                ref(registry_basic, f"stream/dst{n}:v1"),
+                registry_options(registry_basic),
+                ZSTD,
+            )
+        recompressed = run.env.recompressed.statistics()
+    assert recompressed.runs == 3 and recompressed.cached == 1  # the shared layer once
+    uploads = r"/v2/stream/dst\d/blobs/uploads/.*"
+    # dst0: two layers streamed (PATCH each); dst1: its own layer streamed, the shared one mounted.
+    assert registry_basic.count("PATCH", uploads, status=202) == 3
+    assert registry_basic.count("POST", r"/v2/stream/dst1/blobs/uploads/", status=201) == 1  # the mount
+    for n, image in enumerate(images):
+        media_type, manifest = await _layers(registry_basic, f"stream/dst{n}", "v1")
+        assert media_type == OCI_MANIFEST
+        for layer, expected in zip(manifest["layers"], image.diff_ids, strict=True):
+            assert layer["mediaType"] == OCI_LAYER_ZSTD
+            assert diff_id(await fetch_blob(registry_basic, f"stream/dst{n}", layer["digest"])) == expected
+
+
+async def test_a_corrupt_layer_found_mid_upload_commits_nothing(
+    registry_anon: RegistryServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Output goes out in 16 KiB pieces, so the upload has sent bytes when the damage is read.
+    monkeypatch.setattr("asyncsync.copy.recompress_stream.OUT_PIECE", 16 * 1024)
+    image = make_image("corrupt-mid", layers=1, layer_size=400_000)
+
+    def damaged(layer: bytes) -> bytes:
+        data = bytearray(gzip.compress(layer, mtime=0))
+        data[-len(data) // 4] ^= 0xFF  # late in the stream: the upload has started
+        return bytes(data)
+
+    broken = relayered(image, damaged, OCI_LAYER_GZIP)
+    await push_relayered(registry_anon, "corruptmid/src", "v1", broken)
+    registry_anon.reset_log()
+    async with copy_run() as run:
+        with pytest.raises(ContentError, match="corrupt gzip data"):
+            await run.copy(
+                ref(registry_anon, "corruptmid/src:v1"),
+                registry_options(registry_anon),
+                ref(registry_anon, "corruptmid/dst:v1"),
+                registry_options(registry_anon),
+                CopyOptions(compression=LayerCompression("zstd", force=True)),
+            )
+    # The config goes in one POST (small blob); no upload of the layer was ever finished with a
+    # PUT (the session is cancelled, unless the failure came while its POST was on the way).
+    uploads = r"/v2/corruptmid/dst/blobs/uploads/.*"
+    assert registry_anon.count("PUT", uploads) == 0
+    assert await list_tags(registry_anon, "corruptmid/dst") == []

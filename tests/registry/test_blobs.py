@@ -12,7 +12,7 @@ import pytest
 from aiohttp import web
 
 from asyncsync.digest import Digest, verified_chunks
-from asyncsync.errors import DigestMismatchError
+from asyncsync.errors import DigestMismatchError, RegistryError
 from asyncsync.registry.blobs import head_blob, mount_blob, open_blob, pumped, start_upload
 from asyncsync.registry.client import RegistryClient, RegistryOptions, RegistrySession
 from asyncsync.retry import RetryPolicy
@@ -176,3 +176,46 @@ async def test_chunked_upload_follows_relative_locations_and_minimum_chunk() -> 
     assert script.stale == 0
     assert bytes(script.received) == data
     assert script.final_digest == str(digest)
+
+
+@pytest.mark.parametrize(("chunk_size", "patches"), [(None, 1), (40_000, 3)])
+async def test_streamed_upload_learns_the_digest_at_the_end(
+    registry_anon: RegistryServer, chunk_size: int | None, patches: int
+) -> None:
+    data = make_layer(f"streamed-{chunk_size}", 100_000)
+    digest = Digest.of(data)
+    asked: list[int] = []
+
+    async def finished() -> Digest:
+        asked.append(len(data))
+        return digest
+
+    registry_anon.reset_log()
+    async with _client(registry_anon) as client:
+        session = await start_upload(client, "blobs/streamed")
+        async with pumped(_chunks(data, 7000)) as body:
+            sent = await session.put_streamed(body, chunk_size, finished)
+    assert sent == len(data) and asked == [len(data)]
+    assert registry_anon.count("PATCH", r"/v2/blobs/streamed/blobs/uploads/.*", status=202) == patches
+    assert registry_anon.count("PUT", r"/v2/blobs/streamed/blobs/uploads/.*", status=201) == 1
+    assert await blob_exists(registry_anon, "blobs/streamed", str(digest))
+
+
+async def test_a_streamed_upload_under_a_wrong_digest_is_refused_and_not_committed(
+    registry_anon: RegistryServer,
+) -> None:
+    data = make_layer("streamed-wrong", 30_000)
+    wrong = Digest.of(b"not these bytes")
+
+    async def finished() -> Digest:
+        return wrong
+
+    async with _client(registry_anon) as client:
+        session = await start_upload(client, "blobs/streamed-wrong")
+        with pytest.raises(RegistryError) as caught:
+            async with pumped(_chunks(data)) as body:
+                await session.put_streamed(body, None, finished)
+        await session.cancel()
+    assert caught.value.status == 400
+    assert not await blob_exists(registry_anon, "blobs/streamed-wrong", str(wrong))
+    assert not await blob_exists(registry_anon, "blobs/streamed-wrong", str(Digest.of(data)))

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import logging
 import weakref
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
 
 from asyncsync.digest import Digest
@@ -215,6 +215,52 @@ class DockerDestination(OnRepository):
                 if session is not None:
                     await session.cancel()
                 raise
+
+    async def put_blob_streamed(
+        self, chunks: AsyncIterator[bytes], finished: Callable[[], Awaitable[Digest]]
+    ) -> int:
+        """Upload a blob whose digest is known only at the end of ``chunks`` (a layer compressed
+        on the way; :meth:`UploadSession.put_streamed`): one streamed ``PATCH``, or chunks of the
+        registry's chunk size when it needs them. ``finished`` gives the digest once the stream
+        has ended (and may refuse it by raising); returns the bytes sent. On any failure the
+        session is cancelled, so nothing is committed; a 413 switches this registry to chunks and
+        is raised as a temporary error for the caller to restart the blob."""
+        try:
+            async with pumped(chunks) as body:
+                session = await start_upload(self.client, self.repository)
+                chunk_size = self._chunk_size(1 << 62)
+                try:
+                    return await session.put_streamed(body, chunk_size, finished)
+                except RegistryError as exc:
+                    await session.cancel()
+                    if exc.status == 413:
+                        state = _upload_state(self.client)
+                        if chunk_size is None:
+                            state.chunked = True
+                        elif session.refused_chunk and (
+                            smaller := smaller_chunk(session.refused_chunk, session.min_chunk)
+                        ):
+                            state.chunk_limit = smaller
+                        else:
+                            raise
+                        retry = RegistryError(
+                            413,
+                            exc.code,
+                            "registry refused the upload as too large; retrying in smaller chunks",
+                            what=exc.what,
+                            retry_after=0.0,
+                        )
+                        retry.temporary = True
+                        raise retry from None
+                    raise
+                except BaseException:
+                    await session.cancel()
+                    raise
+        except RegistryError as exc:
+            denied = self._denied(exc)
+            if denied is exc:
+                raise
+            raise denied from exc
 
     async def put_manifest(self, raw: bytes, media_type: str, instance: Digest | None = None) -> Digest:
         reference = self._manifest_reference(instance)
