@@ -15,11 +15,16 @@ level and library version).
 
 from __future__ import annotations
 
+import contextlib
+import os
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO
 
 from asyncsync.copy.recompress_stream import Recompressed, Spool
 from asyncsync.digest import Digest
+from asyncsync.errors import AsyncSyncError
 from asyncsync.limits import SingleFlight, SingleFlightStatistics
 
 Key = tuple[Digest, str, int]
@@ -49,15 +54,77 @@ class CachedLayer:
             self.spool = None
 
 
-class RecompressCache:
-    """Single-flight recompression per key and the run's results (see the module docstring)."""
+INDEX_FILE = "recompressed.tsv"
+#: Lines kept when the index is compacted at load (the newest).
+MAX_INDEX_LINES = 100_000
 
-    def __init__(self) -> None:
+
+def _encoders() -> str:
+    """The encoder libraries' versions: a recorded result holds only for the same ones."""
+    import zlib_ng
+    import zstandard
+
+    return f"zlib-ng {getattr(zlib_ng, '__version__', '?')}, zstandard {zstandard.__version__}"
+
+
+class RecompressCache:
+    """Single-flight recompression per key and the run's results (see the module docstring).
+
+    With ``index_dir`` (the user cache directory, as the upload journal), results are also
+    appended to ``recompressed.tsv`` there and earlier runs' are loaded, for the same encoder
+    versions: a re-run knows a layer's recompressed digest without recompressing it, so the
+    destination is asked for that digest (HEAD, mount) before any work; only a destination
+    without it gets the layer recompressed again (and checked against the recorded digest).
+    """
+
+    def __init__(self, index_dir: Path | None = None) -> None:
         self._layers: SingleFlight[Key, CachedLayer] = SingleFlight()
+        self._recorded: dict[Key, tuple[Digest, int, bool]] = {}
+        self._index: IO[str] | None = None
+        if index_dir is not None:
+            self._open_index(index_dir / INDEX_FILE)
+
+    def _open_index(self, path: Path) -> None:
+        lines: list[str] = []
+        with contextlib.suppress(OSError):
+            lines = path.read_text(encoding="utf-8", errors="replace").splitlines()
+        encoders = _encoders()
+        for line in lines:
+            parts = line.split("\t")
+            if len(parts) != 7 or parts[6] != encoders or not parts[2].isdigit() or not parts[4].isdigit():
+                continue
+            with contextlib.suppress(AsyncSyncError):
+                key = (Digest.parse(parts[0]), parts[1], int(parts[2]))
+                self._recorded[key] = (Digest.parse(parts[3]), int(parts[4]), parts[5] == "1")
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            if len(lines) > MAX_INDEX_LINES:
+                tmp = path.with_suffix(".tmp")
+                tmp.write_text("\n".join(lines[-MAX_INDEX_LINES:]) + "\n", encoding="utf-8")
+                os.replace(tmp, path)
+            self._index = path.open("a", encoding="utf-8")
+        except OSError:
+            self._index = None  # no index: every run recompresses, as without a cache
+
+    def _record(self, key: Key, entry: CachedLayer) -> None:
+        if self._index is None or key in self._recorded:
+            return
+        self._recorded[key] = (entry.digest, entry.size, entry.changed)
+        source, fmt, level = key
+        fields = (str(source), fmt, str(level), str(entry.digest), str(entry.size))
+        try:
+            self._index.write("\t".join((*fields, "1" if entry.changed else "0", _encoders())) + "\n")
+            self._index.flush()
+        except OSError:
+            return
 
     def known(self, key: Key) -> CachedLayer | None:
-        """The result for ``key`` if this run has one."""
-        return self._layers.results().get(key)
+        """The result for ``key`` if this run has one, or an earlier run recorded one."""
+        found = self._layers.results().get(key)
+        if found is None and key in self._recorded:
+            digest, size, changed = self._recorded[key]
+            return CachedLayer(digest, size, key[1], changed)
+        return found
 
     async def get(
         self, key: Key, make: Callable[[], Awaitable[Spool | Recompressed]], compression: str
@@ -71,9 +138,14 @@ class RecompressCache:
         """
 
         async def recompress() -> CachedLayer:
+            if key in self._recorded:  # an earlier run's result: nothing to make until needed
+                digest, size, changed = self._recorded[key]
+                return CachedLayer(digest, size, compression, changed)
             made = await make()
             spool = made if isinstance(made, Spool) else None
-            return CachedLayer(made.digest, made.size, compression, made.changed, spool)
+            entry = CachedLayer(made.digest, made.size, compression, made.changed, spool)
+            self._record(key, entry)
+            return entry
 
         entry = await self._layers.do(key, recompress)
         entry.hold()
@@ -84,7 +156,11 @@ class RecompressCache:
         return self._layers.statistics()
 
     def close(self) -> None:
-        """Close every spool still open (the run is over)."""
+        """Close every spool still open and the index (the run is over)."""
+        if self._index is not None:
+            with contextlib.suppress(OSError):
+                self._index.close()
+            self._index = None
         for entry in self._layers.results().values():
             if entry.spool is not None:
                 entry.spool.close()

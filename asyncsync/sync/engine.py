@@ -43,6 +43,7 @@ from asyncsync.copy.attachments.hook import (
 from asyncsync.copy.blobs import BlobCopier
 from asyncsync.copy.destination_state import DestinationState
 from asyncsync.copy.progress import CopyProgress, NullProgress
+from asyncsync.copy.recompress_cache import RecompressCache
 from asyncsync.digest import Digest
 from asyncsync.errors import AsyncSyncError, ImmutableTagError, QuotaDeferredError
 from asyncsync.limits import BlobLimiter, checks_in_flight
@@ -110,6 +111,9 @@ class _Run:
         # The upload journal lives beside the mount index; without it (--no-mount-cache) no
         # blob is ever assumed absent (see copy.destination_state).
         self.destinations = DestinationState(settings.mount_index_dir)
+        # One for the run (a layer shared by many images is recompressed once), recorded beside
+        # the journal so a re-run asks the destination for what it recompressed before.
+        self.recompressed = RecompressCache(settings.mount_index_dir)
         self.attachments = AttachmentRun()
         # Destination digests of copies that change them (platform selection), for the next run.
         self.results = ResultMemory(settings.mount_index_dir)
@@ -218,6 +222,7 @@ class _Run:
             coordinator=self.coordinator,
             progress=progress,
             destinations=self.destinations,
+            recompressed=self.recompressed,
             attachments=self.attachments,
             trust=self.settings.trust,
         )
@@ -398,7 +403,7 @@ async def dry_run(
     async with _session(settings) as session:
         run = _Run(settings, session)
         # A dry run writes nothing, but _Run opened the upload journal: close it on every path.
-        with closing(run.destinations):
+        with closing(run.destinations), closing(run.recompressed):
             ctx = RunContext(spec, session, settings.registry_options)
             lister = hooks.source_lister(
                 RegistryLister(session, lambda host: settings.registry_options(host, "source")), ctx
@@ -523,6 +528,7 @@ async def run_sync(
         _save_mount_index(run.coordinator, settings.mount_index_dir)
         run.results.save()
         run.destinations.close()
+        run.recompressed.close()
     return report
 
 
