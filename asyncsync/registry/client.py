@@ -31,8 +31,8 @@ from __future__ import annotations
 import functools
 import os
 import ssl
-from collections.abc import AsyncIterator, Mapping
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping
+from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass, field
 from typing import TypedDict, Unpack
 from urllib.parse import urljoin
@@ -196,43 +196,6 @@ class RegistryClient:
         follow_redirects: bool | None = None,
         **options: Unpack[ExchangeOptions],
     ) -> AsyncIterator[aiohttp.ClientResponse]:
-        """:meth:`_open` under the run's pull quota (:mod:`asyncsync.quota`).
-
-        Every manifest answer's ``ratelimit-*`` headers are read (HEADs included); a manifest
-        GET is one pull, claimed before it is sent (refused with
-        :class:`~asyncsync.errors.QuotaDeferredError` when the host's quota is down to the
-        reserve or spent).
-        """
-        quotas = self.session.quotas
-        exchange = functools.partial(self._open, method, path, data=data, follow_redirects=follow_redirects)
-        if "/manifests/" not in path or method not in ("GET", "HEAD"):
-            async with exchange(**options) as response:
-                yield response
-            return
-        if method == "HEAD":
-            async with exchange(**options) as response:
-                quotas.observe(self.host, response.headers)
-                yield response
-            return
-        quotas.begin_pull(self.host)
-        answered: Mapping[str, str] | None = None
-        try:
-            async with exchange(**options) as response:
-                answered = response.headers
-                yield response
-        finally:
-            quotas.end_pull(self.host, answered)
-
-    @asynccontextmanager
-    async def _open(
-        self,
-        method: str,
-        path: str,
-        *,
-        data: Body = None,
-        follow_redirects: bool | None = None,
-        **options: Unpack[ExchangeOptions],
-    ) -> AsyncIterator[aiohttp.ClientResponse]:
         """One exchange; yields a response whose status is in ``ok`` (body not yet read).
 
         ``path`` is ``/v2/...`` or an absolute URL (an upload ``Location``). The host's request
@@ -242,6 +205,11 @@ class RegistryClient:
 
         The client's first replayable request to a ``/v2/`` path runs alone and discovers the
         scheme and the challenge on the way; concurrent requests wait until it has answered.
+
+        Manifest answers feed the run's pull quota (:mod:`asyncsync.quota`, see
+        :meth:`_pull_quota`): a manifest GET is one pull, claimed before it is sent (refused
+        with :class:`~asyncsync.errors.QuotaDeferredError` when the host's quota is down to the
+        reserve or spent).
         """
         what = options.get("what") or f"{method} {self.registry}"
         ok = options.get("ok", (200,))
@@ -251,6 +219,17 @@ class RegistryClient:
         relative = not path.startswith(("http://", "https://"))
         scopes, headers = options.get("scopes", ()), options.get("headers")
         send = _Exchange(method, path, scopes, repository, headers, data, follow, what)
+        with self._pull_quota(method, path) as answered:
+            async with self._exchange(send, replayable, relative, ok) as response:
+                answered(response.headers)
+                yield response
+
+    @asynccontextmanager
+    async def _exchange(
+        self, send: _Exchange, replayable: bool, relative: bool, ok: tuple[int, ...]
+    ) -> AsyncIterator[aiohttp.ClientResponse]:
+        """The exchange of :meth:`open`, in the host's request slot."""
+        what, path, repository = send.what, send.path, send.repository
         async with self.session.limiters.hold(self.host):
             learner = relative and replayable and not self.endpoint.learned and await self.endpoint.claim()
             try:
@@ -281,6 +260,27 @@ class RegistryClient:
             finally:
                 if learner:
                     self.endpoint.abandon()
+
+    @contextmanager
+    def _pull_quota(self, method: str, path: str) -> Iterator[Callable[[Mapping[str, str]], None]]:
+        """What the run's pull quota learns from one exchange; yields where the answer's headers go.
+
+        Every manifest answer's ``ratelimit-*`` headers are read (HEADs included); a manifest GET
+        claims one pull before it is sent and gives it back with its answer (``None``: it failed).
+        Other requests are not counted."""
+        quotas = self.session.quotas
+        if "/manifests/" not in path or method not in ("GET", "HEAD"):
+            yield lambda headers: None
+            return
+        if method == "HEAD":
+            yield functools.partial(quotas.observe, self.host)
+            return
+        quotas.begin_pull(self.host)
+        answered: list[Mapping[str, str]] = []
+        try:
+            yield answered.append
+        finally:
+            quotas.end_pull(self.host, answered[0] if answered else None)
 
     def _quota_error(self, path: str, response: aiohttp.ClientResponse, error: RegistryError) -> Exception:
         """The error to raise for a failed answer. A manifest's 429 that says the pull quota is
