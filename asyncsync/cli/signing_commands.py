@@ -33,21 +33,10 @@ from asyncsync.signature import gpg
 from asyncsync.signature import payload as payloads
 from asyncsync.signature.signing import read_passphrase_file
 from asyncsync.signature.sigstore import generate_key_pair
-from asyncsync.transports.local_files import write_file_atomic_sync
+from asyncsync.transports.local_files import read_capped, write_file_atomic_sync
 
 #: A signature larger than this is not one (containers/image's MaxSignatureBodySize).
 MAX_SIGNATURE_SIZE = 4 * 1024 * 1024
-
-
-def _read(path: str, limit: int, what: str) -> bytes:
-    try:
-        with open(path, "rb") as handle:
-            data = handle.read(limit + 1)
-    except OSError as exc:
-        raise LocalStorageError(f"reading {what} from {path}: {exc.strerror or exc}") from None
-    if len(data) > limit:
-        raise LocalStorageError(f"reading {what} from {path}: larger than {limit} bytes")
-    return data
 
 
 def _write_sync(path: str, data: bytes, mode: int) -> None:
@@ -74,7 +63,7 @@ async def _write(path: str, data: bytes, mode: int = 0o644) -> None:
 async def standalone_sign(
     manifest: str, reference: str, key: str, output: str, passphrase_file: str | None
 ) -> None:
-    data = _read(manifest, MAX_MANIFEST_SIZE, "manifest")
+    data = await read_capped(manifest, MAX_MANIFEST_SIZE, f"reading manifest from {manifest}")
     passphrase = read_passphrase_file(passphrase_file, "--passphrase-file") if passphrase_file else None
     document = payloads.build(payloads.SIMPLE_SIGNING_TYPE, manifest_digest(data), reference)
     try:
@@ -85,8 +74,8 @@ async def standalone_sign(
 
 
 async def standalone_verify(manifest: str, reference: str, fingerprint: str, signature: str) -> str:
-    data = _read(manifest, MAX_MANIFEST_SIZE, "manifest")
-    blob = _read(signature, MAX_SIGNATURE_SIZE, "signature")
+    data = await read_capped(manifest, MAX_MANIFEST_SIZE, f"reading manifest from {manifest}")
+    blob = await read_capped(signature, MAX_SIGNATURE_SIZE, f"reading signature from {signature}")
     try:
         expected = parse_reference(reference, default_tag=False)
     except InvalidReferenceError as exc:
