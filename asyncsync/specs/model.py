@@ -17,7 +17,7 @@ from typing import Literal
 from asyncsync.digest import Digest
 from asyncsync.errors import InvalidReferenceError, SpecError
 from asyncsync.manifest import Platform
-from asyncsync.reference import ImageName, parse_reference, validate_tag
+from asyncsync.reference import DEFAULT_DOMAIN, ImageName, parse_reference, validate_tag
 from asyncsync.registry.credentials import Credentials
 from asyncsync.specs.filters import TagFilter
 
@@ -159,6 +159,17 @@ def _glob_regex(pattern: str) -> re.Pattern[str]:
 def is_host_component(component: str) -> bool:
     """Whether the first component of a name is a registry host (docker's rule: ".", ":" or localhost)."""
     return "." in component or ":" in component or component == "localhost"
+
+
+def split_host(name: str, *, bare_host: bool = False) -> tuple[str, str]:
+    """``(host, path)`` of a name as a spec writes it: the first component when it is a host
+    (:func:`is_host_component`), else Docker Hub and the whole name. A name without ``/`` is a
+    path (docker's rule) unless ``bare_host`` (a registry key or a destination prefix may be a
+    host alone). The host is not validated: see :func:`registry_host`."""
+    first, sep, rest = name.partition("/")
+    if (sep or bare_host) and is_host_component(first):
+        return first, rest
+    return DEFAULT_DOMAIN, name
 
 
 def registry_host(text: str) -> str:
@@ -309,6 +320,23 @@ class SyncSpec:
     registries: tuple[RegistryConfig, ...] = ()
     defaults: RunDefaults = field(default_factory=RunDefaults)
     warnings: tuple[str, ...] = ()
+
+    @classmethod
+    def checked(
+        cls,
+        file: str,
+        kind: SpecKind,
+        entries: tuple[SyncEntry, ...],
+        *,
+        registries: tuple[RegistryConfig, ...] = (),
+        defaults: RunDefaults | None = None,
+        warnings: tuple[str, ...] = (),
+    ) -> SyncSpec:
+        """The spec of a parsed file, once no two explicit sources write one destination
+        (:func:`check_explicit_destinations`, a ``file:line`` error); every format's parser
+        ends here."""
+        check_explicit_destinations(entries)
+        return cls(file, kind, entries, registries, defaults or RunDefaults(), warnings)
 
     @property
     def has_local_entries(self) -> bool:

@@ -77,9 +77,9 @@ from typing import TypeVar
 from asyncsync.digest import Digest
 from asyncsync.errors import InvalidReferenceError, SpecError
 from asyncsync.manifest import Platform
-from asyncsync.reference import DEFAULT_DOMAIN, parse_repository, validate_tag
+from asyncsync.reference import parse_repository
 from asyncsync.registry.credentials import Credentials
-from asyncsync.specs.filters import TagFilter, TagRegex, TagRegexError, compile_tag_regex
+from asyncsync.specs.filters import TagFilter
 from asyncsync.specs.model import (
     FORMAT_VALUES,
     LOCAL_DESTINATIONS,
@@ -93,12 +93,11 @@ from asyncsync.specs.model import (
     SourceSelector,
     SyncEntry,
     SyncSpec,
-    check_explicit_destinations,
-    is_host_component,
     registry_host,
+    split_host,
     validate_glob,
 )
-from asyncsync.specs.semver_range import VersionError, VersionRange
+from asyncsync.specs.tag_keys import reference_list, tag_regex, version_range
 from asyncsync.specs.yaml_lines import Doc, YMap, YNode, YScalar, YSeq
 from asyncsync.units import parse_duration, parse_size
 
@@ -363,9 +362,7 @@ class _NativeParser:
             raise self.doc.error(
                 line, f"'from' of {where} names repositories; put tags under 'tags' ({text!r})"
             )
-        first, sep, rest = text.partition("/")
-        is_host = bool(sep) and is_host_component(first)
-        host, path = (first, rest) if is_host else (DEFAULT_DOMAIN, text)
+        host, path = split_host(text)
         if "*" in path:
             reason = validate_glob(path)
             if reason is not None:
@@ -390,11 +387,9 @@ class _NativeParser:
             raise self.doc.error(
                 line, f"'to' of {where} must be a repository or a prefix ending in '/', not {text!r}"
             )
-        first, _, rest = stripped.partition("/")
-        is_host = is_host_component(first)
         if is_prefix:
             # A prefix is kept literally (no "library/" for Docker Hub); only its syntax is checked.
-            host, path = (first, rest) if is_host else (DEFAULT_DOMAIN, stripped)
+            host, path = split_host(stripped, bare_host=True)
             try:
                 registry = parse_repository(f"{host}/{path}").registry if path else registry_host(host)
             except InvalidReferenceError as exc:
@@ -418,27 +413,24 @@ class _NativeParser:
         if isinstance(node, YScalar) and node.is_null:
             return TagFilter()
         if isinstance(node, YSeq):
-            return self.explicit(node, what, TagFilter())
+            return self.explicit(node, what)
         block = doc.mapping(node, f"{what} (a list of tags or a mapping)", TAG_KEYS)
         result = TagFilter()
         include = block.get("include")
         if include is not None and isinstance(include.value, YSeq):
-            result = self.explicit(include.value, f"'include' of {where}", result)
+            result = self.explicit(include.value, f"'include' of {where}")
             for key in ("exclude", "semver", "latest"):
                 if (clash := block.get(key)) is not None:
                     raise doc.error(
                         clash.key_line, f"{key!r} cannot be combined with a list of tags in {what}"
                     )
         elif include is not None:
-            result = replace(result, include=self.regex(include.value, f"'include' of {where}"))
+            result = replace(result, include=tag_regex(doc, include.value, f"'include' of {where}"))
         if (item := block.get("exclude")) is not None:
-            result = replace(result, exclude=self.regex(item.value, f"'exclude' of {where}"))
+            result = replace(result, exclude=tag_regex(doc, item.value, f"'exclude' of {where}"))
         if (item := block.get("semver")) is not None:
-            text = doc.string(item.value, f"'semver' of {where}")
-            try:
-                result = replace(result, semver=VersionRange.parse(text))
-            except VersionError as exc:
-                raise doc.error(item.value.line, f"invalid semver range {text!r} in {what}: {exc}") from None
+            semver = version_range(doc, item.value, f"'semver' of {where}", within=what)
+            result = replace(result, semver=semver)
         if (item := block.get("latest")) is not None:
             result = replace(result, latest=doc.integer(item.value, f"'latest' of {where}", minimum=1))
         if (item := block.get("digests")) is not None:
@@ -451,26 +443,11 @@ class _NativeParser:
             result = replace(result, digests=tuple(digests))
         return result
 
-    def explicit(self, node: YSeq, what: str, base: TagFilter) -> TagFilter:
-        tags, digests = list(base.tags), list(base.digests)
-        for text, line in self.doc.strings(node, what):
-            try:
-                if ":" in text:
-                    digests.append((Digest.parse(text), line))
-                else:
-                    tags.append((validate_tag(text), line))
-            except InvalidReferenceError as exc:
-                raise self.doc.error(line, f"{exc} in {what}") from None
-        if not tags and not digests:
+    def explicit(self, node: YSeq, what: str) -> TagFilter:
+        found = reference_list(self.doc, node, what)
+        if not found.tags and not found.digests:
             raise self.doc.error(node.line, f"{what} is an empty list (leave 'tags' out to copy every tag)")
-        return replace(base, tags=tuple(tags), digests=tuple(digests))
-
-    def regex(self, node: YNode, what: str) -> TagRegex:
-        text = self.doc.string(node, what)
-        try:
-            return compile_tag_regex(text)
-        except TagRegexError as exc:
-            raise self.doc.error(node.line, f"invalid regex {text!r} in {what}: {exc}") from None
+        return found
 
     def storage(self, text: str, line: int, where: str, source_dir: str | None) -> Destination:
         """``to: containers-storage:[SPEC]``: images keep their source names, so only a storage
@@ -685,7 +662,4 @@ def parse_native(tree: YNode, file: str, *, base_dir: Path) -> SyncSpec:
     if not items:
         raise doc.error(sync.value.line, "'sync' lists no entries")
     entries = tuple(parser.entry(node, index, defaults.settings) for index, node in enumerate(items, 1))
-    check_explicit_destinations(entries)
-    return SyncSpec(
-        file=file, kind="native", entries=entries, registries=tuple(registries), defaults=defaults
-    )
+    return SyncSpec.checked(file, "native", entries, registries=tuple(registries), defaults=defaults)

@@ -31,11 +31,10 @@ from __future__ import annotations
 
 import os
 
-from asyncsync.digest import Digest
 from asyncsync.errors import AsyncSyncError, InvalidReferenceError, SpecError
-from asyncsync.reference import DEFAULT_DOMAIN, ImageName, parse_reference, parse_repository, validate_tag
+from asyncsync.reference import ImageName, parse_reference, parse_repository
 from asyncsync.registry.credentials import Credentials
-from asyncsync.specs.filters import TagFilter, TagRegexError, compile_tag_regex
+from asyncsync.specs.filters import TagFilter
 from asyncsync.specs.model import (
     CopySettings,
     Destination,
@@ -44,11 +43,10 @@ from asyncsync.specs.model import (
     SourceSelector,
     SyncEntry,
     SyncSpec,
-    check_explicit_destinations,
-    is_host_component,
     registry_host,
+    split_host,
 )
-from asyncsync.specs.semver_range import VersionError, VersionRange
+from asyncsync.specs.tag_keys import reference_list, tag_regex, version_range
 from asyncsync.specs.yaml_lines import Doc, YMap, YNode, YScalar
 
 REGISTRY_KEYS = ("images", "images-by-tag-regex", "images-by-semver", "credentials", "tls-verify", "cert-dir")
@@ -60,17 +58,7 @@ def parse_reference_list(doc: Doc, node: YNode, what: str) -> TagFilter:
     """A list of tags and ``algo:hex`` digests (skopeo tries each as a digest first); null/[] = all."""
     if isinstance(node, YScalar) and node.is_null:
         return TagFilter()
-    tags: list[tuple[str, int]] = []
-    digests: list[tuple[Digest, int]] = []
-    for text, line in doc.strings(node, what):
-        try:
-            if ":" in text:
-                digests.append((Digest.parse(text), line))
-            else:
-                tags.append((validate_tag(text), line))
-        except InvalidReferenceError as exc:
-            raise doc.error(line, f"{exc} in {what}") from None
-    return TagFilter(tags=tuple(tags), digests=tuple(digests))
+    return reference_list(doc, node, what)
 
 
 def _destination(destination: str, scoped: bool) -> Destination:
@@ -127,9 +115,8 @@ class _SkopeoParser:
         if isinstance(node, YScalar) and node.is_null:
             node = YMap((), node.line)
         config = doc.mapping(node, where, REGISTRY_KEYS)
-        first = key.partition("/")[0]
         try:
-            host = registry_host(first) if is_host_component(first) else DEFAULT_DOMAIN
+            host = registry_host(split_host(key, bare_host=True)[0])
         except InvalidReferenceError as exc:
             raise doc.error(key_line, str(exc)) from None
         before = len(self.entries)
@@ -145,21 +132,10 @@ class _SkopeoParser:
                 if name == "images":
                     self.add(image, repo.key_line, parse_reference_list(doc, repo.value, what))
                 elif name == "images-by-tag-regex":
-                    text = doc.string(repo.value, what, allow_empty=True)
-                    try:
-                        regex = compile_tag_regex(text)
-                    except TagRegexError as exc:
-                        raise doc.error(repo.value.line, f"invalid regex {text!r} in {what}: {exc}") from None
+                    regex = tag_regex(doc, repo.value, what, allow_empty=True)
                     self.add(image, repo.key_line, TagFilter(include=regex))
                 else:
-                    text = doc.string(repo.value, what)
-                    try:
-                        version_range = VersionRange.parse(text)
-                    except VersionError as exc:
-                        raise doc.error(
-                            repo.value.line, f"invalid semver range {text!r} in {what}: {exc}"
-                        ) from None
-                    self.add(image, repo.key_line, TagFilter(semver=version_range))
+                    self.add(image, repo.key_line, TagFilter(semver=version_range(doc, repo.value, what)))
         if len(self.entries) == before:
             self.warnings.append(f"{self.file}:{key_line}: no images specified for {where}")
         self.merge_registry(self.registry_config(host, key, key_line, config))
@@ -226,12 +202,10 @@ def parse_skopeo(
         raise SpecError(file, top.line, "the spec lists no registries")
     for item in top:
         parser.registry(item.key, item.key_line, item.value)
-    entries = tuple(parser.entries)
-    check_explicit_destinations(entries)
-    return SyncSpec(
-        file=file,
-        kind="skopeo",
-        entries=entries,
+    return SyncSpec.checked(
+        file,
+        "skopeo",
+        tuple(parser.entries),
         registries=tuple(parser.registries.values()),
         warnings=tuple(parser.warnings),
     )
