@@ -106,6 +106,26 @@ class FlagGroup(Generic[T]):
         return self.build({option.name: values.get(option.name, option.default) for option in self.options})
 
 
+def joined_groups(value_type: type[T], parts: Mapping[str, FlagGroup[Any]]) -> FlagGroup[T]:
+    """One group made of others, for flag sets that several commands take together.
+
+    Its options are the parts' options, part after part (so their --help order); its value is
+    ``value_type(**{name: part's value})``, one field per entry of ``parts``. A clash between
+    the parts' names or spellings is a :class:`TypeError`, as within one group.
+    """
+    joined = tuple(parts.items())
+
+    def build(values: Mapping[str, Any]) -> T:
+        return value_type(
+            **{
+                name: part.build({option.name: values[option.name] for option in part.options})
+                for name, part in joined
+            }
+        )
+
+    return FlagGroup(value_type, tuple(option for _, part in joined for option in part.options), build)
+
+
 def with_flag_groups(command: Callable[..., R]) -> Callable[..., R]:
     """``command`` with each ``Annotated[T, FlagGroup[T]]`` placeholder expanded into the group's
     options (the contract is in the module docstring); raises :class:`TypeError` when misused."""

@@ -8,7 +8,7 @@ scheduled mirror exits 0 after SIGTERM/SIGINT once the in-flight images are done
 from __future__ import annotations
 
 import sys
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from inspect import Parameter
 from pathlib import Path
 from typing import Annotated, Any
@@ -17,17 +17,9 @@ import typer
 
 from asyncsync.cli._run import EXIT_FAILURE, run
 from asyncsync.cli.app import app
-from asyncsync.cli.common import (
-    REGISTRY_SIDES,
-    RETRY_FLAGS,
-    RegistrySides,
-    RetryFlags,
-    SkopeoCommand,
-)
-from asyncsync.cli.extension_options import EXTENSION_FLAGS, ExtensionFlags
+from asyncsync.cli.common import SkopeoCommand
 from asyncsync.cli.flag_groups import FlagGroup, flag_option, with_flag_groups
-from asyncsync.cli.output_flags import OUTPUT_FLAGS, OutputFlags
-from asyncsync.cli.run_flags import RUN_FLAGS, RunFlags
+from asyncsync.cli.sync_run_flags import SYNC_RUN_FLAGS, SyncRunFlags
 from asyncsync.copy.attachments import AttachmentPolicy
 from asyncsync.errors import UsageError
 from asyncsync.mirror.cron import CronSchedule
@@ -169,11 +161,7 @@ def mirror_command(
     ] = None,
     *,
     flags: Annotated[MirrorFlags, MIRROR_FLAGS],
-    output: Annotated[OutputFlags, OUTPUT_FLAGS],
-    run_flags: Annotated[RunFlags, RUN_FLAGS],
-    extension_flags: Annotated[ExtensionFlags, EXTENSION_FLAGS],
-    registries: Annotated[RegistrySides, REGISTRY_SIDES],
-    retry_flags: Annotated[RetryFlags, RETRY_FLAGS],
+    shared: Annotated[SyncRunFlags, SYNC_RUN_FLAGS],
 ) -> None:
     """Mirror on a schedule: the sync of SPEC every DURATION or at cron times, in one process.
 
@@ -187,21 +175,21 @@ def mirror_command(
 
     async def main() -> bool:
         schedule = flags.schedule()
-        output.view()  # a bad --log-format is a usage error now, not at the first cycle
-        extensions = extension_flags.extensions()
+        shared.output.view()  # a bad --log-format is a usage error now, not at the first cycle
+        extensions = shared.extensions.extensions()
         load()  # a spec that does not load now is a usage error, before any server starts
         metrics = MirrorMetrics(stall_after=flags.stall_seconds())
         loop = MirrorLoop(
             load,
             # Attachments follow their images as in sync (a spec entry may say attachments: false).
-            replace(run_flags.command_line(registries, retry_flags), attachments=AttachmentPolicy()),
+            shared.command_line(attachments=AttachmentPolicy()),
             schedule,
             extensions=extensions,
             jitter=flags.jitter_seconds(),
             metrics=metrics,
-            view=output.view,
+            view=shared.output.view,
             echo=lambda line: print(line, file=sys.stdout, flush=True),
-            report_path=output.report,
+            report_path=shared.output.report,
         )
         if flags.metrics_port is None:
             return await loop.run()

@@ -1,24 +1,22 @@
 """The engine flags ``sync`` and ``mirror`` share: concurrency, upload chunks, the mount cache.
 
-Declared once as :data:`RUN_FLAGS` (a :mod:`~asyncsync.cli.flag_groups` group); a command receives
-one :class:`RunFlags` and turns it, with the registry and retry flags, into the
-:class:`~asyncsync.sync.settings.CommandLine` of the run through :meth:`RunFlags.command_line`
-(where values are validated, so a bad one is a one-line usage error);
-:func:`~asyncsync.sync.settings.resolve_settings` then lays it over the spec.
+Declared once as :data:`RUN_FLAGS` (a :mod:`~asyncsync.cli.flag_groups` group), part of the
+commands' :data:`~asyncsync.cli.sync_run_flags.SYNC_RUN_FLAGS`, which turns them with the registry
+and retry flags into the run's :class:`~asyncsync.sync.settings.CommandLine`.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from asyncsync.cli.common import RegistrySides, RetryFlags, chunk_size_flag
+from asyncsync.cli.common import chunk_size_flag
 from asyncsync.cli.flag_groups import FlagGroup, flag_option
 from asyncsync.limits import DEFAULT_BLOBS_IN_FLIGHT, DEFAULT_PARALLEL_IMAGES, DEFAULT_REQUESTS_PER_HOST
 from asyncsync.sync.engine import default_mount_index_dir
-from asyncsync.sync.settings import CommandLine
 from asyncsync.units import size_flag
 
 RUN_PANEL = "Concurrency and uploads"
@@ -26,7 +24,7 @@ RUN_PANEL = "Concurrency and uploads"
 
 @dataclass(frozen=True, slots=True)
 class RunFlags:
-    """The flags as given (``None``: not given, the engine's default applies)."""
+    """The flags as given (``None``: not given, the engine's default applies); unvalidated."""
 
     parallel: int | None = None
     image_parallel_copies: int | None = None
@@ -35,32 +33,14 @@ class RunFlags:
     no_mount_cache: bool = False
     pull_quota_reserve: int | None = None
 
-    def command_line(
-        self,
-        registries: RegistrySides,
-        retry: RetryFlags,
-        *,
-        fail_fast: bool = False,
-        preserve_digests: bool = False,
-    ) -> CommandLine:
-        """What the command line says for the run; raises :class:`~asyncsync.errors.UsageError`
-        for bad values. The mount-cache directory comes from the environment here."""
-        return CommandLine(
-            source=registries.source.to_options(),
-            destination=registries.destination.to_options(),
-            source_tls_verify=registries.source.tls_verify,
-            destination_tls_verify=registries.destination.tls_verify,
-            parallel=self.parallel,
-            blobs_in_flight=self.image_parallel_copies,
-            retry_times=retry.times,
-            retry_delay=retry.delay_seconds(),
-            max_requests_per_host=self.max_requests_per_host,
-            chunk_size=size_flag(self.chunk_size, "--chunk-size") if self.chunk_size is not None else None,
-            fail_fast=fail_fast,
-            preserve_digests=preserve_digests,
-            mount_index_dir=None if self.no_mount_cache else default_mount_index_dir(),
-            pull_quota_reserve=self.pull_quota_reserve,
-        )
+    def chunk_bytes(self) -> int | None:
+        """``--chunk-size`` in bytes (``None``: not given); raises
+        :class:`~asyncsync.errors.UsageError` when malformed."""
+        return size_flag(self.chunk_size, "--chunk-size") if self.chunk_size is not None else None
+
+    def mount_index_dir(self) -> Path | None:
+        """Where the mount-source index persists (from the environment); ``None``: ``--no-mount-cache``."""
+        return None if self.no_mount_cache else default_mount_index_dir()
 
 
 RUN_FLAGS: FlagGroup[RunFlags] = FlagGroup(

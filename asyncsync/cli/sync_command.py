@@ -8,7 +8,7 @@ the run's settings once, and :func:`~asyncsync.sync.engine.run_sync` runs it.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from inspect import Parameter
 from pathlib import Path
 from typing import Annotated
@@ -18,20 +18,12 @@ import typer
 from asyncsync.cli._run import EXIT_FAILURE, run
 from asyncsync.cli.app import app
 from asyncsync.cli.attachment_flags import ATTACHMENT_FLAGS, AttachmentFlags
-from asyncsync.cli.common import (
-    REGISTRY_SIDES,
-    RETRY_FLAGS,
-    RegistrySides,
-    RetryFlags,
-    SkopeoCommand,
-    shown,
-)
-from asyncsync.cli.extension_options import EXTENSION_FLAGS, ExtensionFlags
+from asyncsync.cli.common import SkopeoCommand, shown
+from asyncsync.cli.extension_options import ExtensionFlags
 from asyncsync.cli.flag_groups import FlagGroup, flag_option, with_flag_groups
 from asyncsync.cli.image_flags import SYNC_IMAGE_FLAGS, ImageFlags
-from asyncsync.cli.output_flags import OUTPUT_FLAGS, OutputFlags
 from asyncsync.cli.platform_flags import PLATFORM_FLAGS, PlatformFlags
-from asyncsync.cli.run_flags import RUN_FLAGS, RunFlags
+from asyncsync.cli.sync_run_flags import SYNC_RUN_FLAGS, SyncRunFlags
 from asyncsync.cli.trust_flags import SYNC_SIGN_FLAGS, SignFlags, close_trust, registries_d, trust_settings
 from asyncsync.errors import UsageError
 from asyncsync.extensions import build_hooks
@@ -43,7 +35,7 @@ from asyncsync.sync.hooks import HookChain
 from asyncsync.sync.local import local_sync
 from asyncsync.sync.plan import Planner
 from asyncsync.sync.report import SyncReport
-from asyncsync.sync.settings import RunSettings, resolve_settings
+from asyncsync.sync.settings import CommandLine, resolve_settings
 from asyncsync.sync.spec_plan import build_plan
 from asyncsync.sync.storage_sync import storage_sync
 
@@ -200,24 +192,19 @@ SYNC_FLAGS: FlagGroup[SyncFlags] = FlagGroup(
 )
 
 
-def _run_settings(
-    spec: SyncSpec,
+def _command_line(
+    shared: SyncRunFlags,
     flags: SyncFlags,
     image: ImageFlags,
-    run_flags: RunFlags,
-    registries: RegistrySides,
-    retry_flags: RetryFlags,
     attachment_flags: AttachmentFlags,
     sign: SignFlags,
-) -> RunSettings:
-    """The run's settings, resolved once from the command line and the spec (``resolve_settings``),
-    with the trust policy and signers (none for a dry run, which writes nothing)."""
-    command_line = run_flags.command_line(
-        registries, retry_flags, fail_fast=flags.fail_fast, preserve_digests=image.preserve_digests
-    )
-    command_line = replace(command_line, attachments=attachment_flags.policy(image.remove_signatures))
-    return replace(
-        resolve_settings(spec, command_line),
+) -> CommandLine:
+    """What the command line says for the run, parsed; the trust policy and signers are loaded
+    here so a bad one is reported first (none for a dry run, which writes nothing)."""
+    return shared.command_line(
+        fail_fast=flags.fail_fast,
+        preserve_digests=image.preserve_digests,
+        attachments=attachment_flags.policy(image.remove_signatures),
         trust=None if flags.dry_run else trust_settings(sign),
         registries_d=registries_d(),
         remove_signatures=image.remove_signatures,
@@ -241,11 +228,7 @@ def sync_command(
     flags: Annotated[SyncFlags, SYNC_FLAGS],
     image: Annotated[ImageFlags, SYNC_IMAGE_FLAGS],
     platform: Annotated[PlatformFlags, PLATFORM_FLAGS],
-    output: Annotated[OutputFlags, OUTPUT_FLAGS],
-    run_flags: Annotated[RunFlags, RUN_FLAGS],
-    extension_flags: Annotated[ExtensionFlags, EXTENSION_FLAGS],
-    registries: Annotated[RegistrySides, REGISTRY_SIDES],
-    retry_flags: Annotated[RetryFlags, RETRY_FLAGS],
+    shared: Annotated[SyncRunFlags, SYNC_RUN_FLAGS],
     attachment_flags: Annotated[AttachmentFlags, ATTACHMENT_FLAGS],
     sign: Annotated[SignFlags, SYNC_SIGN_FLAGS],
 ) -> None:
@@ -263,25 +246,24 @@ def sync_command(
 
     async def main() -> SyncReport | None:
         nonlocal hooks
-        extensions = extension_flags.extensions()
+        extensions = shared.extensions.extensions()
         copy_settings = image.copy_settings(platform.override(), skip_existing=flags.skip_existing)
-        spec, planner = flags.load(source, destination, copy_settings, extension_flags)
+        spec, planner = flags.load(source, destination, copy_settings, shared.extensions)
         for warning in spec.warnings:
             typer.echo(f"warning: {warning}", err=True)
-        settings = _run_settings(
-            spec, flags, image, run_flags, registries, retry_flags, attachment_flags, sign
-        )
+        command_line = _command_line(shared, flags, image, attachment_flags, sign)
+        settings = resolve_settings(spec, command_line)
         hooks = build_hooks(spec, extensions)
         if flags.dry_run:
             for line in (await dry_run(spec, settings, hooks, planner=planner))[1]:
                 typer.echo(line)
             return None
-        view = output.view(live=True)
+        view = shared.output.view(live=True)
         try:
             return await shown(view, run_sync(spec, settings, view, hooks=hooks, planner=planner))
         finally:
             close_trust(settings.trust)  # the temporary GPG homes
 
     result = run(main)
-    if result is not None and not output.finish(result, hooks):
+    if result is not None and not shared.output.finish(result, hooks):
         raise typer.Exit(EXIT_FAILURE)

@@ -26,6 +26,11 @@ its host, as ``skopeo sync`` lets its YAML's ``credentials``/``tls-verify`` win 
 ``--src-creds``/``--src-tls-verify``. So for a host the spec lists: entry > flag > defaults >
 built-in; for any other host: flag > defaults > built-in. skopeo's YAML describes source
 registries only: its entries never reach a destination.
+
+Trust (the policy and signers, ``--registries.d``, ``--remove-signatures``) and the run's
+attachment policy come from the command line alone; they pass through :class:`CommandLine`
+like every flag, so the :class:`RunSettings` this returns is complete and nothing is laid on it
+afterwards (a spec entry's ``attachments:`` narrows the run's policy per image, in the engine).
 """
 
 from __future__ import annotations
@@ -76,6 +81,13 @@ class CommandLine:
     #: the run's; the engine lays each entry's ``attachments:``/``attachment-types:`` over it).
     attachments: AttachmentPolicy | None = None
     pull_quota_reserve: int | None = None
+    #: The policy and signers (global ``--policy``/``--insecure-policy``, ``--sign-*``), loaded by
+    #: the CLI so a bad file is reported first; ``None``: no check, no signatures carried.
+    trust: TrustSettings | None = None
+    #: Where registries keep signatures (``--registries.d``); ``None``: nowhere configured.
+    registries_d: RegistriesD | None = None
+    #: skopeo's ``--remove-signatures``: existing signatures are not carried.
+    remove_signatures: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,8 +113,8 @@ class RunSettings:
     hosts the spec lists; every other host gets ``other_hosts``. ``preserve_digests`` forbids any
     change of manifest bytes in every copy of the run. ``trust`` is the policy and signers every
     copy asks (``None``: no check, no signatures carried), ``registries_d`` where registries keep
-    signatures, ``remove_signatures`` skopeo's ``--remove-signatures`` (trust flags: the CLI's
-    ``trust_flags``, laid on the resolved settings).
+    signatures, ``remove_signatures`` skopeo's ``--remove-signatures`` (from the command line
+    only: a spec has no trust keys).
     """
 
     pool: PoolSizes
@@ -190,6 +202,9 @@ def resolve_settings(spec: SyncSpec, flags: CommandLine) -> RunSettings:
         preserve_digests=flags.preserve_digests,
         mount_index_dir=flags.mount_index_dir,
         attachments=flags.attachments,
+        trust=flags.trust,
+        registries_d=flags.registries_d,
+        remove_signatures=flags.remove_signatures,
         pull_quota_reserve=next(
             (v for v in (flags.pull_quota_reserve, defaults.pull_quota_reserve) if v is not None), 0
         ),

@@ -7,6 +7,7 @@ at flag validation, before any registry is contacted.
 from __future__ import annotations
 
 import inspect
+from dataclasses import dataclass
 from typing import Annotated
 
 import pytest
@@ -26,7 +27,7 @@ from asyncsync.cli.common import (
     registry_group,
 )
 from asyncsync.cli.extension_options import EXTENSION_FLAGS, ExtensionFlags
-from asyncsync.cli.flag_groups import FlagGroup, flag_option, with_flag_groups
+from asyncsync.cli.flag_groups import FlagGroup, flag_option, joined_groups, with_flag_groups
 from asyncsync.errors import UsageError
 from tests.helpers.asyncsync_cli import invoke
 
@@ -179,6 +180,34 @@ def test_subset_group_and_extension_group() -> None:
         EXTENSION_FLAGS.value(shard="0/2", shard_count=2).extensions()
     with pytest.raises(TypeError, match="not options of this group: nope"):
         RETRY_FLAGS.value(nope=1)
+
+
+@dataclass(frozen=True)
+class _Access:
+    registry: RegistryFlags
+    retry: RetryFlags
+
+
+_JOINED = joined_groups(_Access, {"registry": REGISTRY_FLAGS, "retry": RETRY_FLAGS})
+
+
+def test_joined_groups_deliver_one_object_of_their_parts() -> None:
+    joined = _JOINED
+    names = [option.name for option in joined.options]
+    assert names == [*REGISTRY_OPTION_NAMES, "retry_times", "retry_delay"]  # the parts, in order
+    assert joined.value(creds="u:p", retry_times=2) == _Access(
+        RegistryFlags(creds="u:p"), RetryFlags(times=2)
+    )
+
+    def command(*, access: Annotated[_Access, _JOINED]) -> None:
+        """Takes the joined group."""
+        received.update(access=access)
+
+    received.clear()
+    with_flag_groups(command)(no_creds=True, retry_delay="1s")
+    assert received["access"] == _Access(RegistryFlags(no_creds=True), RetryFlags(delay="1s"))
+    with pytest.raises(TypeError, match="parameter 'authfile' of the group clashes"):
+        joined_groups(_Access, {"registry": REGISTRY_FLAGS, "retry": registry_group(("authfile",))})
 
 
 # ------------------------------------------------------------------------------- misuse

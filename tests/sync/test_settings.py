@@ -8,10 +8,15 @@ from pathlib import Path
 
 import pytest
 
+from asyncsync.copy.attachments import AttachmentPolicy
+from asyncsync.copy.options import TrustSettings
 from asyncsync.limits import pool_sizes
 from asyncsync.registry.client import RegistryOptions
 from asyncsync.registry.credentials import Credentials
 from asyncsync.retry import RetryPolicy
+from asyncsync.signature.evaluate import PolicyContext
+from asyncsync.signature.policy import insecure_policy
+from asyncsync.signature.registries_d import RegistriesD
 from asyncsync.specs.load import load_spec
 from asyncsync.specs.model import SyncSpec
 from asyncsync.sync.settings import CommandLine, resolve_settings
@@ -156,3 +161,19 @@ def test_run_settings_are_immutable(tmp_path: Path) -> None:
         settings.fail_fast = False  # type: ignore[misc]
     with pytest.raises(TypeError):
         settings.hosts["x.example"] = settings.other_hosts  # type: ignore[index]
+
+
+def test_trust_and_attachments_come_from_the_command_line_whole(tmp_path: Path) -> None:
+    """The CLI lays nothing on the resolved settings: what it loaded (policy, signers,
+    registries.d) and the attachment policy pass through resolve_settings as given."""
+    spec = native(tmp_path, "sync: [{from: a.example/x, to: b.example/}]\n")
+    trust = TrustSettings(policy=PolicyContext(insecure_policy()))
+    lookaside = RegistriesD()
+    attachments = AttachmentPolicy.from_flags(("sbom",), remove_signatures=True)
+    flags = CommandLine(trust=trust, registries_d=lookaside, remove_signatures=True, attachments=attachments)
+    settings = resolve_settings(spec, flags)
+    assert settings.trust is trust and settings.registries_d is lookaside
+    assert settings.remove_signatures and settings.attachments is attachments
+    built_in = resolve_settings(spec, CommandLine())
+    assert (built_in.trust, built_in.registries_d, built_in.remove_signatures) == (None, None, False)
+    assert built_in.attachments is None
