@@ -63,29 +63,20 @@ class SyncFlags:
         """The spec of SOURCE [DESTINATION] and the planner of its run; :class:`UsageError` for a bad
         combination (skopeo's rules; ``dir`` sides as :func:`~asyncsync.sync.local.local_sync` says,
         containers-storage sides as :func:`~asyncsync.sync.storage_sync.storage_sync` says)."""
-        local = storage_sync(
-            self.src,
-            self.dest,
-            source,
-            destination,
-            scoped=self.scoped,
-            append_suffix=self.append_suffix,
-            settings=settings,
-            prune=extensions.prune,
-            create_projects=extensions.create_projects,
-        ) or local_sync(
-            self.src,
-            self.dest,
-            source,
-            destination,
-            scoped=self.scoped,
-            append_suffix=self.append_suffix,
-            settings=settings,
-            prune=extensions.prune,
-            create_projects=extensions.create_projects,
-        )
-        if local is not None:
-            return local.spec, local.planner
+        for planned_locally in (storage_sync, local_sync):
+            local = planned_locally(
+                self.src,
+                self.dest,
+                source,
+                destination,
+                scoped=self.scoped,
+                append_suffix=self.append_suffix,
+                settings=settings,
+                prune=extensions.prune,
+                create_projects=extensions.create_projects,
+            )
+            if local is not None:
+                return local.spec, local.planner
         return self._registry_spec(source, destination, settings), build_plan
 
     def _registry_spec(self, source: str, destination: str | None, settings: CopySettings) -> SyncSpec:
