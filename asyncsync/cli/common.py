@@ -36,8 +36,8 @@ from typing import Annotated, Any, TypeVar
 import typer
 from typer.core import TyperCommand
 
-from asyncsync.cli.compat_flags import rewrite_bool_flags
-from asyncsync.cli.flag_groups import FlagGroup, flag_option
+from asyncsync.cli.compat_flags import LOCAL_STORE_FLAGS, LocalStoreFlags, rewrite_bool_flags
+from asyncsync.cli.flag_groups import FlagGroup, flag_option, joined_groups
 from asyncsync.errors import CredentialsError, InvalidReferenceError, NotFoundError, UsageError
 from asyncsync.reference import ImageName, parse_repository
 from asyncsync.registry.client import RegistryOptions, RegistrySession
@@ -366,6 +366,33 @@ def transport_context(
 ) -> TransportContext:
     """A :class:`TransportContext` for one side; ``side`` are extra :class:`SideOptions` fields."""
     return TransportContext(session=session, options=SideOptions(registry=registry, **side), retry=retry)
+
+
+@dataclass(frozen=True, slots=True)
+class ImageAccess:
+    """How a command that reads or deletes one image reaches it (``inspect``, ``delete``): the
+    registry flags, ``--shared-blob-dir``/``--daemon-host`` and the retry flags, as given."""
+
+    registry: RegistryFlags
+    local: LocalStoreFlags
+    retry: RetryFlags
+
+    def context(self, session: RegistrySession) -> TransportContext:
+        """The image's transport context in ``session``; raises :class:`UsageError` for
+        conflicting or malformed flags."""
+        return transport_context(
+            session,
+            self.registry.to_options(),
+            self.retry.policy(),
+            shared_blob_dir=self.local.shared_blob_dir,
+            daemon_host=self.local.daemon_host,
+        )
+
+
+#: The registry flags, ``--shared-blob-dir``, ``--daemon-host``, ``--retry-times``, ``--retry-delay``.
+IMAGE_ACCESS_FLAGS: FlagGroup[ImageAccess] = joined_groups(
+    ImageAccess, {"registry": REGISTRY_FLAGS, "local": LOCAL_STORE_FLAGS, "retry": RETRY_FLAGS}
+)
 
 
 # ------------------------------------------------------------------------------- names and errors

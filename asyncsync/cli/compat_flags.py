@@ -8,7 +8,7 @@ refused, exit 2). Groups:
 * :data:`GLOBAL_COMPAT_FLAGS` (``asyncsync`` itself): ``--tmpdir DIR`` (honoured: big temporary
   files and spools go there, :mod:`asyncsync.tempdirs`); the hidden, deprecated global
   ``--tls-verify`` and the hidden ``--registries-conf`` (not honoured: a warning).
-* :data:`LOCAL_STORE_FLAGS` (``delete``): ``--shared-blob-dir`` (``oci:``) and ``--daemon-host``
+* :data:`LOCAL_STORE_FLAGS` (``delete``, ``inspect``): ``--shared-blob-dir`` (``oci:``) and ``--daemon-host``
   (``docker-daemon:``).
 * :data:`COPY_COMPAT_FLAGS` (``copy``): ``--dest-precompute-digests`` (honoured: asyncsync always
   checks a blob's presence before uploading it), ``--decryption-key`` (warning: encrypted layers are

@@ -17,16 +17,7 @@ import typer
 
 from asyncsync.cli._run import run
 from asyncsync.cli.app import app
-from asyncsync.cli.common import (
-    REGISTRY_FLAGS,
-    RETRY_FLAGS,
-    RegistryFlags,
-    RetryFlags,
-    SkopeoCommand,
-    not_found_as,
-    transport_context,
-    warn,
-)
+from asyncsync.cli.common import IMAGE_ACCESS_FLAGS, ImageAccess, SkopeoCommand, not_found_as, warn
 from asyncsync.cli.flag_groups import with_flag_groups
 from asyncsync.cli.platform_flags import PLATFORM_FLAGS, PlatformFlags
 from asyncsync.digest import Digest, DigestVerifier
@@ -41,11 +32,10 @@ from asyncsync.inspect import (
     with_reference,
 )
 from asyncsync.manifest import Descriptor, ImageManifest, Platform
-from asyncsync.registry.client import RegistryClient, RegistryOptions, RegistrySession
+from asyncsync.registry.client import RegistryClient, RegistrySession
 from asyncsync.registry.manifests import get_manifest
 from asyncsync.registry.small_blobs import MAX_CONFIG_SIZE, get_blob_bytes
 from asyncsync.registry.tags import list_tags
-from asyncsync.retry import RetryPolicy
 from asyncsync.transports import parse_image_name
 from asyncsync.transports.base import ImageReference, ImageSource
 from asyncsync.transports.docker.reference import DockerReference
@@ -161,28 +151,18 @@ async def _inspect(
     typer.echo(info.render(request.fmt), nl=False)
 
 
-async def inspect_reference(
-    ref: ImageReference,
-    request: InspectRequest,
-    options: RegistryOptions,
-    retry: RetryPolicy,
-    *,
-    shared_blob_dir: str | None = None,
-    daemon_host: str | None = None,
-) -> None:
+async def inspect_reference(ref: ImageReference, request: InspectRequest, access: ImageAccess) -> None:
     """Print what ``request`` asks about ``ref``; the whole ``inspect`` command minus flag parsing.
 
-    ``shared_blob_dir`` (``oci:``) and ``daemon_host`` (``docker-daemon:``) are skopeo's
-    ``--shared-blob-dir`` and ``--daemon-host``; other transports ignore them.
+    ``access.local`` holds skopeo's ``--shared-blob-dir`` (``oci:``) and ``--daemon-host``
+    (``docker-daemon:``); other transports ignore them.
     """
-    async with RegistrySession(retry=retry) as session:
+    async with RegistrySession(retry=access.retry.policy()) as session:
+        ctx = access.context(session)  # flags are validated before anything is read
         if isinstance(ref, DockerReference):
-            client = session.client(ref.name.registry, options)
+            client = session.client(ref.name.registry, ctx.options.registry)
             await _inspect(_DockerImage(client, ref), request, ref.name.name, not request.no_tags)
             return
-        ctx = transport_context(
-            session, options, retry, shared_blob_dir=shared_blob_dir, daemon_host=daemon_host
-        )
         source = await ref.new_source(ctx)
         try:
             docker_name = ref.docker_reference()
@@ -210,22 +190,7 @@ def inspect_command(
         bool, typer.Option("--no-tags", "-n", help="Do not list the repository's tags in the output.")
     ] = False,
     platform: Annotated[PlatformFlags, PLATFORM_FLAGS],
-    registry: Annotated[RegistryFlags, REGISTRY_FLAGS],
-    shared_blob_dir: Annotated[
-        str | None,
-        typer.Option(
-            "--shared-blob-dir",
-            metavar="DIRECTORY",
-            help="DIRECTORY to use to share blobs across OCI repositories (oci: only).",
-        ),
-    ] = None,
-    daemon_host: Annotated[
-        str | None,
-        typer.Option(
-            "--daemon-host", metavar="HOST", help="Use the docker daemon at HOST (docker-daemon: only)."
-        ),
-    ] = None,
-    retry_flags: Annotated[RetryFlags, RETRY_FLAGS],
+    access: Annotated[ImageAccess, IMAGE_ACCESS_FLAGS],
 ) -> None:
     """Return low-level information about IMAGE-NAME (skopeo-compatible JSON)."""
     request = InspectRequest(
@@ -241,13 +206,6 @@ def inspect_command(
         if raw and fmt:
             raise UsageError("raw output does not support the --format option")
         ref = parse_image_name(image)
-        await inspect_reference(
-            ref,
-            request,
-            registry.to_options(),
-            retry_flags.policy(),
-            shared_blob_dir=shared_blob_dir,
-            daemon_host=daemon_host,
-        )
+        await inspect_reference(ref, request, access)
 
     run(main)

@@ -9,6 +9,7 @@ import typer
 from typer.testing import CliRunner
 
 from asyncsync.cli.common import (
+    IMAGE_ACCESS_FLAGS,
     RegistryFlags,
     SkopeoCommand,
     creds_option,
@@ -19,6 +20,7 @@ from asyncsync.cli.common import (
     tls_verify_option,
 )
 from asyncsync.errors import InvalidReferenceError, NotFoundError, UsageError
+from asyncsync.registry.client import RegistrySession
 from asyncsync.registry.credentials import Credentials
 
 probe = typer.Typer()
@@ -144,3 +146,18 @@ def test_not_found_as_rewords_only_not_found() -> None:
     assert str(info.value) == "image docker://h/r:t not found: manifest unknown: manifest unknown (HTTP 404)"
     with pytest.raises(UsageError, match="other"), not_found_as("x"):
         raise UsageError("other")
+
+
+@pytest.mark.anyio
+async def test_image_access_builds_the_transport_context_once_validated() -> None:
+    access = IMAGE_ACCESS_FLAGS.value(
+        creds="u:p", tls_verify=False, shared_blob_dir="/blobs", daemon_host="unix:///d.sock", retry_times=2
+    )
+    async with RegistrySession() as session:
+        ctx = access.context(session)
+        assert ctx.options.registry.credentials == Credentials("u", "p")
+        assert ctx.options.registry.tls_verify is False
+        assert (ctx.options.shared_blob_dir, ctx.options.daemon_host) == ("/blobs", "unix:///d.sock")
+        assert ctx.retry == access.retry.policy() and ctx.session is session
+        with pytest.raises(UsageError, match="--creds and --no-creds"):
+            IMAGE_ACCESS_FLAGS.value(creds="u:p", no_creds=True).context(session)
