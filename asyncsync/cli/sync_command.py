@@ -32,7 +32,7 @@ from asyncsync.specs.model import CopySettings, SyncSpec
 from asyncsync.specs.skopeo import docker_source_spec
 from asyncsync.sync.engine import dry_run, run_sync
 from asyncsync.sync.hooks import HookChain
-from asyncsync.sync.local import local_sync
+from asyncsync.sync.local import SyncArguments, local_sync
 from asyncsync.sync.plan import Planner
 from asyncsync.sync.report import SyncReport
 from asyncsync.sync.settings import CommandLine, resolve_settings
@@ -63,18 +63,19 @@ class SyncFlags:
         """The spec of SOURCE [DESTINATION] and the planner of its run; :class:`UsageError` for a bad
         combination (skopeo's rules; ``dir`` sides as :func:`~asyncsync.sync.local.local_sync` says,
         containers-storage sides as :func:`~asyncsync.sync.storage_sync.storage_sync` says)."""
+        arguments = SyncArguments(
+            self.src,
+            self.dest,
+            source,
+            destination,
+            scoped=self.scoped,
+            append_suffix=self.append_suffix,
+            settings=settings,
+            prune=extensions.prune,
+            create_projects=extensions.create_projects,
+        )
         for planned_locally in (storage_sync, local_sync):
-            local = planned_locally(
-                self.src,
-                self.dest,
-                source,
-                destination,
-                scoped=self.scoped,
-                append_suffix=self.append_suffix,
-                settings=settings,
-                prune=extensions.prune,
-                create_projects=extensions.create_projects,
-            )
+            local = planned_locally(arguments)
             if local is not None:
                 return local.spec, local.planner
         return self._registry_spec(source, destination, settings), build_plan

@@ -327,19 +327,38 @@ class LocalSync:
     planner: Planner
 
 
-def local_sync(
-    src: str | None,
-    dest: str | None,
-    source: str,
-    destination: str | None,
-    *,
-    scoped: bool = False,
-    append_suffix: str = "",
-    settings: CopySettings | None = None,
-    prune: bool = False,
-    create_projects: bool = False,
-) -> LocalSync | None:
-    """The run for ``sync --src SRC --dest DEST SOURCE DESTINATION`` when either side is ``dir``;
+@dataclass(frozen=True, slots=True)
+class SyncArguments:
+    """``sync --src SRC --dest DEST SOURCE [DESTINATION]`` and the flags that shape its names, as
+    the local planners (:func:`local_sync`, :func:`~asyncsync.sync.storage_sync.storage_sync`)
+    read them."""
+
+    src: str | None
+    dest: str | None
+    source: str
+    destination: str | None
+    scoped: bool = False
+    append_suffix: str = ""
+    settings: CopySettings = field(default_factory=CopySettings)
+    prune: bool = False
+    create_projects: bool = False
+
+
+def source_named_spec(args: SyncArguments, types: str) -> SyncSpec:
+    """The spec of ``--src yaml|docker`` into a local destination: each image keeps its source
+    name (scoped, no suffix), the Docker reference the local copy records. :class:`UsageError`
+    for another ``--src`` (``types`` lists the source types the caller accepts)."""
+    if args.src == "yaml":
+        if not Path(args.source).is_file():
+            raise UsageError(f"{args.source}: no such spec file")
+        return load_spec(args.source, destination="", scoped=True, settings=args.settings)
+    if args.src == "docker":
+        return docker_source_spec(args.source, "", scoped=True, settings=args.settings)
+    raise UsageError(f"--src {args.src or '(missing)'}: unsupported source type ({types})")
+
+
+def local_sync(args: SyncArguments) -> LocalSync | None:
+    """The run for ``args`` when either side is ``dir``;
     ``None`` when neither is (the registry-only path applies). Raises :class:`UsageError` for
     combinations skopeo refuses too (``dir`` to ``dir``), for a missing argument, and for
     ``--prune`` (a dir side has no tag list to prune by) or ``--create-projects`` into a directory.
@@ -348,16 +367,16 @@ def local_sync(
     (scoped, no suffix): that is the Docker reference each directory keeps, and
     :class:`DirTreeDestination` applies the user's ``--scoped``/``--append-suffix`` to the path.
     """
+    src, dest, destination = args.src, args.dest, args.destination
     if src != "dir" and dest != "dir":
         return None
-    settings = settings or CopySettings()
     if src == "dir" and dest == "dir":
         raise UsageError("sync from 'dir' to 'dir' is not supported (as in skopeo): copy the tree itself")
-    if prune:
+    if args.prune:
         raise UsageError(
             "--prune needs registries on both sides; it cannot be used with a dir source or destination"
         )
-    if create_projects and dest == "dir":
+    if args.create_projects and dest == "dir":
         raise UsageError("--create-projects creates Harbor projects; it cannot be used with --dest dir")
     if destination is None:
         what = "a directory" if dest == "dir" else "a registry host, optionally with a path prefix"
@@ -365,14 +384,7 @@ def local_sync(
     if src == "dir":
         if dest != "docker":
             raise UsageError(f"--dest {dest or '(missing)'}: a dir source syncs to 'docker' only")
-        tree = DirTreeSource(source, destination, scoped, append_suffix, settings)
+        tree = DirTreeSource(args.source, destination, args.scoped, args.append_suffix, args.settings)
         return LocalSync(SyncSpec(file=COMMAND_LINE, kind="command-line", entries=()), tree.plan)
-    if src == "yaml":
-        if not Path(source).is_file():
-            raise UsageError(f"{source}: no such spec file")
-        spec = load_spec(source, destination="", scoped=True, settings=settings)
-    elif src == "docker":
-        spec = docker_source_spec(source, "", scoped=True, settings=settings)
-    else:
-        raise UsageError(f"--src {src or '(missing)'}: unsupported source type (yaml, docker or dir)")
-    return LocalSync(spec, DirTreeDestination(destination, scoped, append_suffix).plan)
+    spec = source_named_spec(args, "yaml, docker or dir")
+    return LocalSync(spec, DirTreeDestination(destination, args.scoped, args.append_suffix).plan)

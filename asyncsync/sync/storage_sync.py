@@ -18,14 +18,12 @@ with such entries is.
 from __future__ import annotations
 
 from dataclasses import replace
-from pathlib import Path
 from typing import Final
 
 from asyncsync.errors import UsageError
-from asyncsync.specs.load import load_spec
-from asyncsync.specs.model import CopySettings, Destination
+from asyncsync.specs.model import Destination
 from asyncsync.specs.skopeo import docker_source_spec
-from asyncsync.sync.local import LocalSync
+from asyncsync.sync.local import LocalSync, SyncArguments, source_named_spec
 from asyncsync.sync.spec_plan import build_plan
 from asyncsync.transports.containers_storage.reference import parse_storage_reference
 
@@ -56,31 +54,21 @@ def _store(destination: str | None) -> str:
     return spec
 
 
-def storage_sync(
-    src: str | None,
-    dest: str | None,
-    source: str,
-    destination: str | None,
-    *,
-    scoped: bool = False,
-    append_suffix: str = "",
-    settings: CopySettings | None = None,
-    prune: bool = False,
-    create_projects: bool = False,
-) -> LocalSync | None:
-    """The run for ``sync --src SRC --dest DEST SOURCE DESTINATION`` when a side is
-    containers-storage; ``None`` when neither is. :class:`UsageError` for a combination that is
-    not supported (containers-storage with ``dir`` or with itself, ``--prune``/``--create-projects``,
-    naming flags on the store side) or a missing argument."""
+def storage_sync(args: SyncArguments) -> LocalSync | None:
+    """The run for ``args`` when a side is containers-storage; ``None`` when neither is.
+    :class:`UsageError` for a combination that is not supported (containers-storage with ``dir``
+    or with itself, ``--prune``/``--create-projects``, naming flags on the store side) or a
+    missing argument."""
+    src, dest, source, destination = args.src, args.dest, args.source, args.destination
+    scoped, append_suffix, settings = args.scoped, args.append_suffix, args.settings
     if STORAGE not in (src, dest):
         return None
-    settings = settings or CopySettings()
     if src == dest or "dir" in (src, dest):
         raise UsageError(
             f"sync from {src!r} to {dest!r} is not supported: containers-storage syncs with 'docker'"
         )
-    if prune or create_projects:
-        flag = "--prune" if prune else "--create-projects"
+    if args.prune or args.create_projects:
+        flag = "--prune" if args.prune else "--create-projects"
         raise UsageError(f"{flag} needs registries on both sides; it cannot be used with containers-storage")
     if src == STORAGE:
         if dest != "docker":
@@ -105,15 +93,6 @@ def storage_sync(
             f"{flag} cannot be used with --dest containers-storage (images keep their source names)"
         )
     store = Destination(kind=STORAGE, registry="", path=_store(destination))
-    if src == "yaml":
-        if not Path(source).is_file():
-            raise UsageError(f"{source}: no such spec file")
-        spec = load_spec(source, destination="", scoped=True, settings=settings)
-    elif src == "docker":
-        spec = docker_source_spec(source, "", scoped=True, settings=settings)
-    else:
-        raise UsageError(
-            f"--src {src or '(missing)'}: unsupported source type (yaml, docker, dir or containers-storage)"
-        )
+    spec = source_named_spec(args, "yaml, docker, dir or containers-storage")
     spec = replace(spec, entries=tuple(replace(entry, destination=store) for entry in spec.entries))
     return LocalSync(spec, build_plan)

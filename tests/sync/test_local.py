@@ -21,7 +21,14 @@ from asyncsync.digest import Digest
 from asyncsync.errors import LocalStorageError, UsageError
 from asyncsync.reference import parse_reference
 from asyncsync.specs.model import CopySettings, Origin
-from asyncsync.sync.local import DirTreeDestination, DirTreeSource, LocalState, dir_image_state, local_sync
+from asyncsync.sync.local import (
+    DirTreeDestination,
+    DirTreeSource,
+    LocalState,
+    SyncArguments,
+    dir_image_state,
+    local_sync,
+)
 from asyncsync.sync.plan import Plan, PlannedImage
 from tests.helpers.asyncsync_cli import invoke
 from tests.helpers.images import (
@@ -135,21 +142,21 @@ class _NoLister:
 
 
 def local_sync_spec() -> Any:
-    run = local_sync("dir", "docker", "/unused", "reg.example/x")
+    run = local_sync(SyncArguments("dir", "docker", "/unused", "reg.example/x"))
     assert run is not None
     return run.spec
 
 
 def test_local_sync_refuses_what_skopeo_refuses() -> None:
-    assert local_sync("docker", "docker", "reg.example/a", "reg.example/b") is None
+    assert local_sync(SyncArguments("docker", "docker", "reg.example/a", "reg.example/b")) is None
     with pytest.raises(UsageError, match="from 'dir' to 'dir' is not supported"):
-        local_sync("dir", "dir", "/a", "/b")
+        local_sync(SyncArguments("dir", "dir", "/a", "/b"))
     with pytest.raises(UsageError, match="missing DESTINATION argument"):
-        local_sync("docker", "dir", "reg.example/a", None)
+        local_sync(SyncArguments("docker", "dir", "reg.example/a", None))
     with pytest.raises(UsageError, match="--prune needs registries on both sides"):
-        local_sync("dir", "docker", "/a", "reg.example/b", prune=True)
+        local_sync(SyncArguments("dir", "docker", "/a", "reg.example/b", prune=True))
     with pytest.raises(UsageError, match="cannot be used with --dest dir"):
-        local_sync("docker", "dir", "reg.example/a", "/b", create_projects=True)
+        local_sync(SyncArguments("docker", "dir", "reg.example/a", "/b", create_projects=True))
     result = invoke("sync", "--src", "dir", "--dest", "dir", "/a", "/b")
     assert result.returncode == 2 and result.stderr.count("\n") == 1 and "Traceback" not in result.stderr
 

@@ -16,6 +16,7 @@ import pytest
 
 from asyncsync.errors import InvalidReferenceError, SpecError, UsageError
 from asyncsync.specs.load import load_spec
+from asyncsync.sync.local import SyncArguments
 from asyncsync.sync.storage_sync import split_storage_source, storage_sync
 from asyncsync.transports.containers_storage.engine import named_images
 from tests.helpers.asyncsync_cli import invoke
@@ -80,19 +81,19 @@ def test_storage_sync_refuses_what_it_cannot_do(
     src: str, dest: str, destination: str | None, message: str
 ) -> None:
     with pytest.raises(UsageError, match=message):
-        storage_sync(src, dest, "localhost/app", destination)
+        storage_sync(SyncArguments(src, dest, "localhost/app", destination))
 
 
 def test_storage_sync_refuses_digests_and_naming_flags() -> None:
     with pytest.raises(UsageError, match="keeps images by name"):
-        storage_sync("containers-storage", "docker", "app@sha256:" + "a" * 64, "reg.example/m")
+        storage_sync(SyncArguments("containers-storage", "docker", "app@sha256:" + "a" * 64, "reg.example/m"))
     with pytest.raises(UsageError, match="name a repository"):
-        storage_sync("containers-storage", "docker", "containers-storage:", "reg.example/m")
+        storage_sync(SyncArguments("containers-storage", "docker", "containers-storage:", "reg.example/m"))
     with pytest.raises(UsageError, match="--scoped cannot be used with --dest containers-storage"):
-        storage_sync("docker", "containers-storage", "reg.example/app", None, scoped=True)
+        storage_sync(SyncArguments("docker", "containers-storage", "reg.example/app", None, scoped=True))
     with pytest.raises(UsageError, match="--prune needs registries on both sides"):
-        storage_sync("containers-storage", "docker", "app", "reg.example/m", prune=True)
-    assert storage_sync("docker", "docker", "reg.example/app", "reg.example/m") is None
+        storage_sync(SyncArguments("containers-storage", "docker", "app", "reg.example/m", prune=True))
+    assert storage_sync(SyncArguments("docker", "docker", "reg.example/app", "reg.example/m")) is None
 
 
 def test_storage_sources_parse(tmp_path: Path) -> None:
