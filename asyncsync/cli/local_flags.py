@@ -9,7 +9,7 @@ does not apply to is ignored, as skopeo does, with a one-line warning (:func:`wa
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from typing import Annotated, Any
 
 import typer
@@ -25,7 +25,8 @@ LOCAL_PANEL = "Local transports"
 
 @dataclass(frozen=True, slots=True)
 class LocalFlags:
-    """skopeo's local-transport flags for one side of ``copy`` (``--src-*`` or ``--dest-*``).
+    """skopeo's local-transport flags for one side of ``copy`` (``--src-*`` or ``--dest-*``), each
+    named as the :class:`SideOptions` field it sets.
 
     ``compress``/``decompress``/``additional_tags`` exist on the destination side only.
     """
@@ -41,16 +42,9 @@ class LocalFlags:
         """The :class:`SideOptions` of this side; raises :class:`UsageError` for contradictions."""
         if self.compress and self.decompress:
             raise UsageError("--dest-compress and --dest-decompress cannot be used together")
-        return SideOptions(
-            registry=registry,
-            chunk_size=chunk_size,
-            shared_blob_dir=self.shared_blob_dir,
-            daemon_host=self.daemon_host,
-            compress=self.compress,
-            decompress=self.decompress,
-            additional_tags=self.additional_tags,
-            oci_accept_uncompressed_layers=self.oci_accept_uncompressed_layers,
-        )
+        # Each field of this class is the SideOptions field of the same name (a test holds it so).
+        given = {field.name: getattr(self, field.name) for field in fields(self)}
+        return SideOptions(registry=registry, chunk_size=chunk_size, **given)
 
     def unused(self, transport: str, prefix: str) -> list[str]:
         """The flags given that ``transport`` ignores, spelt as on the command line."""
