@@ -25,7 +25,7 @@ child task of the caller and hands aiohttp a plain queue reader; the error the s
 from __future__ import annotations
 
 import re
-from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import asynccontextmanager, suppress
 from dataclasses import dataclass
 from urllib.parse import quote, urljoin
@@ -38,7 +38,7 @@ from asyncsync.digest import Digest
 from asyncsync.errors import AsyncSyncError, RegistryError, TransportError
 from asyncsync.http.errors import mapped
 from asyncsync.registry.auth import repository_scope
-from asyncsync.registry.client import RegistryClient
+from asyncsync.registry.client import Body, RegistryClient
 
 #: Largest piece read from a GET at a time; bounds memory per blob in flight.
 READ_CHUNK = 256 * 1024
@@ -290,6 +290,37 @@ class UploadSession:
         separator = "&" if "?" in self.location else "?"
         return f"{self.location}{separator}digest={quote(str(digest), safe='')}"
 
+    async def _patch(self, headers: Mapping[str, str], data: Body, what: str) -> None:
+        """One ``PATCH`` of an upload; follows the ``Location`` it answers and learns the
+        registry's ``OCI-Chunk-Min-Length``."""
+        async with self.client.open(
+            "PATCH",
+            self.location,
+            scopes=push_scopes(self.repository),
+            repository=self.repository,
+            headers=headers,
+            data=data,
+            ok=(202, 204),
+            what=what,
+        ) as response:
+            self.location = _location(response, what)
+            self.min_chunk = _min_chunk(response, self.min_chunk)
+
+    async def _commit(self, digest: Digest, what: str) -> None:
+        """The empty ``PUT ?digest=`` that ends a chunked or streamed upload (the registry checks
+        the digest against what it received)."""
+        async with self.client.open(
+            "PUT",
+            self._final_url(digest),
+            scopes=push_scopes(self.repository),
+            repository=self.repository,
+            headers={"Content-Length": "0"},
+            data=b"",
+            ok=(201, 204),
+            what=what,
+        ):
+            self.finished = True
+
     async def put_monolithic(self, digest: Digest, size: int, body: PumpedBody) -> None:
         """One ``PUT ?digest=`` streaming ``size`` bytes from ``body``.
 
@@ -330,35 +361,14 @@ class UploadSession:
                     "Content-Length": str(length),
                     "Content-Range": f"{offset}-{offset + length - 1}",
                 }
-                async with self.client.open(
-                    "PATCH",
-                    self.location,
-                    scopes=push_scopes(self.repository),
-                    repository=self.repository,
-                    headers=headers,
-                    data=body.take(length),
-                    ok=(202, 204),
-                    what=what,
-                ) as response:
-                    self.location = _location(response, what)
-                    self.min_chunk = _min_chunk(response, self.min_chunk)
-                    chunk = max(chunk, self.min_chunk)
+                await self._patch(headers, body.take(length), what)
+                chunk = max(chunk, self.min_chunk)
                 offset += length
             # An empty blob has no PATCH; a stream longer than ``size`` never gets here
             # (verification raises first), but make sure nothing is left unread.
             if not await body.at_end():
                 raise TransportError(f"{what}: source sent more than {size} bytes", temporary=False)
-            async with self.client.open(
-                "PUT",
-                self._final_url(digest),
-                scopes=push_scopes(self.repository),
-                repository=self.repository,
-                headers={"Content-Length": "0"},
-                data=b"",
-                ok=(201, 204),
-                what=what,
-            ):
-                self.finished = True
+            await self._commit(digest, what)
         except RegistryError as exc:
             if exc.status == 413:
                 self.refused_chunk = length
@@ -409,35 +419,15 @@ class UploadSession:
                     async for part in body.take(chunk):
                         piece += part
                     length = len(piece)
-                    async with self.client.open(
-                        "PATCH",
-                        self.location,
-                        scopes=push_scopes(self.repository),
-                        repository=self.repository,
-                        headers={
-                            "Content-Type": "application/octet-stream",
-                            "Content-Range": f"{offset}-{offset + length - 1}",
-                        },
-                        data=bytes(piece),
-                        ok=(202, 204),
-                        what=what,
-                    ) as response:
-                        self.location = _location(response, what)
-                        self.min_chunk = _min_chunk(response, self.min_chunk)
-                        chunk = max(chunk, self.min_chunk)
+                    headers = {
+                        "Content-Type": "application/octet-stream",
+                        "Content-Range": f"{offset}-{offset + length - 1}",
+                    }
+                    await self._patch(headers, bytes(piece), what)
+                    chunk = max(chunk, self.min_chunk)
                     offset += length
             digest = await finished()
-            async with self.client.open(
-                "PUT",
-                self._final_url(digest),
-                scopes=push_scopes(self.repository),
-                repository=self.repository,
-                headers={"Content-Length": "0"},
-                data=b"",
-                ok=(201, 204),
-                what=self._what(digest),
-            ):
-                self.finished = True
+            await self._commit(digest, self._what(digest))
             return offset
         except RegistryError as exc:
             if exc.status == 413:
