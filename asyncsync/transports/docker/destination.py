@@ -83,6 +83,14 @@ def _upload_state(client: RegistryClient) -> _RegistryUploadState:
     return state
 
 
+def _retry_smaller(refused: RegistryError, message: str) -> RegistryError:
+    """The temporary error that restarts a blob the registry refused as too large (413), now
+    that this registry's uploads are set to go in chunks or smaller ones; retried at once."""
+    retry = RegistryError(413, refused.code, message, what=refused.what, retry_after=0.0)
+    retry.temporary = True
+    return retry
+
+
 class DockerDestination(OnRepository):
     """An image reference in a registry being written."""
 
@@ -187,29 +195,18 @@ class DockerDestination(OnRepository):
                     await session.cancel()
                 if exc.status == 413 and chunk_size is None:
                     _upload_state(self.client).chunked = True
-                    retry = RegistryError(
-                        413,
-                        exc.code,
-                        "registry refused the blob as too large; retrying with a chunked upload",
-                        what=exc.what,
-                        retry_after=0.0,
-                    )
-                    retry.temporary = True
-                    raise retry from None
+                    raise _retry_smaller(
+                        exc, "registry refused the blob as too large; retrying with a chunked upload"
+                    ) from None
                 if exc.status == 413 and session is not None and session.refused_chunk:
                     smaller = smaller_chunk(session.refused_chunk, session.min_chunk)
                     if smaller is not None:
                         _upload_state(self.client).chunk_limit = smaller
-                        retry = RegistryError(
-                            413,
-                            exc.code,
+                        raise _retry_smaller(
+                            exc,
                             f"registry refused a {session.refused_chunk}-byte chunk as too large; "
                             f"retrying with {smaller}-byte chunks",
-                            what=exc.what,
-                            retry_after=0.0,
-                        )
-                        retry.temporary = True
-                        raise retry from None
+                        ) from None
                 raise
             except BaseException:
                 if session is not None:
@@ -243,15 +240,9 @@ class DockerDestination(OnRepository):
                             state.chunk_limit = smaller
                         else:
                             raise
-                        retry = RegistryError(
-                            413,
-                            exc.code,
-                            "registry refused the upload as too large; retrying in smaller chunks",
-                            what=exc.what,
-                            retry_after=0.0,
-                        )
-                        retry.temporary = True
-                        raise retry from None
+                        raise _retry_smaller(
+                            exc, "registry refused the upload as too large; retrying in smaller chunks"
+                        ) from None
                     raise
                 except BaseException:
                     await session.cancel()
