@@ -6,10 +6,12 @@ counted at both registries (source + destination access logs) and also given per
 method split is the one of the median-wall run). The speed-up ratio of a scenario is skopeo's median wall
 time divided by asyncsync's.
 
-Targets (issue 4), each judged only when the runs it needs succeeded, else reported as ``n/a``:
+Targets (issue 17, which raised issue 4's at 20 ms and set the loopback one to what 2 cores allow),
+each judged only when the runs it needs succeeded, else reported as ``n/a``:
 
-* full migration, RTT 0: ratio >= 4; full migration, RTT 20 ms: ratio >= 15;
-* no-op re-sync, RTT 20 ms: ratio >= 15 and asyncsync makes <= 2 requests per tag;
+* full migration, RTT 0: ratio >= 3.5; full migration, RTT 20 ms: ratio >= 25;
+* no-op re-sync, RTT 20 ms: ratio >= 40 and asyncsync makes <= 2 requests per tag plus one tag list
+  per repository (the budget the attachments work keeps: a tag list shows attachment tags);
 * full migration requests (every measured RTT): asyncsync <= 0.6 x skopeo;
 * asyncsync peak RSS <= 150 MiB (maximum over all its runs);
 * every measured run of both tools left a whole, digest-equal destination.
@@ -123,24 +125,25 @@ def _ratio(summaries: list[ToolSummary], mode: str, rtt: float) -> float | None:
     return theirs.wall_s / ours.wall_s
 
 
-def check_targets(summaries: list[ToolSummary], all_verified: bool) -> list[Target]:
-    """The issue's targets (see the module docstring)."""
+def check_targets(summaries: list[ToolSummary], all_verified: bool, *, repos_per_tag: float) -> list[Target]:
+    """The issue's targets (see the module docstring); ``repos_per_tag`` sizes the no-op's tag lists."""
     targets: list[Target] = []
     for mode, rtt, goal, label in (
-        ("full", 0.0, 4.0, "full migration, loopback: >= 4x faster"),
-        ("full", 20.0, 15.0, "full migration, 20 ms RTT: >= 15x faster"),
-        ("noop", 20.0, 15.0, "no-op re-sync, 20 ms RTT: >= 15x faster"),
+        ("full", 0.0, 3.5, "full migration, loopback: >= 3.5x faster"),
+        ("full", 20.0, 25.0, "full migration, 20 ms RTT: >= 25x faster"),
+        ("noop", 20.0, 40.0, "no-op re-sync, 20 ms RTT: >= 40x faster"),
     ):
         ratio = _ratio(summaries, mode, rtt)
         detail = "not measured (needs successful runs of both tools)" if ratio is None else f"{ratio:.1f}x"
         targets.append(Target(label, None if ratio is None else ratio >= goal, detail))
     noop = _find(summaries, "noop", 20.0, "asyncsync")
     per_tag = noop.requests_per_tag if noop else None
+    budget = 2.0 + repos_per_tag
     targets.append(
         Target(
-            "no-op re-sync, 20 ms RTT: <= 2 requests per tag",
-            None if per_tag is None else per_tag <= 2.0,
-            "not measured" if per_tag is None else f"{per_tag:.2f} per tag",
+            "no-op re-sync, 20 ms RTT: <= 2 requests per tag + 1 tag list per repository",
+            None if per_tag is None else per_tag <= budget + 1e-9,
+            "not measured" if per_tag is None else f"{per_tag:.2f} per tag (budget {budget:.2f})",
         )
     )
     for rtt in sorted({s.rtt_ms for s in summaries if s.mode == "full"}) or [0.0]:
@@ -204,7 +207,7 @@ def render_report(
     if any(ratio is not None for _m, _r, ratio in ratios):
         lines += ["", "| mode | RTT | skopeo / asyncsync wall time |", "|---|---|---|"]
         lines += [f"| {m} | {r:g} ms | {_fmt(ratio, '.1f', 'x')} |" for m, r, ratio in ratios]
-    targets = check_targets(summaries, all_verified)
+    targets = check_targets(summaries, all_verified, repos_per_tag=params.repos / params.tag_count)
     note = "" if full_scale else " (small workload: indicative only, the targets are for the 200-tag run)"
     lines += ["", f"Targets{note}:", "", "| target | result | measured |", "|---|---|---|"]
     for target in targets:
