@@ -45,11 +45,14 @@ from asyncsync.errors import ContentError, LocalStorageError
 from asyncsync.transports.layer_compression import MAGIC_LENGTH, ZstdFrames, detect
 
 #: Bytes a decompressor hands over at once (and the read size of the spool).
-PIECE = 1024 * 1024
+PIECE = 256 * 1024
 #: Chunks buffered between the copying task and the worker thread.
 _FEED_BUFFER = 4
-#: Compressed output handed to a streamed upload at once, and pieces buffered on the way.
-OUT_PIECE = 1024 * 1024
+#: Compressed output handed to a streamed upload at once (a registry GET's read size,
+#: :data:`asyncsync.registry.blobs.READ_CHUNK`), and pieces buffered on the way. With the upload
+#: pump's own buffer (:data:`asyncsync.registry.blobs.PUMP_BUFFER`) a layer in flight holds 3-5 MiB
+#: of buffers besides the encoder's state (1 MiB pieces held 5-8 MiB).
+OUT_PIECE = 256 * 1024
 _OUT_BUFFER = 2
 
 
