@@ -10,7 +10,8 @@ level, alternating which tool goes first, ``--rounds`` times. Registries store o
 Printed per tool and format (medians): wall time, client CPU seconds (user + system, the tool and
 its children), MB/s of uncompressed input per wall second and per CPU second ("per core"), the
 compressed size, and peak RSS (VmHWM). Each destination is checked: its config lists the source's
-diff ids and every layer has the format's media type.
+diff ids and every layer has the format's media type. Each asyncsync run gets its own
+``XDG_CACHE_HOME``, so no run finds an earlier one's recompressed-layer index.
 
     python -m bench.compress [--layer-mib 341] [--layers 3] [--rounds 3] [--formats gzip,zstd]
 """
@@ -213,7 +214,10 @@ def main(argv: list[str] | None = None) -> int:
                                 src,
                                 f"docker://{dest.host}/big/app:v1",
                             ]
-                            measured = run_measured(command, log_path=run_dir / "log.txt", env=env)
+                            # Each asyncsync run starts without an earlier run's recompressed-layer
+                            # index (as a fresh skopeo cannot reuse at a fresh destination either).
+                            run_env = {**env, "XDG_CACHE_HOME": str(run_dir / "cache")}
+                            measured = run_measured(command, log_path=run_dir / "log.txt", env=run_env)
                             try:
                                 if measured.returncode != 0:
                                     raise RuntimeError((run_dir / "log.txt").read_text()[-2000:])

@@ -12,7 +12,10 @@ compresses with the layer-format flags too.
 The signing flags and the trust policy: :mod:`asyncsync.cli.trust_flags`.
 Progress goes to stdout as skopeo's does (:mod:`asyncsync.cli.copy_view`): rich bars on a
 terminal, plain lines otherwise, nothing with ``--quiet``. Errors are one line on stderr with a
-non-zero exit. The run itself is :func:`asyncsync.copy.run.copy_between`.
+non-zero exit. The run itself is :func:`asyncsync.copy.run.copy_between`; it keeps the index of
+recompressed layers in the user cache directory, as ``sync`` does (skopeo's copy keeps the same
+knowledge in its blob-info cache), so a re-run asks the destination for a layer's recompressed
+digest before recompressing it.
 """
 
 from __future__ import annotations
@@ -45,6 +48,7 @@ from asyncsync.cli.local_flags import LOCAL_SIDES, LocalSides, warn_unused
 from asyncsync.cli.platform_flags import PLATFORM_FLAGS, PlatformFlags
 from asyncsync.cli.trust_flags import SIGN_FLAGS, SignFlags, close_trust, registries_d, trust_settings
 from asyncsync.copy import CopyOptions, CopyResult, TrustSettings
+from asyncsync.copy.destination_state import default_mount_index_dir
 from asyncsync.copy.run import copy_between
 from asyncsync.errors import ContentError, LocalStorageError
 from asyncsync.limits import DEFAULT_COPY_BLOBS_IN_FLIGHT
@@ -189,6 +193,7 @@ def copy_command(
         copying = copy_between(
             src_ref, dst_ref, options, source_side, destination_side,
             retry=retry_flags.policy(), parallel=flags.image_parallel_copies, progress=progress, trust=trust,
+            state_dir=default_mount_index_dir(),
         )  # fmt: skip
         result = await until_signal(shown(progress, copying))
         flags.write_digest(result)

@@ -15,8 +15,8 @@ import typer
 
 from asyncsync.cli.common import chunk_size_flag
 from asyncsync.cli.flag_groups import FlagGroup, flag_option
+from asyncsync.copy.destination_state import default_mount_index_dir
 from asyncsync.limits import DEFAULT_BLOBS_IN_FLIGHT, DEFAULT_PARALLEL_IMAGES, DEFAULT_REQUESTS_PER_HOST
-from asyncsync.sync.engine import default_mount_index_dir
 from asyncsync.units import size_flag
 
 RUN_PANEL = "Concurrency and uploads"

@@ -31,6 +31,14 @@ JOURNAL_FILE = "upload-journal.tsv"
 MAX_JOURNAL_LINES = 200_000
 
 
+def default_mount_index_dir() -> Path:
+    """The run's state directory, the user cache directory (``$XDG_CACHE_HOME/asyncsync`` on
+    Linux): this journal, the mount-source index, the recompressed layers, the copy results."""
+    import platformdirs
+
+    return Path(platformdirs.user_cache_dir("asyncsync"))
+
+
 class DestinationState:
     """Run-wide facts about destination repositories (see the module docstring)."""
 

@@ -13,11 +13,13 @@ an image manifest is looked at by media type:
 
 A layer to change is first offered to the destination as it is (skopeo 1.9.3 reuses a blob the
 destination has or can mount, whatever its compression); ``--dest-force-compress-format`` skips
-that. Otherwise it is streamed from the source, verified against its digest as always,
-decompressed and compressed in a worker thread into a spool file
-(:mod:`asyncsync.copy.recompress_stream`); the result is cached for the run by (source digest,
-format, level) (:mod:`asyncsync.copy.recompress_cache`) and the new blob goes through the normal
-path (HEAD, mount, single-flight upload with retries, from the spool). The manifest is then
+that. Otherwise it is streamed from the source, verified against its digest as always, and
+decompressed and compressed in a worker thread (:mod:`asyncsync.copy.recompress_stream`): into
+the upload itself for a registry (which learns the digest at the end), else into a spool file
+that then takes the normal blob path (HEAD, mount, single-flight upload with retries). Results
+are cached for the run by (source digest, format, level) and, with a state directory, recorded
+for later runs (:mod:`asyncsync.copy.recompress_cache`): a layer whose recorded digest the
+destination has, or can mount, is not recompressed at all. The manifest is then
 rewritten: new digests, sizes and media types for the changed layers, config (so ``diff_ids``)
 unchanged. zstd cannot be said in Docker v2s2: without ``--format`` a registry gets an OCI
 manifest instead (skopeo tries OCI next); ``--format v2s2`` with zstd is refused before any blob
@@ -50,7 +52,7 @@ from asyncsync.copy.layer_format import (
     media_type_for,
 )
 from asyncsync.copy.options import CopyOptions
-from asyncsync.copy.progress import NullProgress
+from asyncsync.copy.progress import BlobOutcome, NullProgress
 from asyncsync.copy.recompress_cache import CachedLayer
 from asyncsync.copy.recompress_stream import (
     Recompressed,
@@ -180,18 +182,22 @@ class LayerRecompression:
         if fmt is None:
             await copier.copy(layer, "blob")
             return
-        progress = copier.env.progress
-        progress.blob_started(layer, "blob")
+        copier.env.progress.blob_started(layer, "blob")
         if not self.wanted.force and await copier.try_reuse(layer, "blob"):
             return
         level = self.wanted.level_for(fmt)
         key = (layer.digest, fmt, level)
+        cache = copier.env.recompressed
         make = partial(self._spool, layer, fmt, level)
         streamed = False
-        if (
-            isinstance(copier.destination, StreamedBlobDestination)
-            and copier.env.recompressed.known(key) is None
-        ):
+        if isinstance(copier.destination, StreamedBlobDestination) and cache.made(key) is None:
+            recorded = cache.recorded(key)
+            if recorded is not None and await self._uploader(recorded, make).try_reuse(
+                self._descriptor(layer, recorded), "blob"
+            ):
+                # An earlier run recompressed it and the destination has (or mounted) it.
+                self._finished(index, layer, recorded, fmt, "skipped")
+                return
 
             async def stream() -> Recompressed:
                 nonlocal streamed
@@ -199,20 +205,34 @@ class LayerRecompression:
                 streamed = True
                 return done
 
-            entry = await copier.env.recompressed.get(key, stream, fmt)
+            entry = await cache.get(key, stream, fmt, use_record=False)
         else:
-            entry = await copier.env.recompressed.get(key, make, fmt)
+            entry = await cache.get(key, make, fmt)
         try:
             if not streamed:
-                # Known from another copy of this run: reuse (HEAD, mount) or upload again.
-                recompressed = Descriptor(layer.media_type, entry.digest, entry.size)
-                quiet = dataclasses.replace(copier.env, progress=NullProgress())
-                source = _SpoolSource(copier.source, entry, make)
-                upload = BlobCopier(source, copier.destination, quiet, copier.stats)
-                await upload.copy(recompressed, "blob")
+                # Known from another copy of this run (or an earlier run, for a destination that
+                # takes no stream): reuse (HEAD, mount) or upload again.
+                await self._uploader(entry, make).copy(self._descriptor(layer, entry), "blob")
         finally:
             entry.release()
-        progress.blob_finished(layer, "blob", "done")
+        self._finished(index, layer, entry, fmt)
+
+    @staticmethod
+    def _descriptor(layer: Descriptor, entry: CachedLayer) -> Descriptor:
+        """The recompressed blob of ``layer`` (its media type is set by :meth:`manifest`)."""
+        return Descriptor(layer.media_type, entry.digest, entry.size)
+
+    def _uploader(self, entry: CachedLayer, make: Callable[[], Coroutine[Any, Any, Spool]]) -> BlobCopier:
+        """A copier of ``entry``'s recompressed blob to this destination (no mount candidates
+        in the source's repositories; progress is the layer's own, so quiet here)."""
+        copier = self.copier
+        quiet = dataclasses.replace(copier.env, progress=NullProgress())
+        return BlobCopier(_SpoolSource(copier.source, entry, make), copier.destination, quiet, copier.stats)
+
+    def _finished(
+        self, index: int, layer: Descriptor, entry: CachedLayer, fmt: Format, outcome: BlobOutcome = "done"
+    ) -> None:
+        self.copier.env.progress.blob_finished(layer, "blob", outcome)
         self.edits[index] = LayerEdit(entry.digest, entry.size, fmt)
 
     async def _stream(self, layer: Descriptor, fmt: Format, level: int) -> Recompressed:

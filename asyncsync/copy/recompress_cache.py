@@ -74,15 +74,22 @@ class RecompressCache:
     appended to ``recompressed.tsv`` there and earlier runs' are loaded, for the same encoder
     versions: a re-run knows a layer's recompressed digest without recompressing it, so the
     destination is asked for that digest (HEAD, mount) before any work; only a destination
-    without it gets the layer recompressed again (and checked against the recorded digest).
+    without it gets the layer recompressed again. The index is read at the first question, so a
+    run that recompresses nothing never reads it.
     """
 
     def __init__(self, index_dir: Path | None = None) -> None:
         self._layers: SingleFlight[Key, CachedLayer] = SingleFlight()
         self._recorded: dict[Key, tuple[Digest, int, bool]] = {}
         self._index: IO[str] | None = None
-        if index_dir is not None:
-            self._open_index(index_dir / INDEX_FILE)
+        self._index_path = index_dir / INDEX_FILE if index_dir is not None else None
+
+    def _records(self) -> dict[Key, tuple[Digest, int, bool]]:
+        """Earlier runs' results (the index is read and opened for appending on the first call)."""
+        if self._index_path is not None:
+            path, self._index_path = self._index_path, None
+            self._open_index(path)
+        return self._recorded
 
     def _open_index(self, path: Path) -> None:
         lines: list[str] = []
@@ -107,9 +114,10 @@ class RecompressCache:
             self._index = None  # no index: every run recompresses, as without a cache
 
     def _record(self, key: Key, entry: CachedLayer) -> None:
-        if self._index is None or key in self._recorded:
+        line = (entry.digest, entry.size, entry.changed)
+        if self._records().get(key) == line or self._index is None:
             return
-        self._recorded[key] = (entry.digest, entry.size, entry.changed)
+        self._recorded[key] = line
         source, fmt, level = key
         fields = (str(source), fmt, str(level), str(entry.digest), str(entry.size))
         try:
@@ -118,27 +126,41 @@ class RecompressCache:
         except OSError:
             return
 
+    def made(self, key: Key) -> CachedLayer | None:
+        """This run's result for ``key``, if it has one (an earlier run's record is not)."""
+        return self._layers.results().get(key)
+
+    def recorded(self, key: Key) -> CachedLayer | None:
+        """What an earlier run recorded for ``key`` (digest and size; no bytes kept)."""
+        if key not in self._records():
+            return None
+        digest, size, changed = self._recorded[key]
+        return CachedLayer(digest, size, key[1], changed)
+
     def known(self, key: Key) -> CachedLayer | None:
         """The result for ``key`` if this run has one, or an earlier run recorded one."""
-        found = self._layers.results().get(key)
-        if found is None and key in self._recorded:
-            digest, size, changed = self._recorded[key]
-            return CachedLayer(digest, size, key[1], changed)
-        return found
+        return self.made(key) or self.recorded(key)
 
     async def get(
-        self, key: Key, make: Callable[[], Awaitable[Spool | Recompressed]], compression: str
+        self,
+        key: Key,
+        make: Callable[[], Awaitable[Spool | Recompressed]],
+        compression: str,
+        *,
+        use_record: bool = True,
     ) -> CachedLayer:
         """The result for ``key``, made by ``make`` (once for concurrent callers and the run):
         a :class:`Spool` to upload from, or the :class:`Recompressed` result of a layer that
         ``make`` streamed to its destination itself (nothing kept: later copies elsewhere
-        recompress again).
+        recompress again). An earlier run's record answers without ``make`` unless
+        ``use_record`` is false (the caller found its digest missing at the destination and
+        will recompress; the new result is recorded if it differs).
 
         The caller gets the entry already held (:meth:`CachedLayer.hold`); it must release it.
         """
 
         async def recompress() -> CachedLayer:
-            if key in self._recorded:  # an earlier run's result: nothing to make until needed
+            if use_record and key in self._records():  # an earlier run's result: nothing to make yet
                 digest, size, changed = self._recorded[key]
                 return CachedLayer(digest, size, compression, changed)
             made = await make()

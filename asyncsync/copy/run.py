@@ -7,10 +7,13 @@ the registry session and one transport context per side.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from asyncsync.copy import copy_image
 from asyncsync.copy.coordinator import BlobCoordinator
 from asyncsync.copy.options import CopyEnvironment, CopyOptions, CopyResult, TrustSettings
 from asyncsync.copy.progress import CopyProgress, NullProgress
+from asyncsync.copy.recompress_cache import RecompressCache
 from asyncsync.limits import DEFAULT_COPY_BLOBS_IN_FLIGHT, BlobLimiter, pool_sizes
 from asyncsync.registry.client import RegistrySession
 from asyncsync.retry import RetryPolicy
@@ -28,10 +31,14 @@ async def copy_between(
     parallel: int,
     progress: CopyProgress | None = None,
     trust: TrustSettings | None = None,
+    state_dir: Path | None = None,
 ) -> CopyResult:
     """Copy ``source`` to ``destination`` with ``parallel`` blobs in flight; closes both ends.
 
-    ``trust`` is the policy and signers (:mod:`asyncsync.copy.trust`); ``None`` checks nothing."""
+    ``trust`` is the policy and signers (:mod:`asyncsync.copy.trust`); ``None`` checks nothing.
+    ``state_dir`` (the user cache directory, as a sync's) keeps the recompressed layers' index
+    (:mod:`asyncsync.copy.recompress_cache`): a copy asks the destination for a layer an earlier
+    run recompressed before recompressing it; ``None`` keeps nothing."""
     sizes = pool_sizes(blobs=parallel, default_blobs=DEFAULT_COPY_BLOBS_IN_FLIGHT)
     blob_limiter = BlobLimiter(sizes.blobs)
     limiters = sizes.host_limiters()
@@ -40,6 +47,7 @@ async def copy_between(
         retry=retry,
         coordinator=BlobCoordinator(),
         progress=progress or NullProgress(),
+        recompressed=RecompressCache(state_dir),
         trust=trust,
     )
     async with RegistrySession(limiters=limiters, retry=retry) as session:

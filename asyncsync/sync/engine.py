@@ -90,13 +90,6 @@ class SyncView:
         """An image is done (copied, skipped or failed)."""
 
 
-def default_mount_index_dir() -> Path:
-    """The user cache directory (``$XDG_CACHE_HOME/asyncsync`` on Linux)."""
-    import platformdirs
-
-    return Path(platformdirs.user_cache_dir("asyncsync"))
-
-
 class _Run:
     """The run-wide state of one sync (see the module docstring)."""
 

@@ -131,6 +131,32 @@ def test_zstd_image_pushed_by_asyncsync_is_pulled_by_podman_and_read_by_skopeo(
     ] == image.diff_ids
 
 
+def test_copy_records_what_it_recompressed_in_the_user_cache_and_a_rerun_recompresses_nothing(
+    registry_anon: RegistryServer, image: GeneratedImage, rng_seed: int, isolated_home: Path
+) -> None:
+    repo = f"compress/{rng_seed}-recorded"
+    push_image_sync(registry_anon, f"{repo}-src", "v1", image)
+
+    def copy(tag: str) -> str:
+        return _ok(
+            "copy",
+            *PLAIN,
+            "--dest-compress-format",
+            "zstd",
+            "--dest-force-compress-format",
+            f"docker://{registry_anon.host}/{repo}-src:v1",
+            f"docker://{registry_anon.host}/{repo}:{tag}",
+        )
+
+    copy("v1")
+    index = isolated_home / ".cache" / "asyncsync" / "recompressed.tsv"
+    assert len(index.read_text().splitlines()) == 2  # one line per recompressed layer
+    second = copy("v2")
+    # Both layers are found under their recorded zstd digests: skipped, as skopeo reports reuse.
+    assert second.count("skipped: already exists") == 3, second
+    assert _manifest(registry_anon, repo, "v1") == _manifest(registry_anon, repo, "v2")
+
+
 def test_zstd_layout_written_by_skopeo_is_read_back_by_asyncsync(
     registry_anon: RegistryServer, image: GeneratedImage, tmp_path: Path, rng_seed: int
 ) -> None:

@@ -17,10 +17,13 @@ import anyio
 import orjson
 import pytest
 
-from asyncsync.copy import CopyOptions, copy_image
+from asyncsync.copy import CopyOptions, CopyResult, copy_image
 from asyncsync.copy.layer_format import LayerCompression
+from asyncsync.copy.recompress_cache import INDEX_FILE
+from asyncsync.copy.run import copy_between
 from asyncsync.errors import ContentError, ManifestError
 from asyncsync.manifest import DOCKER_LIST, OCI_INDEX
+from asyncsync.transports.base import SideOptions
 from asyncsync.transports.oci_layout.reference import parse_oci_reference
 from tests.copy.compression_support import (
     DOCKER_LAYER_GZIP,
@@ -37,7 +40,7 @@ from tests.copy.compression_support import (
     relayered,
     zstd,
 )
-from tests.copy.support import copy_run, ref, registry_options
+from tests.copy.support import FAST_RETRY, copy_run, ref, registry_options
 from tests.helpers.images import (
     blob_exists,
     get_manifest,
@@ -372,3 +375,55 @@ async def test_a_corrupt_layer_found_mid_upload_commits_nothing(
     uploads = r"/v2/corruptmid/dst/blobs/uploads/.*"
     assert registry_anon.count("PUT", uploads) == 0
     assert await list_tags(registry_anon, "corruptmid/dst") == []
+
+
+async def test_a_copy_with_a_state_directory_asks_for_what_an_earlier_copy_recompressed(
+    registry_anon: RegistryServer,
+    registry_basic: RegistryServer,
+    registry_token: RegistryServer,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """``copy_between(state_dir=...)`` (the copy command passes the user cache directory) records
+    recompressed layers as a sync does: a re-run asks the destination for each recorded digest
+    (HEAD) and recompresses nothing it has; a registry without them gets the layers recompressed
+    again while they upload (no spool), with the recorded digests."""
+    image = make_image("recorded", layers=2, layer_size=60_000)
+    await push_image(registry_anon, "recorded/src", "v1", image)
+    source = SideOptions(registry=registry_options(registry_anon))
+
+    async def copy(server: RegistryServer, tag: str) -> CopyResult:
+        return await copy_between(
+            ref(registry_anon, "recorded/src:v1"),
+            ref(server, f"recorded/dst:{tag}"),
+            ZSTD,
+            source,
+            SideOptions(registry=registry_options(server)),
+            retry=FAST_RETRY,
+            parallel=4,
+            state_dir=tmp_path,
+        )
+
+    async def no_spool(*args: object, **kwargs: object) -> None:
+        raise AssertionError("a recorded layer should not be spooled on its way to a registry")
+
+    monkeypatch.setattr("asyncsync.copy.recompress.spool_recompressed", no_spool)
+    first = await copy(registry_basic, "v1")
+    assert first.stats.blobs_copied == 3  # two recompressed layers and the config
+    assert len((tmp_path / INDEX_FILE).read_text().splitlines()) == 2
+
+    def no_recompression(*args: object, **kwargs: object) -> None:
+        raise AssertionError("a layer the destination holds under its recorded digest was recompressed")
+
+    with monkeypatch.context() as patched:
+        patched.setattr("asyncsync.copy.recompress.recompressing", no_recompression)
+        again = await copy(registry_basic, "v2")
+    assert (again.stats.blobs_copied, again.stats.blobs_existing) == (0, 3)
+    assert again.digest == first.digest
+
+    elsewhere = await copy(registry_token, "v1")
+    assert elsewhere.digest == first.digest and elsewhere.stats.blobs_copied == 3
+    assert len((tmp_path / INDEX_FILE).read_text().splitlines()) == 2  # the same results
+    manifest = json.loads((await get_manifest(registry_token, "recorded/dst", "v1"))[1])
+    for layer, expected in zip(manifest["layers"], image.diff_ids, strict=True):
+        assert diff_id(await fetch_blob(registry_token, "recorded/dst", layer["digest"])) == expected
