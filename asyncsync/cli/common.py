@@ -45,7 +45,7 @@ from asyncsync.registry.credentials import Credentials, parse_creds_flag
 from asyncsync.retry import RetryPolicy
 from asyncsync.transports import parse_image_name, transport_names
 from asyncsync.transports.base import SideOptions, TransportContext
-from asyncsync.units import duration_flag
+from asyncsync.units import duration_flag, size_flag
 
 T = TypeVar("T")
 
@@ -162,9 +162,22 @@ def retry_delay_option() -> Any:
     )
 
 
+@dataclass(frozen=True, slots=True)
+class ChunkSizeFlag:
+    """The ``--chunk-size`` flag as given (:func:`chunk_size_flag`), and the one place it is
+    parsed: the flags of ``copy`` and of ``sync``/``mirror`` derive from this class."""
+
+    chunk_size: str | None = None
+
+    def chunk_bytes(self) -> int | None:
+        """``--chunk-size`` in bytes (``None``: not given); raises
+        :class:`~asyncsync.errors.UsageError` when malformed."""
+        return size_flag(self.chunk_size, "--chunk-size") if self.chunk_size is not None else None
+
+
 def chunk_size_flag(panel: str | None = None) -> inspect.Parameter:
-    """``--chunk-size SIZE`` (``copy``, ``sync``, ``mirror``), a group option named ``chunk_size``;
-    parsed with :func:`asyncsync.units.size_flag` by the command."""
+    """``--chunk-size SIZE`` (``copy``, ``sync``, ``mirror``), a group option named ``chunk_size``
+    for a :class:`ChunkSizeFlag` field; parsed by :meth:`ChunkSizeFlag.chunk_bytes`."""
     return flag_option(
         "chunk_size",
         Annotated[

@@ -32,6 +32,7 @@ from asyncsync.cli.attachment_flags import ATTACHMENT_FLAGS, AttachmentFlags
 from asyncsync.cli.common import (
     REGISTRY_SIDES,
     RETRY_FLAGS,
+    ChunkSizeFlag,
     RegistrySides,
     RetryFlags,
     SkopeoCommand,
@@ -54,17 +55,15 @@ from asyncsync.errors import ContentError, LocalStorageError
 from asyncsync.limits import DEFAULT_COPY_BLOBS_IN_FLIGHT
 from asyncsync.transports import parse_image_name
 from asyncsync.transports.base import ImageReference, SideOptions
-from asyncsync.units import size_flag
 
 
 @dataclass(frozen=True, slots=True)
-class CopyFlags:
-    """``copy``'s own flags as given (``--chunk-size`` unparsed)."""
+class CopyFlags(ChunkSizeFlag):
+    """``copy``'s own flags as given (``--chunk-size``: :meth:`~ChunkSizeFlag.chunk_bytes`)."""
 
     digestfile: Path | None = None
     quiet: bool = False
     image_parallel_copies: int = DEFAULT_COPY_BLOBS_IN_FLIGHT
-    chunk_size: str | None = None
 
     def write_digest(self, result: CopyResult) -> None:
         """``--digestfile``: the digest of what was pushed; a write failure is a one-line error."""
@@ -137,7 +136,7 @@ def _sides(
 ) -> tuple[SideOptions, SideOptions]:
     """The source and destination :class:`SideOptions` of a copy from the registry and local flags;
     warns about local flags that the named transports do not use."""
-    chunk_size = size_flag(flags.chunk_size, "--chunk-size") if flags.chunk_size is not None else None
+    chunk_size = flags.chunk_bytes()
     signatures = registries_d()
     source_side = replace(local.source.side_options(registries.source.to_options()), registries_d=signatures)
     destination_local = replace(

@@ -13,30 +13,24 @@ from typing import Annotated
 
 import typer
 
-from asyncsync.cli.common import chunk_size_flag
+from asyncsync.cli.common import ChunkSizeFlag, chunk_size_flag
 from asyncsync.cli.flag_groups import FlagGroup, flag_option
 from asyncsync.copy.destination_state import default_mount_index_dir
 from asyncsync.limits import DEFAULT_BLOBS_IN_FLIGHT, DEFAULT_PARALLEL_IMAGES, DEFAULT_REQUESTS_PER_HOST
-from asyncsync.units import size_flag
 
 RUN_PANEL = "Concurrency and uploads"
 
 
 @dataclass(frozen=True, slots=True)
-class RunFlags:
-    """The flags as given (``None``: not given, the engine's default applies); unvalidated."""
+class RunFlags(ChunkSizeFlag):
+    """The flags as given (``None``: not given, the engine's default applies); unvalidated
+    (``--chunk-size``: :meth:`~asyncsync.cli.common.ChunkSizeFlag.chunk_bytes`)."""
 
     parallel: int | None = None
     image_parallel_copies: int | None = None
     max_requests_per_host: int | None = None
-    chunk_size: str | None = None
     no_mount_cache: bool = False
     pull_quota_reserve: int | None = None
-
-    def chunk_bytes(self) -> int | None:
-        """``--chunk-size`` in bytes (``None``: not given); raises
-        :class:`~asyncsync.errors.UsageError` when malformed."""
-        return size_flag(self.chunk_size, "--chunk-size") if self.chunk_size is not None else None
 
     def mount_index_dir(self) -> Path | None:
         """Where the mount-source index persists (from the environment); ``None``: ``--no-mount-cache``."""
@@ -115,12 +109,5 @@ RUN_FLAGS: FlagGroup[RunFlags] = FlagGroup(
             None,
         ),
     ),
-    lambda values: RunFlags(
-        values["parallel"],
-        values["image_parallel_copies"],
-        values["max_requests_per_host"],
-        values["chunk_size"],
-        values["no_mount_cache"],
-        values["pull_quota_reserve"],
-    ),
+    lambda values: RunFlags(**values),
 )

@@ -10,6 +10,7 @@ from typer.testing import CliRunner
 
 from asyncsync.cli.common import (
     IMAGE_ACCESS_FLAGS,
+    ChunkSizeFlag,
     RegistryFlags,
     SkopeoCommand,
     creds_option,
@@ -19,6 +20,8 @@ from asyncsync.cli.common import (
     retry_policy,
     tls_verify_option,
 )
+from asyncsync.cli.copy_command import COPY_FLAGS, CopyFlags
+from asyncsync.cli.run_flags import RUN_FLAGS, RunFlags
 from asyncsync.errors import InvalidReferenceError, NotFoundError, UsageError
 from asyncsync.registry.client import RegistrySession
 from asyncsync.registry.credentials import Credentials
@@ -161,3 +164,13 @@ async def test_image_access_builds_the_transport_context_once_validated() -> Non
         assert ctx.retry == access.retry.policy() and ctx.session is session
         with pytest.raises(UsageError, match="--creds and --no-creds"):
             IMAGE_ACCESS_FLAGS.value(creds="u:p", no_creds=True).context(session)
+
+
+def test_copy_and_sync_parse_chunk_size_in_one_place() -> None:
+    """``--chunk-size`` has one parser, which copy's flags and sync's/mirror's share."""
+    assert CopyFlags.chunk_bytes is RunFlags.chunk_bytes is ChunkSizeFlag.chunk_bytes
+    for group in (COPY_FLAGS, RUN_FLAGS):
+        assert group.value(chunk_size="8MiB").chunk_bytes() == 8 * 1024 * 1024
+        assert group.value().chunk_bytes() is None
+        with pytest.raises(UsageError, match="--chunk-size"):
+            group.value(chunk_size="lots").chunk_bytes()
