@@ -20,13 +20,16 @@ from asyncsync.cli.app import app
 from asyncsync.cli.common import SkopeoCommand
 from asyncsync.cli.flag_groups import FlagGroup, flag_option, with_flag_groups
 from asyncsync.cli.sync_run_flags import SYNC_RUN_FLAGS, SyncRunFlags
+from asyncsync.cli.trust_flags import SignFlags, close_trust
 from asyncsync.copy.attachments import AttachmentPolicy
 from asyncsync.errors import UsageError
+from asyncsync.extensions import Extensions
 from asyncsync.mirror.cron import CronSchedule
 from asyncsync.mirror.loop import Cron, Every, MirrorLoop, Schedule
 from asyncsync.mirror.metrics import DEFAULT_STALL_AFTER, MetricsServer, MirrorMetrics
 from asyncsync.specs.load import load_spec
 from asyncsync.specs.model import CopySettings, SyncSpec
+from asyncsync.sync.settings import CommandLine
 from asyncsync.units import duration_flag
 
 _PANEL = "Mirror"
@@ -178,11 +181,19 @@ def mirror_command(
         shared.output.view()  # a bad --log-format is a usage error now, not at the first cycle
         extensions = shared.extensions.extensions()
         load()  # a spec that does not load now is a usage error, before any server starts
+        # Attachments follow their images as in sync (a spec entry may say attachments: false),
+        # and every image is checked against the trust policy as in sync (loaded once, here).
+        command_line = shared.command_line(attachments=AttachmentPolicy(), sign=SignFlags())
+        try:
+            return await refresh(command_line, schedule, extensions)
+        finally:
+            close_trust(command_line.trust)
+
+    async def refresh(command_line: CommandLine, schedule: Schedule | None, extensions: Extensions) -> bool:
         metrics = MirrorMetrics(stall_after=flags.stall_seconds())
         loop = MirrorLoop(
             load,
-            # Attachments follow their images as in sync (a spec entry may say attachments: false).
-            shared.command_line(attachments=AttachmentPolicy()),
+            command_line,
             schedule,
             extensions=extensions,
             jitter=flags.jitter_seconds(),

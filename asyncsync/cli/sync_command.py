@@ -24,7 +24,7 @@ from asyncsync.cli.flag_groups import FlagGroup, flag_option, with_flag_groups
 from asyncsync.cli.image_flags import SYNC_IMAGE_FLAGS, ImageFlags
 from asyncsync.cli.platform_flags import PLATFORM_FLAGS, PlatformFlags
 from asyncsync.cli.sync_run_flags import SYNC_RUN_FLAGS, SyncRunFlags
-from asyncsync.cli.trust_flags import SYNC_SIGN_FLAGS, SignFlags, close_trust, registries_d, trust_settings
+from asyncsync.cli.trust_flags import SYNC_SIGN_FLAGS, SignFlags, close_trust
 from asyncsync.errors import UsageError
 from asyncsync.extensions import build_hooks
 from asyncsync.specs.load import load_spec
@@ -197,8 +197,7 @@ def _command_line(
         fail_fast=flags.fail_fast,
         preserve_digests=image.preserve_digests,
         attachments=attachment_flags.policy(image.remove_signatures),
-        trust=None if flags.dry_run else trust_settings(sign),
-        registries_d=registries_d(),
+        sign=None if flags.dry_run else sign,
         remove_signatures=image.remove_signatures,
     )
 

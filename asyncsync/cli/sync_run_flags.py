@@ -19,9 +19,8 @@ from asyncsync.cli.extension_options import EXTENSION_FLAGS, ExtensionFlags
 from asyncsync.cli.flag_groups import FlagGroup, joined_groups
 from asyncsync.cli.output_flags import OUTPUT_FLAGS, OutputFlags
 from asyncsync.cli.run_flags import RUN_FLAGS, RunFlags
+from asyncsync.cli.trust_flags import SignFlags, registries_d, trust_settings
 from asyncsync.copy.attachments.kinds import AttachmentPolicy
-from asyncsync.copy.options import TrustSettings
-from asyncsync.signature.registries_d import RegistriesD
 from asyncsync.sync.settings import CommandLine
 
 
@@ -41,13 +40,20 @@ class SyncRunFlags:
         fail_fast: bool = False,
         preserve_digests: bool = False,
         attachments: AttachmentPolicy | None = None,
-        trust: TrustSettings | None = None,
-        registries_d: RegistriesD | None = None,
+        sign: SignFlags | None = None,
         remove_signatures: bool = False,
     ) -> CommandLine:
         """What the command line says for the run: these flags and the command's own (the keyword
-        arguments, already parsed); raises :class:`~asyncsync.errors.UsageError` for bad values."""
+        arguments, already parsed); raises :class:`~asyncsync.errors.UsageError` for bad values.
+
+        With ``sign`` (the signing flags; ``SignFlags()`` for none) every image is checked against
+        the trust policy (the global ``--policy``/``--insecure-policy``), which is loaded here,
+        with the signers, so that a bad policy or key is reported before any work; the caller
+        releases it (:func:`~asyncsync.cli.trust_flags.close_trust`). ``None`` checks nothing (a
+        dry run, which writes nothing). Where signatures live (``--registries.d``) is read here too.
+        """
         run, sides = self.run, self.registries
+        trust = trust_settings(sign) if sign is not None else None
         return CommandLine(
             source=sides.source.to_options(),
             destination=sides.destination.to_options(),
@@ -65,7 +71,7 @@ class SyncRunFlags:
             attachments=attachments,
             pull_quota_reserve=run.pull_quota_reserve,
             trust=trust,
-            registries_d=registries_d,
+            registries_d=registries_d(),
             remove_signatures=remove_signatures,
         )
 
