@@ -87,7 +87,8 @@ RUN_FLAGS: FlagGroup[RunFlags] = FlagGroup(
                 bool,
                 typer.Option(
                     "--no-mount-cache",
-                    help="Do not read or write the persisted mount index, upload journal and copy results.",
+                    help="Do not read or write the persisted mount index, upload journal, copy results "
+                    "and recompressed-layer index.",
                     rich_help_panel=RUN_PANEL,
                 ),
             ],
