@@ -5,8 +5,10 @@ first time the parameter is processed, even when the value is the default ``None
 imports pydantic. For ``asyncsync sync`` that was 52 adapters and pydantic's import, about a third
 of the CPU a no-op re-sync spends before its first request. :func:`install` makes each parameter's
 coercion lazy: ``None`` (and an empty multi-value) is answered as typer itself answers it, a
-string value of a plain ``str`` parameter is the string (what the adapter returns), and anything
-else builds typer's own coercion on first use, so validation and messages are typer's.
+string value of a plain ``str`` parameter is the string and an ``int`` value (a default such as
+``copy --image-parallel-copies``'s) of a plain ``int`` parameter the int (what the adapter
+returns for both), and anything else builds typer's own coercion on first use, so validation and
+messages are typer's.
 """
 
 from __future__ import annotations
@@ -17,6 +19,8 @@ from typing import Any
 
 #: Annotations whose string values pass unchanged (pydantic's ``str`` validation of a ``str``).
 _PLAIN_STR: tuple[object, ...] = (str, str | None)
+#: Annotations whose int values pass unchanged (pydantic's ``int`` validation of an ``int``).
+_PLAIN_INT: tuple[object, ...] = (int, int | None)
 
 
 def install() -> None:
@@ -37,6 +41,8 @@ def install() -> None:
 
         def _coerce_value(self, value: Any, param: Any, ctx: Any) -> Any:
             if isinstance(value, str) and self.annotation in _PLAIN_STR:
+                return value
+            if type(value) is int and self.annotation in _PLAIN_INT:  # not a bool
                 return value
             real = original(self.descriptor)
             param._runtime_param = real  # later values of this parameter go straight to typer's
