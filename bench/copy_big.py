@@ -6,6 +6,10 @@ to a fresh destination registry with each tool, alternating which goes first, ``
 and prints per pair the wall times and their ratio skopeo / asyncsync, then the medians (wall, client
 CPU: user + system of the tool), the median of the pair ratios (robust on a shared machine: both
 runs of a pair see about the same load), and peak RSS (from :func:`bench.measure.run_measured`).
+Each run also reports the CPU seconds of the source and destination registries and of the rest of
+the machine (``/proc/stat`` busy time minus the three), which shows whether the two cores were
+the floor and how much other load the run shared them with. The package's bytecode is written
+first (:func:`bench.tools.compile_package`), as ``bench.run`` does.
 Registries store on tmpfs (``/dev/shm``) unless ``--on-disk``. Each run's destination is checked:
 the manifest digest equals the source's. Target (issue 17): median pair ratio >= 1.2, asyncsync
 peak RSS <= 100 MiB.
@@ -31,7 +35,7 @@ import aiohttp
 
 from bench.measure import Measurement, run_measured
 from bench.registries import Registry, running_registry
-from bench.tools import asyncsync_base
+from bench.tools import asyncsync_base, compile_package
 
 DOCKER_MANIFEST = "application/vnd.docker.distribution.manifest.v2+json"
 DOCKER_CONFIG = "application/vnd.docker.container.image.v1+json"
@@ -39,6 +43,13 @@ DOCKER_LAYER = "application/vnd.docker.image.rootfs.diff.tar.gzip"
 BLOCK = 1024 * 1024
 MIB = 1024 * 1024
 TMPFS = "/dev/shm"
+
+
+def machine_busy_seconds() -> float:
+    """CPU seconds every core of the machine has spent busy since boot (``/proc/stat``)."""
+    fields = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    idle = fields[3] + fields[4]  # idle, iowait
+    return (sum(fields[:8]) - idle) / os.sysconf("SC_CLK_TCK")
 
 
 async def _stream_layer(
@@ -125,8 +136,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--on-disk", action="store_true", help="registries in the system temp dir")
     args = parser.parse_args(argv)
     base, extra_env = asyncsync_base()
+    compile_package()
     env = {**os.environ, **extra_env}
     results: dict[str, list[Measurement]] = {"asyncsync": [], "skopeo": []}
+    registry_cpu: dict[str, list[tuple[float, float, float]]] = {"asyncsync": [], "skopeo": []}
     storage = None if args.on_disk else TMPFS
     pairs: list[float] = []
     with tempfile.TemporaryDirectory(prefix="asyncsync-copy-big-", dir=storage) as tmp:
@@ -158,18 +171,24 @@ def main(argv: list[str] | None = None) -> int:
                                 "--src-tls-verify=false",
                                 "--dest-tls-verify=false",
                             ]
+                        before = (source.cpu_seconds(), dest.cpu_seconds(), machine_busy_seconds())
                         measured = run_measured([*argv, src, dst], log_path=run_dir / "log.txt", env=env)
+                        src_cpu = source.cpu_seconds() - before[0]
+                        dst_cpu = dest.cpu_seconds() - before[1]
+                        others = machine_busy_seconds() - before[2] - measured.cpu_s - src_cpu - dst_cpu
                         ok = measured.returncode == 0 and destination_digest(dest, "big/app", "v1") == digest
                         if not ok:
                             log = (run_dir / "log.txt").read_text()[-2000:]
                             print(f"  exit {measured.returncode}: {log}")
                         print(
                             f"[round {round_index + 1}] {tool}: {measured.wall_s:.2f} s, "
-                            f"CPU {measured.cpu_s:.2f} s, peak RSS {measured.peak_rss / MIB:.0f} MiB, "
-                            f"{'ok' if ok else 'FAILED'}"
+                            f"CPU {measured.cpu_s:.2f} s (registries: source {src_cpu:.2f} s, "
+                            f"destination {dst_cpu:.2f} s; other load {max(others, 0.0):.2f} s), "
+                            f"peak RSS {measured.peak_rss / MIB:.0f} MiB, {'ok' if ok else 'FAILED'}"
                         )
                         if ok:
                             results[tool].append(measured)
+                            registry_cpu[tool].append((src_cpu, dst_cpu, max(others, 0.0)))
                             pair[tool] = measured.wall_s
                 if len(pair) == 2:
                     pairs.append(pair["skopeo"] / pair["asyncsync"])
@@ -180,13 +199,18 @@ def main(argv: list[str] | None = None) -> int:
     median = {tool: statistics.median(m.wall_s for m in runs) for tool, runs in results.items()}
     cpu = {tool: statistics.median(m.cpu_s for m in runs) for tool, runs in results.items()}
     peak = {tool: max(m.peak_rss for m in runs) / MIB for tool, runs in results.items()}
-    print("\n| tool | runs | median wall | median client CPU | peak RSS |\n|---|---|---|---|---|")
+    print(
+        "\n| tool | runs | median wall | median CPU: client / source registry / destination registry "
+        "| other load | peak RSS |\n|---|---|---|---|---|---|"
+    )
     for tool in ("asyncsync", "skopeo"):
+        src_cpu, dst_cpu, others = (statistics.median(row[i] for row in registry_cpu[tool]) for i in range(3))
         row = (
             tool,
             str(len(results[tool])),
             f"{median[tool]:.2f} s",
-            f"{cpu[tool]:.2f} s",
+            f"{cpu[tool]:.2f} / {src_cpu:.2f} / {dst_cpu:.2f} s",
+            f"{others:.2f} s",
             f"{peak[tool]:.0f} MiB",
         )
         print("| " + " | ".join(row) + " |")

@@ -103,7 +103,7 @@ def _has(help_text: str, option: str) -> bool:
     return re.search(rf"(?<![\w-]){re.escape(option)}(?![\w-])", help_text) is not None
 
 
-def _compile_package() -> None:
+def compile_package() -> None:
     """Write the package's bytecode, as ``pip install`` does for a regular install.
 
     An editable checkout under ``PYTHONDONTWRITEBYTECODE=1`` (this machine's default) would otherwise
@@ -120,7 +120,7 @@ def _compile_package() -> None:
 def asyncsync_tool(override: str | None = None) -> Tool:
     """asyncsync as the bench runs it; raises :class:`ToolUnavailable` if ``asyncsync sync`` is missing."""
     base, env = asyncsync_base(override)
-    _compile_package()
+    compile_package()
     # Wide, plain help so option names are never wrapped or styled.
     probe_env = {**os.environ, **env, "COLUMNS": "250", "NO_COLOR": "1", "TERM": "dumb"}
     rc, text = _capture([*base, "sync", "--help"], probe_env)
