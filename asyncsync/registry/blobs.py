@@ -20,6 +20,11 @@ aiohttp sends a request body from a task of its own, so a body stream that holds
 child task of the caller and hands aiohttp a plain queue reader; the error the stream raised
 (a digest mismatch, a broken source) is kept and re-raised instead of aiohttp's generic
 "failed to send bytes".
+
+Per byte of a streamed blob the client's CPU goes to hashing, the socket calls and copies, so
+the data path adds no copy of its own: a GET's body is handed on in the pieces the connection
+delivered (aiohttp's buffer, at most one socket read each), never sliced or joined, and a piece
+crosses the pump without a scheduler round trip when the queue has room (or holds one).
 """
 
 from __future__ import annotations
@@ -40,7 +45,8 @@ from asyncsync.http.errors import mapped
 from asyncsync.registry.auth import repository_scope
 from asyncsync.registry.client import Body, RegistryClient
 
-#: Largest piece read from a GET at a time; bounds memory per blob in flight.
+#: Largest piece a blob GET hands on: what one socket read delivers (uvloop's and asyncio's
+#: reads are at most this), so pieces pass unsplit; bounds memory per blob in flight.
 READ_CHUNK = 256 * 1024
 #: Chunk size for chunked uploads when none was configured (after a 413, or above a threshold).
 DEFAULT_CHUNK_SIZE = 8 * 1024 * 1024
@@ -102,9 +108,17 @@ class BlobStream:
 
 
 async def _read_body(response: aiohttp.ClientResponse, what: str) -> AsyncGenerator[bytes, None]:
+    """The body in the pieces aiohttp received (each one socket read), without joining them:
+    re-chunking to a fixed size copied nearly every byte once more. A piece above
+    :data:`READ_CHUNK` (aiohttp joins reads up to the end of an HTTP chunk) is split."""
     with mapped(what):
-        async for chunk in response.content.iter_chunked(READ_CHUNK):
-            yield chunk
+        async for piece, _ in response.content.iter_chunks():
+            if len(piece) <= READ_CHUNK:
+                if piece:  # an empty piece marks the end of an HTTP chunk
+                    yield piece
+                continue
+            for start in range(0, len(piece), READ_CHUNK):
+                yield piece[start : start + READ_CHUNK]
 
 
 @asynccontextmanager
@@ -165,7 +179,10 @@ class PumpedBody:
         if self.exhausted:
             return None
         try:
-            item = await self._receive.receive()
+            try:
+                item = self._receive.receive_nowait()
+            except anyio.WouldBlock:
+                item = await self._receive.receive()
         except anyio.EndOfStream:
             self.exhausted = True
             return None
@@ -210,7 +227,13 @@ async def _produce(chunks: AsyncIterator[bytes], send: MemoryObjectSendStream[by
     async with send:
         try:
             async for chunk in chunks:
-                if chunk:
+                if not chunk:
+                    continue
+                try:
+                    # No checkpoint while the queue has room: a piece costs no trip through the
+                    # event loop (the source's reads and a full queue still wait there).
+                    send.send_nowait(chunk)
+                except anyio.WouldBlock:
                     await send.send(chunk)
         except (anyio.BrokenResourceError, anyio.ClosedResourceError):
             pass  # the upload stopped reading: it failed or finished, and says so itself

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import socket
 from collections.abc import AsyncIterator
@@ -13,7 +14,7 @@ from aiohttp import web
 
 from asyncsync.digest import Digest, verified_chunks
 from asyncsync.errors import DigestMismatchError, RegistryError
-from asyncsync.registry.blobs import head_blob, mount_blob, open_blob, pumped, start_upload
+from asyncsync.registry.blobs import READ_CHUNK, head_blob, mount_blob, open_blob, pumped, start_upload
 from asyncsync.registry.client import RegistryClient, RegistryOptions, RegistrySession
 from asyncsync.retry import RetryPolicy
 from tests.copy.support import registry_options
@@ -56,6 +57,43 @@ async def test_open_blob_with_offset_is_ranged(registry_anon: RegistryServer) ->
         async with open_blob(client, "blobs/range", Digest.of(data)) as stream:
             body = b"".join([chunk async for chunk in stream.chunks])
         assert not stream.ranged and body == data
+
+
+async def test_a_blob_in_chunked_transfer_encoding_arrives_whole_in_non_empty_pieces() -> None:
+    """Scripted (a raw server): distribution always answers a blob GET with a ``Content-Length``,
+    but a proxy in front of a registry may re-encode it in HTTP chunks. When a chunk's closing
+    CRLF arrives after its data has been read, aiohttp reports the chunk's end as an empty
+    piece: it must neither end the body early nor reach the copy as an empty chunk."""
+    data = make_layer("chunked-encoding", 300_000)
+    digest = Digest.of(data)
+    parts = (data[:1], data[1:70_000], data[70_000:])
+
+    async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        if await reader.read(4) != b"GET ":  # the client tries TLS first: refuse it at once
+            writer.close()
+            return
+        while not (await reader.readuntil(b"\r\n\r\n")).startswith(b"/v2/r/blobs/"):
+            writer.write(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 2\r\n\r\n{}")
+            await reader.readexactly(4)  # the next request's "GET "
+        writer.write(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n")
+        for part in parts:
+            writer.write(b"%x\r\n" % len(part) + part)
+            await writer.drain()
+            await asyncio.sleep(0.05)  # the client reads the data before the chunk's CRLF
+            writer.write(b"\r\n")
+        writer.write(b"0\r\n\r\n")
+        await writer.drain()
+        writer.close()
+
+    server = await asyncio.start_server(serve, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    try:
+        async with _client(f"127.0.0.1:{port}") as client, open_blob(client, "r", digest) as stream:
+            pieces = [piece async for piece in stream.chunks]
+    finally:
+        server.close()
+    assert b"".join(pieces) == data
+    assert all(0 < len(piece) <= READ_CHUNK for piece in pieces)
 
 
 async def test_mount_201_and_refused_202_with_usable_session(registry_anon: RegistryServer) -> None:
