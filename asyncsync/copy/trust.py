@@ -19,6 +19,11 @@ engine refuses a conversion with its usual error.
 top-level manifest (and each instance of an ``all`` copy) it writes the copied signatures plus
 a new one per signer (``--sign-by``, ``--sign-by-sigstore-private-key``), for the identity
 ``--sign-identity`` or the destination's Docker reference, as containers/image does.
+
+:func:`sign_present` is the same signing for an image a sync skips because the destination
+already has it (skopeo's sync re-copies, and so re-signs, every image): each signer that has no
+valid signature of its own for the digest and identity among the destination's signatures
+(:meth:`~asyncsync.signature.signing.GpgSigner.made`) adds one, next to the others.
 """
 
 from __future__ import annotations
@@ -31,8 +36,9 @@ from asyncsync.digest import Digest
 from asyncsync.errors import SignatureError
 from asyncsync.manifest import ImageIndex, ImageManifest, choose_platform, host_platform, parse_manifest
 from asyncsync.signature.evaluate import CheckedImage, needs_signatures
-from asyncsync.signature.formats import Signature
+from asyncsync.signature.formats import Signature, SimpleSignature
 from asyncsync.signature.scopes import as_named
+from asyncsync.signature.signing import GpgSigner, Signer, SigstoreSigner
 from asyncsync.transports.base import (
     ImageDestination,
     ImageReference,
@@ -48,6 +54,13 @@ _NO_SIGNATURES = {
     "docker-archive": "Storing signatures for docker tar files is not supported",
     "docker-daemon": "Storing signatures for docker tar files is not supported",
 }
+
+
+def _cannot_store(destination: ImageDestination, doing: str) -> SignatureError:
+    reason = _NO_SIGNATURES.get(
+        destination.reference.transport_name, "the destination cannot store signatures"
+    )
+    return SignatureError(f"Can not {doing} {image_name(destination.reference)}: {reason}")
 
 
 def image_name(reference: ImageReference) -> str:
@@ -98,6 +111,61 @@ class Admission:
         for digest, instance, signatures in plan:
             if signatures:
                 await destination.put_signatures(signatures, digest, instance=instance)
+
+
+@dataclass(frozen=True, slots=True)
+class PresentSigned:
+    """What :func:`sign_present` found and did: signatures added, and ours already there."""
+
+    added: int = 0
+    present: int = 0
+
+
+async def sign_present(
+    reader: SignatureSource,
+    destination: ImageDestination,
+    digests: list[tuple[Digest, bool]],
+    settings: TrustSettings,
+) -> PresentSigned:
+    """Sign the manifests ``digests`` (digest, is an index's instance) the destination already
+    holds, for each signer that has not: ``reader`` lists the destination's signatures (one read
+    per digest: the lookaside files, the ``.sig`` tag and its layers). Writes keep every signature
+    there: the lookaside list is rewritten with the existing simple signatures first and ours
+    appended; attachments are appended by :func:`put_signatures` itself. Raises
+    :class:`SignatureError` when the destination cannot store signatures or a signer fails."""
+    if not settings.signers:
+        return PresentSigned()
+    if not isinstance(destination, SignatureDestination):
+        raise _cannot_store(destination, "sign")
+    identity = _identity(settings, destination)
+    # Only the stores our signers write to are read (a GPG key's signature is never an attachment).
+    simple = any(isinstance(signer, GpgSigner) for signer in settings.signers)
+    sigstore = any(isinstance(signer, SigstoreSigner) for signer in settings.signers)
+    added = present = 0
+    for digest, instance in digests:
+        existing = await reader.get_signatures(digest, instance=instance, simple=simple, sigstore=sigstore)
+        new: list[Signature] = []
+        for signer in settings.signers:
+            if await _made_by(signer, existing, digest, identity):
+                present += 1
+                continue
+            await signer.check()
+            new.append(await signer.sign(digest, identity))
+        if not new:
+            continue
+        kept: list[Signature] = [s for s in existing if isinstance(s, SimpleSignature)]
+        if not any(isinstance(s, SimpleSignature) for s in new):
+            kept = []  # attachments append; the lookaside is left as it is
+        await destination.put_signatures(kept + new, digest, instance=instance)
+        added += len(new)
+    return PresentSigned(added, present)
+
+
+async def _made_by(signer: Signer, existing: list[Signature], digest: Digest, identity: str) -> bool:
+    for signature in existing:
+        if await signer.made(signature, digest, identity):
+            return True
+    return False
 
 
 def _identity(settings: TrustSettings, destination: ImageDestination) -> str:
@@ -169,10 +237,7 @@ async def admit(
             await settings.policy.check(image, requirements)
     carried = copy_signatures and any(instance.signatures for instance in wanted)
     if (carried or settings.signers) and not isinstance(destination, SignatureDestination):
-        reason = _NO_SIGNATURES.get(
-            destination.reference.transport_name, "the destination cannot store signatures"
-        )
-        raise SignatureError(f"Can not copy signatures to {image_name(destination.reference)}: {reason}")
+        raise _cannot_store(destination, "copy signatures to")
     identity = _identity(settings, destination) if settings.signers else ""
     for signer in settings.signers:
         await signer.check()

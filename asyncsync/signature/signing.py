@@ -10,6 +10,10 @@ run at the edge (the CLI), so a bad key or passphrase fails before any image is 
 * :class:`SigstoreSigner` (``--sign-by-sigstore-private-key FILE`` + passphrase): the key is
   decrypted when the signer is made.
 
+Each signer also answers :meth:`~GpgSigner.made`: is this stored signature one it made for
+this manifest digest and identity? (``sync`` asks it of images it skips as present, so it signs
+only those that lack its signature.)
+
 :func:`read_passphrase_file` reads a passphrase as skopeo does (the first line, without ``\\n``).
 """
 
@@ -30,7 +34,7 @@ from asyncsync.signature.formats import (
     SigstoreSignature,
     SimpleSignature,
 )
-from asyncsync.signature.sigstore import decrypt_private_key, sign_payload
+from asyncsync.signature.sigstore import decrypt_private_key, sign_payload, verify_payload
 
 
 def read_passphrase_file(path: str, flag: str = "--sign-passphrase-file") -> str:
@@ -51,6 +55,8 @@ class GpgSigner:
     key: str
     passphrase: str | None = field(default=None, repr=False)
     _checked: bool = field(default=False, repr=False)
+    #: The primary key fingerprint of ``key``, learnt by :meth:`made` from a probe signature.
+    _fingerprint: str = field(default="", repr=False)
     _lock: anyio.Lock = field(default_factory=anyio.Lock, repr=False)
 
     async def check(self) -> None:
@@ -64,6 +70,25 @@ class GpgSigner:
     async def sign(self, digest: Digest, identity: str) -> Signature:
         document = payloads.build(payloads.SIMPLE_SIGNING_TYPE, digest, identity)
         return SimpleSignature(await gpg.sign(document, self.key, passphrase=self.passphrase))
+
+    async def made(self, signature: Signature, digest: Digest, identity: str) -> bool:
+        """Whether ``signature`` is a valid simple signature by this key (same primary key, checked
+        with the caller's keyring) of ``digest`` for ``identity``. A signature by a key the keyring
+        does not hold, or that is not valid, is someone else's: ``False``, never an error."""
+        if not isinstance(signature, SimpleSignature):
+            return False
+        async with self._lock:
+            if not self._fingerprint:
+                # ``key`` may be an e-mail or key ID: the key gpg signs with decides.
+                probe = await gpg.sign(b"asyncsync signer probe\n", self.key, passphrase=self.passphrase)
+                self._fingerprint = (await gpg.verify(probe, home=None)).primary_fingerprint
+        try:
+            verified = await gpg.verify(signature.blob, home=None)
+        except SignatureError:
+            return False
+        if verified.primary_fingerprint != self._fingerprint:
+            return False
+        return _claims(verified.payload, payloads.SIMPLE_SIGNING_TYPE, digest, identity)
 
 
 @dataclass
@@ -88,6 +113,29 @@ class SigstoreSigner:
         document = payloads.build(payloads.SIGSTORE_TYPE, digest, identity)
         encoded = sign_payload(self._key, document)
         return SigstoreSignature(SIGSTORE_PAYLOAD_TYPE, document, {SIGSTORE_SIGNATURE_ANNOTATION: encoded})
+
+    async def made(self, signature: Signature, digest: Digest, identity: str) -> bool:
+        """Whether ``signature`` is a cosign signature layer verified by this key's public half,
+        of ``digest`` for ``identity`` (anything else is someone else's: ``False``)."""
+        if not isinstance(signature, SigstoreSignature) or not signature.is_signature:
+            return False
+        encoded = signature.annotations.get(SIGSTORE_SIGNATURE_ANNOTATION)
+        if encoded is None:
+            return False
+        try:
+            verify_payload(self._key.public_key(), signature.payload, encoded)
+        except SignatureError:
+            return False
+        return _claims(signature.payload, payloads.SIGSTORE_TYPE, digest, identity)
+
+
+def _claims(raw: bytes, kind: str, digest: Digest, identity: str) -> bool:
+    """Whether the verified payload ``raw`` signs exactly ``digest`` as ``identity``."""
+    try:
+        claimed = payloads.parse(raw, kind)
+    except payloads.InvalidPayloadError:
+        return False
+    return claimed.digest == str(digest) and claimed.docker_reference == identity
 
 
 Signer = GpgSigner | SigstoreSigner

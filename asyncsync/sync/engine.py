@@ -15,6 +15,11 @@ then ``copy_image`` by the digest the plan resolved, retried once more at image 
 temporary failure; every outcome becomes an :class:`ImageResult`, so one failed image never
 stops the others (unless ``fail_fast``).
 
+With signers (``--sign-by``, ``--sign-by-sigstore-private-key``), an image skipped because the
+destination has its digest is signed there unless it already carries a signature by each signer
+(:func:`~asyncsync.copy.trust.sign_present`; skopeo's sync re-copies and re-signs everything).
+A ``--skip-existing`` skip (whatever the tag holds) and a ``dir:`` destination are not signed.
+
 Local storage (``sync --src dir`` / ``--dest dir``, :mod:`asyncsync.sync.local`) plugs in through
 ``planner``: its planned images carry ``dir:`` references, opened in place of ``docker://`` ones.
 """
@@ -44,9 +49,11 @@ from asyncsync.copy.blobs import BlobCopier
 from asyncsync.copy.destination_state import DestinationState
 from asyncsync.copy.progress import CopyProgress, NullProgress
 from asyncsync.copy.recompress_cache import RecompressCache
+from asyncsync.copy.trust import sign_present
 from asyncsync.digest import Digest
 from asyncsync.errors import AsyncSyncError, ImmutableTagError, QuotaDeferredError
 from asyncsync.limits import BlobLimiter, checks_in_flight
+from asyncsync.manifest import ImageIndex, parse_manifest
 from asyncsync.quota import PullQuotas
 from asyncsync.registry.client import RegistryOptions, RegistrySession
 from asyncsync.retry import with_retries
@@ -60,7 +67,7 @@ from asyncsync.sync.result_memory import ResultMemory, remembers
 from asyncsync.sync.scheduler import PoolControl, PoolStatistics, run_pool
 from asyncsync.sync.settings import RunSettings, Side
 from asyncsync.sync.spec_plan import build_plan
-from asyncsync.transports.base import CopyStats, SideOptions, TransportContext
+from asyncsync.transports.base import CopyStats, SideOptions, SignatureSource, TransportContext
 from asyncsync.transports.docker.reference import DockerReference
 
 #: Whole-image attempts for a temporary failure (blob transfers retry inside each attempt).
@@ -324,6 +331,40 @@ class _Run:
             await source.close()
         return _strict(policy, replace(skipped, attachments=_attachments_json(outcome)))
 
+    async def sign_skipped(self, image: PlannedImage, decision: Decision, result: ImageResult) -> ImageResult:
+        """Sign an image skipped as present, as its copy would have been (see the module docstring).
+
+        Without signers nothing is read. With them: the destination's signatures of the digest
+        (and, for a ``--multi-arch all`` index, its manifest and each instance's signatures)."""
+        trust = self.settings.trust
+        top = decision.destination_digest
+        if (
+            trust is None
+            or not trust.signers
+            or top is None
+            or image.destination_local is not None
+            or result.outcome is not Outcome.SKIPPED
+        ):
+            return result
+        reference = DockerReference(image.destination)
+        ctx = self.context(image.destination.registry, "dest")
+        reader = await reference.new_source(ctx)
+        try:
+            destination = await reference.new_destination(ctx)
+            try:
+                assert isinstance(reader, SignatureSource)  # a registry lists its signatures
+                digests = [(top, False)]
+                if image.is_index and image.settings.multi_arch == "all":
+                    written = parse_manifest((await reader.get_manifest(top))[0])
+                    if isinstance(written, ImageIndex):
+                        digests += [(entry.digest, True) for entry in written.manifests]
+                done = await sign_present(reader, destination, digests, trust)
+            finally:
+                await destination.close()
+        finally:
+            await reader.close()
+        return replace(result, signatures_added=done.added, signatures_present=done.present)
+
 
 def _attachments_json(outcome: AttachmentOutcome) -> dict[str, Any]:
     return {} if outcome.empty else outcome.as_json()
@@ -477,9 +518,13 @@ async def run_sync(
                 try:
                     if decision.reason == REASON_EXISTS:
                         return await run.attachments_of_existing(image, decision, check)
-                    return await run.attachments_of_skipped(image, decision)
+                    skipped = await run.attachments_of_skipped(image, decision)
                 except AsyncSyncError as exc:
                     return _failed(image, f"copying attachments: {exc}")
+                try:
+                    return await run.sign_skipped(image, decision, skipped)
+                except AsyncSyncError as exc:
+                    return _failed(image, f"signing the image present at the destination: {exc}")
             if await hooks.destination_immutable(image, decision, ctx):
                 return _immutable(image)  # known before any blob request (Harbor's rules)
             try:

@@ -49,6 +49,9 @@ class ImageResult:
     origin: str = ""
     #: What followed the image (:meth:`AttachmentOutcome.as_json`); empty when nothing refers to it.
     attachments: dict[str, Any] = field(default_factory=dict)
+    #: A skipped image with signers: signatures this run added, and the signers' already there.
+    signatures_added: int = 0
+    signatures_present: int = 0
 
 
 @dataclass(slots=True)
@@ -127,6 +130,10 @@ class SyncReport:
                 "wall_seconds": round(self.wall_seconds, 3),
                 "stopped": self.stopped_reason,
                 "attachments": dict(_attachment_totals(self.results)),
+                "signatures_of_skipped": {
+                    "added": sum(r.signatures_added for r in self.results),
+                    "present": sum(r.signatures_present for r in self.results),
+                },
             },
             "plan_errors": self.plan_errors,
             "images": [{**asdict(r), "outcome": r.outcome.value} for r in self.results],
@@ -180,6 +187,14 @@ class SyncReport:
             "by reusing blobs already at the destination (existing or mounted)",
         ]
         lines += self._attachment_lines()
+        signed = [r for r in self.results if r.signatures_added or r.signatures_present]
+        if signed:
+            added = sum(1 for r in signed if r.signatures_added)
+            lines.append(
+                f"Signatures of {len(signed)} skipped images: {added} signed now "
+                f"({sum(r.signatures_added for r in signed)} added), {len(signed) - added} already signed "
+                "(per image in the report)"
+            )
         if self.requests_per_host:
             per_host = ", ".join(f"{host}: {n}" for host, n in sorted(self.requests_per_host.items()))
             lines.append(f"HTTP requests: {per_host}")

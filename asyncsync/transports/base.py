@@ -216,11 +216,14 @@ class StreamedBlobDestination(Protocol):
 class SignatureSource(Protocol):
     """A source that can list signatures (registries through lookaside/attachments, ``dir:``).
 
-    ``instance`` is true for a child of an index (``dir:`` keeps those apart). An image without
-    signatures gives ``[]``; a store that cannot be read raises.
+    ``instance`` is true for a child of an index (``dir:`` keeps those apart). ``simple`` /
+    ``sigstore`` false: signatures of that kind are not wanted (a registry then does not read
+    where they live). An image without signatures gives ``[]``; a store that cannot be read raises.
     """
 
-    async def get_signatures(self, digest: Digest, *, instance: bool) -> list[Signature]: ...
+    async def get_signatures(
+        self, digest: Digest, *, instance: bool, simple: bool = True, sigstore: bool = True
+    ) -> list[Signature]: ...
 
 
 @runtime_checkable

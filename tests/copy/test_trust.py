@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from asyncsync.copy import CopyEnvironment, CopyOptions, TrustSettings, copy_image
+from asyncsync.digest import Digest
 from asyncsync.errors import PolicyRejectedError, SignatureError, UsageError
 from asyncsync.limits import BlobLimiter
 from asyncsync.manifest import Platform
@@ -155,3 +156,30 @@ async def test_sigstore_signatures_in_dir_use_the_one_file_format(tmp_path: Path
             CopyOptions(),
             TrustSettings(PolicyContext(policy)),
         )
+
+
+async def test_a_signer_knows_its_own_signatures_by_key_digest_and_identity(
+    gnupg_home: GpgKeys, tmp_path: Path
+) -> None:
+    """What ``sync`` asks of the destination's signatures before signing a skipped image."""
+    digest, other = make_image("made-a").digest, make_image("made-b").digest
+    parsed, other_parsed = Digest.parse(digest), Digest.parse(other)
+    alice, bob = signer(gnupg_home), GpgSigner("bob@test.example")
+    mine = await alice.sign(parsed, "example.com/a:1")
+    assert await alice.made(mine, parsed, "example.com/a:1")
+    assert not await alice.made(mine, other_parsed, "example.com/a:1")
+    assert not await alice.made(mine, parsed, "example.com/a:2")
+    assert not await bob.made(mine, parsed, "example.com/a:1")
+    assert await bob.made(await bob.sign(parsed, "example.com/a:1"), parsed, "example.com/a:1")
+    keys = []
+    for name in ("one", "two"):
+        path = tmp_path / f"{name}.private"
+        path.write_bytes(generate_key_pair(b"pw").private_pem)
+        keys.append(SigstoreSigner(str(path), b"pw"))
+    cosigned = await keys[0].sign(parsed, "example.com/a:1")
+    assert await keys[0].made(cosigned, parsed, "example.com/a:1")
+    assert not await keys[0].made(cosigned, other_parsed, "example.com/a:1")
+    assert not await keys[0].made(cosigned, parsed, "example.com/b:1")
+    assert not await keys[1].made(cosigned, parsed, "example.com/a:1")
+    assert not await keys[0].made(mine, parsed, "example.com/a:1")  # a GPG signature is not a cosign one
+    assert not await alice.made(cosigned, parsed, "example.com/a:1")

@@ -15,7 +15,7 @@ from asyncsync.digest import Digest
 from asyncsync.errors import LocalStorageError, UsageError
 from asyncsync.jsondoc import load_json_object
 from asyncsync.manifest import Descriptor, guess_media_type
-from asyncsync.signature.formats import Signature
+from asyncsync.signature.formats import Signature, SimpleSignature
 from asyncsync.transports.base import BlobLocation, Capabilities, TransportContext
 from asyncsync.transports.directory.reference import DirReference
 from asyncsync.transports.directory.signatures import read_signatures
@@ -73,9 +73,12 @@ class DirSource:
             "to sync a tree of directories use 'sync --src dir'"
         )
 
-    async def get_signatures(self, digest: Digest, *, instance: bool) -> list[Signature]:
-        """``signature-N`` (or ``<hex>.signature-N`` for an index's child) files."""
-        return await read_signatures(self.root, digest, instance=instance, where=self._where)
+    async def get_signatures(
+        self, digest: Digest, *, instance: bool, simple: bool = True, sigstore: bool = True
+    ) -> list[Signature]:
+        """``signature-N`` (or ``<hex>.signature-N`` for an index's child) files (of the kinds asked)."""
+        found = await read_signatures(self.root, digest, instance=instance, where=self._where)
+        return [s for s in found if (simple if isinstance(s, SimpleSignature) else sigstore)]
 
     async def close(self) -> None:
         """Nothing to release: files are opened per read."""

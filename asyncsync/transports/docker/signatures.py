@@ -262,11 +262,18 @@ async def write_attachments(
 
 
 async def read_signatures(
-    client: RegistryClient, config: RegistriesD, name: ImageName, digest: Digest
+    client: RegistryClient,
+    config: RegistriesD,
+    name: ImageName,
+    digest: Digest,
+    *,
+    simple: bool = True,
+    sigstore: bool = True,
 ) -> list[Signature]:
-    """The image's signatures: lookaside simple signatures, then sigstore attachments if enabled."""
-    found = await read_lookaside(client, config, name, digest)
-    if config.use_sigstore_attachments(name):
+    """The image's signatures: lookaside simple signatures, then sigstore attachments if enabled
+    (each store read only when its kind is wanted)."""
+    found = await read_lookaside(client, config, name, digest) if simple else []
+    if sigstore and config.use_sigstore_attachments(name):
         found += await read_attachments(client, name.repository, digest)
     return found
 

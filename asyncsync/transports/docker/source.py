@@ -93,10 +93,14 @@ class DockerSource(OnRepository):
         """Tags, manifests by tag and referrers of this repository (for attachments)."""
         return RegistryAttachments(self.client, self.registry, self.repository)
 
-    async def get_signatures(self, digest: Digest, *, instance: bool) -> list[Signature]:
+    async def get_signatures(
+        self, digest: Digest, *, instance: bool, simple: bool = True, sigstore: bool = True
+    ) -> list[Signature]:
         """Lookaside and (when registries.d enables them) sigstore attachment signatures."""
         config = self._ctx.options.registries_d or RegistriesD()
-        return await read_signatures(self.client, config, self._reference.name, digest)
+        return await read_signatures(
+            self.client, config, self._reference.name, digest, simple=simple, sigstore=sigstore
+        )
 
     async def close(self) -> None:
         """Nothing to release: the registry session belongs to the caller."""
