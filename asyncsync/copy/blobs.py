@@ -147,7 +147,13 @@ class BlobCopier:
         return found
 
     async def copy(self, blob: Descriptor, kind: BlobKind) -> None:
-        """Make ``blob`` present at the destination (foreign layers are left out, with a note)."""
+        """Make ``blob`` present at the destination (foreign layers are left out, with a note).
+
+        In a registry repository one task of the run at a time makes a blob present
+        (:meth:`BlobCoordinator.placing`): images of one repository that need the same blob at
+        the same time wait for the first, which HEADs, mounts or uploads it once, and then count
+        it as already there. A failed or cancelled first task lets the next one try.
+        """
         progress = self.env.progress
         if blob.is_foreign:
             message = f"Skipping foreign layer {blob.digest.short} (its content is served from its URLs)"
@@ -155,6 +161,30 @@ class BlobCopier:
             progress.note(message)
             return
         progress.blob_started(blob, kind)
+        here = self._here
+        if here is None:
+            await self._place(blob, kind)
+            return
+        if self.env.coordinator.confirmed(here.registry, here.repository, blob.digest):
+            # This run already put or found it in this very repository: no request needed.
+            self._reused(blob, kind, ReuseResult(ReuseKind.EXISTS, blob.size))
+            return
+        placed_here = False
+
+        async def place() -> None:
+            nonlocal placed_here
+            placed_here = True
+            await self._place(blob, kind)
+
+        await self.env.coordinator.placing(here.registry, here.repository, blob.digest, place)
+        if not placed_here:
+            # Another image of this run made it present in this repository meanwhile.
+            self._reused(blob, kind, ReuseResult(ReuseKind.EXISTS, blob.size))
+
+    async def _place(self, blob: Descriptor, kind: BlobKind) -> None:
+        """Reuse ``blob`` at the destination, else upload it once per destination registry and
+        mount it from where that upload went."""
+        progress = self.env.progress
         if await self.try_reuse(blob, kind):
             return
         here = self._here

@@ -6,6 +6,9 @@ Every copy of a run shares one :class:`BlobCoordinator`:
   upload it while the others wait and then get its result (the repository it went to, from
   which they mount). A failed upload lets the next waiter try; a successful one is remembered
   for the rest of the run.
+* :meth:`BlobCoordinator.placing` makes one task at a time make a blob present in one
+  repository (HEAD, mount or upload); the others of that repository wait for it instead of each
+  mounting the blob again.
 * :meth:`BlobCoordinator.record` / :meth:`BlobCoordinator.known_locations` remember which
   repositories of a registry hold a blob, as cross-repo mount sources. The index can be
   exported and loaded (the sync command persists it in the user cache directory).
@@ -38,14 +41,17 @@ MAX_LOCATIONS_PER_BLOB = 8
 
 @dataclass(frozen=True, slots=True)
 class BlobCoordinatorStatistics:
-    """Single-flight counters: blob uploads per (registry, digest), locator lookups likewise."""
+    """Single-flight counters: blob uploads per (registry, digest), locator lookups likewise,
+    placements per (registry, repository, digest)."""
 
     uploads: SingleFlightStatistics
     lookups: SingleFlightStatistics
+    placements: SingleFlightStatistics
 
 
 class BlobCoordinator:
-    """Single-flight per (destination registry, digest) and the mount-source index."""
+    """Single-flight per (destination registry, digest) for uploads and per (registry,
+    repository, digest) for placements, and the mount-source index."""
 
     def __init__(self, max_locations: int = MAX_LOCATIONS_PER_BLOB) -> None:
         self.max_locations = max_locations
@@ -57,6 +63,7 @@ class BlobCoordinator:
         self._uploads: SingleFlight[tuple[str, Digest], Any] = SingleFlight()
         self._locators: dict[str, BlobLocator] = {}
         self._lookups: SingleFlight[tuple[str, Digest], list[BlobLocation]] = SingleFlight()
+        self._placements: SingleFlight[tuple[str, str, Digest], None] = SingleFlight(cache=False)
 
     def set_locator(self, registry: str, locator: BlobLocator) -> None:
         """Use ``locator`` to find mount sources on ``registry`` for blobs with no known location."""
@@ -119,9 +126,24 @@ class BlobCoordinator:
         result: T = await self._uploads.do((registry, digest), upload)
         return result
 
+    async def placing(
+        self, registry: str, repository: str, digest: Digest, place: Callable[[], Awaitable[None]]
+    ) -> None:
+        """Run ``place`` (make ``digest`` present in ``registry/repository``) unless another task
+        is doing so now; then wait for that one instead.
+
+        The single flight per repository that keeps images of one repository from each
+        mounting (or HEADing) the same blob at once. Nothing is remembered here: ``place``
+        records its success (:meth:`record`), and callers check :meth:`confirmed` first. A
+        failed or cancelled ``place`` lets the next waiter run its own.
+        """
+        await self._placements.do((registry, repository, digest), place)
+
     def statistics(self) -> BlobCoordinatorStatistics:
-        """The single-flight counters of uploads and of locator lookups."""
-        return BlobCoordinatorStatistics(self._uploads.statistics(), self._lookups.statistics())
+        """The single-flight counters of uploads, locator lookups and placements."""
+        return BlobCoordinatorStatistics(
+            self._uploads.statistics(), self._lookups.statistics(), self._placements.statistics()
+        )
 
     def export(self) -> dict[str, dict[str, list[str]]]:
         """The location index as plain data (JSON-serialisable), for persisting between runs."""

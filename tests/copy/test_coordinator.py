@@ -93,3 +93,34 @@ def test_load_ignores_malformed_cache_entries() -> None:
         }
     )
     assert coordinator.export() == {"reg": {str(DIGEST): ["ok"]}}
+
+
+async def test_one_placement_per_repository_at_a_time_and_a_failure_lets_the_next_try() -> None:
+    coordinator = BlobCoordinator()
+    calls: list[str] = []
+    gate = anyio.Event()
+
+    async def place(name: str) -> None:
+        calls.append(name)
+        await gate.wait()
+        if name == "a1":
+            raise TransportError("connection reset")
+
+    async def caller(repository: str, name: str) -> None:
+        try:
+            await coordinator.placing("reg", repository, DIGEST, lambda: place(name))
+        except TransportError:
+            calls.append(f"{name} failed")
+
+    async with anyio.create_task_group() as group:
+        for repository, name in (("a", "a1"), ("a", "a2"), ("a", "a3"), ("b", "b1")):
+            group.start_soon(caller, repository, name)
+            await anyio.wait_all_tasks_blocked()
+        gate.set()
+    # One placement per repository runs; a2 takes over after a1's failure, a3 shares a2's.
+    assert calls == ["a1", "b1", "a1 failed", "a2"]
+    placements = coordinator.statistics().placements
+    assert (placements.runs, placements.failures, placements.shared, placements.cached) == (3, 1, 1, 0)
+    # Nothing is remembered: a later caller runs its own (callers check ``confirmed`` first).
+    await coordinator.placing("reg", "b", DIGEST, lambda: place("b2"))
+    assert calls[-1] == "b2"
