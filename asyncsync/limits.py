@@ -218,6 +218,11 @@ class HostLimiters:
         """The request limit of ``host`` (its own, else the default)."""
         return self._config.get(host, (self.default_limit, self.default_rate))[0]
 
+    def round_trip(self, host: str) -> float | None:
+        """The fastest exchange seen on ``host`` (about its round trip; ``None`` before one ended)."""
+        slot = self._slots.get(host)
+        return slot.fastest if slot is not None else None
+
     def latency(self) -> float | None:
         """The round trip of the slowest link seen: the largest of the hosts' fastest exchanges
         (``None`` before any exchange finished)."""

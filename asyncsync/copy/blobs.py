@@ -35,6 +35,7 @@ from asyncsync.manifest import Descriptor
 from asyncsync.retry import RetryPolicy, pause, stopping
 from asyncsync.transports.base import (
     BlobLocation,
+    BytesBlobDestination,
     CopyStats,
     ImageDestination,
     ImageSource,
@@ -320,14 +321,25 @@ class BlobCopier:
             self.env.coordinator.record(here.registry, here.repository, blob.digest)
 
     async def _transfer(self, blob: Descriptor) -> None:
-        """Stream the blob into the destination, retrying temporary failures from one budget."""
+        """Stream the blob into the destination, retrying temporary failures from one budget.
+
+        A blob the destination wants as bytes (a small one into a registry on a short link:
+        :class:`~asyncsync.transports.base.BytesBlobDestination`) is read whole and verified
+        first, then sent in one piece: no body task, one write."""
         what = f"copying blob {blob.digest.short}"
         attempts = _Attempts(self.env.retry)
+        destination = self.destination
+        small = isinstance(destination, BytesBlobDestination) and destination.wants_bytes(blob)
         async with self.env.blob_limiter.hold():
             while True:
                 try:
                     async with aclosing(self._verified(blob, attempts, what)) as chunks:
-                        await self.destination.put_blob(blob, chunks)
+                        if not small:
+                            await destination.put_blob(blob, chunks)
+                            break
+                        data = b"".join([chunk async for chunk in chunks])
+                    # The source's request is over (its host slot free) before the upload.
+                    await cast(BytesBlobDestination, destination).put_blob_bytes(blob, data)
                     break
                 except AsyncSyncError as exc:
                     await attempts.pause(exc, what)

@@ -33,7 +33,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import AsyncGenerator, AsyncIterator, Callable, Coroutine, Sequence
-from contextlib import aclosing, asynccontextmanager
+from contextlib import AsyncExitStack, aclosing, asynccontextmanager
 from dataclasses import dataclass
 from functools import partial
 from typing import Any
@@ -189,10 +189,12 @@ class LayerRecompression:
         key = (layer.digest, fmt, level)
         cache = copier.env.recompressed
         make = partial(self._spool, layer, fmt, level)
+        # An upload's source makes the spool again under that upload's blob slot.
+        remake = partial(self._spool, layer, fmt, level, slot=False)
         streamed = False
         if isinstance(copier.destination, StreamedBlobDestination) and cache.made(key) is None:
             recorded = cache.recorded(key)
-            if recorded is not None and await self._uploader(recorded, make).try_reuse(
+            if recorded is not None and await self._uploader(recorded, remake).try_reuse(
                 self._descriptor(layer, recorded), "blob"
             ):
                 # An earlier run recompressed it and the destination has (or mounted) it.
@@ -212,7 +214,7 @@ class LayerRecompression:
             if not streamed:
                 # Known from another copy of this run (or an earlier run, for a destination that
                 # takes no stream): reuse (HEAD, mount) or upload again.
-                await self._uploader(entry, make).copy(self._descriptor(layer, entry), "blob")
+                await self._uploader(entry, remake).copy(self._descriptor(layer, entry), "blob")
         finally:
             entry.release()
         self._finished(index, layer, entry, fmt)
@@ -222,12 +224,12 @@ class LayerRecompression:
         """The recompressed blob of ``layer`` (its media type is set by :meth:`manifest`)."""
         return Descriptor(layer.media_type, entry.digest, entry.size)
 
-    def _uploader(self, entry: CachedLayer, make: Callable[[], Coroutine[Any, Any, Spool]]) -> BlobCopier:
+    def _uploader(self, entry: CachedLayer, remake: Callable[[], Coroutine[Any, Any, Spool]]) -> BlobCopier:
         """A copier of ``entry``'s recompressed blob to this destination (no mount candidates
         in the source's repositories; progress is the layer's own, so quiet here)."""
         copier = self.copier
         quiet = dataclasses.replace(copier.env, progress=NullProgress())
-        return BlobCopier(_SpoolSource(copier.source, entry, make), copier.destination, quiet, copier.stats)
+        return BlobCopier(_SpoolSource(copier.source, entry, remake), copier.destination, quiet, copier.stats)
 
     def _finished(
         self, index: int, layer: Descriptor, entry: CachedLayer, fmt: Format, outcome: BlobOutcome = "done"
@@ -248,10 +250,16 @@ class LayerRecompression:
         await self.copier.transfer_streamed(layer, transform)
         return results[-1]
 
-    async def _spool(self, layer: Descriptor, fmt: Format, level: int) -> Spool:
-        """Stream ``layer`` from the source (verified) and recompress it into a spool file."""
+    async def _spool(self, layer: Descriptor, fmt: Format, level: int, *, slot: bool = True) -> Spool:
+        """Stream ``layer`` from the source (verified) and recompress it into a spool file, under
+        a blob slot of its own unless ``slot`` is false: the spool a :class:`_SpoolSource` makes
+        again is read by an upload that holds its blob's slot already (maybe in the same task:
+        a small blob is read whole there, and a task cannot take a second slot)."""
         copier = self.copier
-        async with copier.env.blob_limiter.hold(), aclosing(copier.open_verified(layer)) as chunks:
+        async with AsyncExitStack() as stack:
+            if slot:
+                await stack.enter_async_context(copier.env.blob_limiter.hold())
+            chunks = await stack.enter_async_context(aclosing(copier.open_verified(layer)))
             return await spool_recompressed(chunks, fmt, level, None, f"layer {layer.digest}")
 
     def manifest(self, manifest: ImageManifest, target: str, options: CopyOptions) -> tuple[bytes, str]:

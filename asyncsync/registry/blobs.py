@@ -11,9 +11,10 @@
   from appending ``digest=`` to the final ``PUT``. Upload locations carry signed ``_state``: they
   are never printed or put in an error message.
 
-Uploads are either monolithic (one ``PUT ?digest=`` whose body is the streamed blob) or chunked
-(``PATCH`` with ``Content-Range`` per chunk, then an empty ``PUT ?digest=``). Bodies are
-streamed, never buffered: each ``PATCH`` takes exactly its range's bytes from the stream.
+Uploads are either monolithic (one ``PUT ?digest=`` whose body is the streamed blob, or the bytes
+of a small blob read whole: :meth:`UploadSession.put_bytes`) or chunked
+(``PATCH`` with ``Content-Range`` per chunk, then an empty ``PUT ?digest=``). Streamed bodies
+are never buffered: each ``PATCH`` takes exactly its range's bytes from the stream.
 
 aiohttp sends a request body from a task of its own, so a body stream that holds resources
 (a source GET and its host slot) must not be iterated there. :func:`pumped` runs the stream in a
@@ -369,6 +370,22 @@ class UploadSession:
                 self.finished = True
         except AsyncSyncError as exc:
             raise body.failure(exc) from None
+
+    async def put_bytes(self, digest: Digest, data: bytes) -> None:
+        """One ``PUT ?digest=`` whose body is ``data`` (a small blob already read and verified):
+        one write, no body task; a 401 is replayed (the body is bytes). A 413 is raised as a
+        :class:`RegistryError` with status 413, as from :meth:`put_monolithic`."""
+        async with self.client.open(
+            "PUT",
+            self._final_url(digest),
+            scopes=push_scopes(self.repository),
+            repository=self.repository,
+            headers={"Content-Type": "application/octet-stream"},
+            data=data,
+            ok=(201, 204),
+            what=self._what(digest),
+        ):
+            self.finished = True
 
     async def put_chunked(self, digest: Digest, size: int, body: PumpedBody, chunk_size: int) -> None:
         """``PATCH`` chunks of ``max(chunk_size, OCI-Chunk-Min-Length)`` bytes, then ``PUT ?digest=``."""

@@ -213,6 +213,20 @@ class StreamedBlobDestination(Protocol):
 
 
 @runtime_checkable
+class BytesBlobDestination(Protocol):
+    """A destination that can store a small blob from its bytes in one request (registries: the
+    ``PUT`` carries them), cheaper than :meth:`ImageDestination.put_blob`'s stream. For a blob it
+    :meth:`wants_bytes` of, the copy engine reads the blob whole and verifies it first."""
+
+    def wants_bytes(self, blob: Descriptor) -> bool:
+        """Whether ``blob`` should come as bytes (:meth:`put_blob_bytes`), not as a stream."""
+
+    async def put_blob_bytes(self, blob: Descriptor, data: bytes) -> None:
+        """Store ``data``, already verified against ``blob``'s digest and size; on any error
+        nothing is committed (:meth:`ImageDestination.put_blob`'s contract)."""
+
+
+@runtime_checkable
 class SignatureSource(Protocol):
     """A source that can list signatures (registries through lookaside/attachments, ``dir:``).
 

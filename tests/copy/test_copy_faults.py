@@ -8,6 +8,7 @@ Faults a real registry cannot produce come from a scripted in-process source
 from __future__ import annotations
 
 import time
+import warnings
 from collections.abc import Iterator
 
 import pytest
@@ -15,11 +16,12 @@ import pytest
 from asyncsync.copy import CopyOptions
 from asyncsync.errors import DigestMismatchError
 from asyncsync.registry.client import RegistryOptions
+from asyncsync.transports.docker import destination as docker_destination
 from asyncsync.transports.docker.destination import smaller_chunk
 from tests.copy.support import ScriptedSource, copy_run, ref, registry_options, serve_scripted
 from tests.helpers import skopeo
 from tests.helpers.fault_proxy import Fault, FaultProxy
-from tests.helpers.images import blob_exists, make_image, push_image
+from tests.helpers.images import blob_exists, make_image, push_blob, push_image
 from tests.helpers.registry import RegistryServer
 
 pytestmark = pytest.mark.anyio
@@ -38,17 +40,33 @@ def proxy_anon(registry_anon: RegistryServer) -> Iterator[FaultProxy]:
         yield proxy
 
 
-async def test_digest_mismatch_never_reaches_the_destination(registry_anon: RegistryServer) -> None:
+@pytest.mark.parametrize(
+    ("layer_size", "streamed"),
+    [(300_000, False), (1_200_000, True)],
+    ids=["small-read-whole", "large-streamed"],
+)
+async def test_digest_mismatch_never_reaches_the_destination(
+    registry_anon: RegistryServer, layer_size: int, streamed: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """A source serving wrong bytes for a layer. A real registry cannot be made to do this: it
     verifies every upload against its digest and serves blobs from content-addressed storage, so
-    the lie comes from a scripted in-process server. Nothing may be committed: no blob, no tag."""
-    image = make_image("liar", layers=2, layer_size=300_000)
+    the lie comes from a scripted in-process server. Nothing may be committed: no blob, no tag.
+    A small layer is read whole and verified before its upload starts; a large one streams into
+    an upload that its mismatch cancels. (The other blobs are at the destination already, so
+    every upload counted is the lying layer's; any loopback round trip counts as short here, as
+    it may not on a loaded machine.)"""
+    monkeypatch.setattr(docker_destination, "SHORT_ROUND_TRIP", 60.0)
+    image = make_image("liar", layers=2, layer_size=layer_size)
     bad = image.layer_digests[1]
     wrong = bytearray(image.layers[1])
     wrong[len(wrong) // 2] ^= 0xFF
     source = ScriptedSource(
         {"v1": (image.media_type, image.manifest)}, image.blobs(), lies={bad: bytes(wrong)}
     )
+    with warnings.catch_warnings():  # the helper PUTs 1.2 MB as bytes: aiohttp warns above 1 MiB
+        warnings.simplefilter("ignore", ResourceWarning)
+        await push_blob(registry_anon, "liar/dst", image.config)
+        await push_blob(registry_anon, "liar/dst", image.layers[0])
     registry_anon.reset_log()
     async with serve_scripted(source), copy_run() as run:
         with pytest.raises(DigestMismatchError, match=bad):
@@ -60,8 +78,10 @@ async def test_digest_mismatch_never_reaches_the_destination(registry_anon: Regi
             )
     assert not await blob_exists(registry_anon, "liar/dst", bad)
     assert registry_anon.count("PUT", r"/v2/liar/dst/manifests/.*") == 0
-    # The failed upload was cancelled, and a content error is never retried.
-    assert registry_anon.count("DELETE", _uploads("liar/dst")) >= 1
+    # A streamed upload was cancelled; a small blob never opened one. Never retried.
+    assert registry_anon.count("POST", _uploads("liar/dst")) == int(streamed)
+    assert registry_anon.count("DELETE", _uploads("liar/dst")) == int(streamed)
+    assert registry_anon.count("PUT", _uploads("liar/dst"), status=201) == 0
     assert [d for d, _ in source.gets].count(bad) == 1
 
 

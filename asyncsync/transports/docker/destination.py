@@ -1,7 +1,8 @@
 """Writing an image to a registry (``docker://`` as a copy destination).
 
 Per blob: ``try_reuse_blob`` (HEAD, then cross-repo mounts from the candidates), else
-``put_blob`` (a new upload, or the session a refused mount opened; monolithic unless chunked
+``put_blob`` or, for a small blob read whole, ``put_blob_bytes`` (a new upload, or the session
+a refused mount opened; monolithic unless chunked
 uploads are configured, the blob is above the chunking threshold, or the registry once answered
 413). A 413 to a chunk makes the registry's chunks smaller for the rest of the run (1 MiB first:
 nginx's default ``client_max_body_size``, then 256 KiB, then 64 KiB) and restarts the blob.
@@ -48,6 +49,12 @@ log = logging.getLogger("asyncsync.copy")
 _CAPABILITIES = Capabilities(mounts=True, compresses_layers=True, oci_fallback=True)
 #: Mount sources tried per blob before uploading; each refused try costs a round trip.
 MAX_MOUNT_TRIES = 3
+#: Blobs up to this size may be uploaded from bytes (see :meth:`DockerDestination.wants_bytes`);
+#: it bounds the memory a blob in flight holds on that path.
+SMALL_BLOB_SIZE = 1024 * 1024
+#: Round trips to the registry below this (seconds) make the client's CPU, not latency, what a
+#: small blob costs.
+SHORT_ROUND_TRIP = 0.005
 
 
 @dataclass(slots=True)
@@ -81,6 +88,10 @@ def _upload_state(client: RegistryClient) -> _RegistryUploadState:
     if state is None:
         state = _UPLOAD_STATE[client] = _RegistryUploadState()
     return state
+
+
+async def _one_piece(data: bytes) -> AsyncIterator[bytes]:
+    yield data
 
 
 def _retry_smaller(refused: RegistryError, message: str) -> RegistryError:
@@ -171,47 +182,78 @@ class DockerDestination(OnRepository):
         run and is raised as a temporary error, so the caller's retry restarts the blob. A
         permanent authorization failure is reported as "denied".
         """
-        try:
-            await self._put_blob(blob, chunks)
-        except RegistryError as exc:
-            denied = self._denied(exc)
-            if denied is exc:
-                raise
-            raise denied from exc
-
-    async def _put_blob(self, blob: Descriptor, chunks: AsyncIterator[bytes]) -> None:
         async with pumped(chunks) as body:
-            session = self._pending.pop(blob.digest, None)
-            chunk_size = self._chunk_size(blob.size)
-            try:
-                if session is None:
-                    session = await start_upload(self.client, self.repository)
+
+            async def send(session: UploadSession, chunk_size: int | None) -> None:
                 if chunk_size is None:
                     await session.put_monolithic(blob.digest, blob.size, body)
                 else:
                     await session.put_chunked(blob.digest, blob.size, body, chunk_size)
-            except RegistryError as exc:
-                if session is not None:
-                    await session.cancel()
-                if exc.status == 413 and chunk_size is None:
-                    _upload_state(self.client).chunked = True
+
+            await self._upload(blob, send)
+
+    def wants_bytes(self, blob: Descriptor) -> bool:
+        """Whether ``blob`` should be read whole and uploaded with :meth:`put_blob_bytes`: at most
+        :data:`SMALL_BLOB_SIZE`, one ``PUT`` on this registry (not chunked), and round trips to it
+        short (below :data:`SHORT_ROUND_TRIP`, from the run's fastest exchange with it). Reading
+        first costs a round trip (a stream overlaps the source GET with the upload's ``POST``)
+        and saves a body task and its queue: on a short link that is the better trade."""
+        if not 0 <= blob.size <= SMALL_BLOB_SIZE or self._chunk_size(blob.size) is not None:
+            return False
+        round_trip = self.client.session.limiters.round_trip(self.client.host)
+        return round_trip is not None and round_trip < SHORT_ROUND_TRIP
+
+    async def put_blob_bytes(self, blob: Descriptor, data: bytes) -> None:
+        """Upload a small blob read whole and verified (:meth:`put_blob`'s contract): the ``PUT``
+        carries the bytes (one write, no body task), or chunks where this registry needs them."""
+
+        async def send(session: UploadSession, chunk_size: int | None) -> None:
+            if chunk_size is None:
+                await session.put_bytes(blob.digest, data)
+            else:
+                async with pumped(_one_piece(data)) as body:
+                    await session.put_chunked(blob.digest, blob.size, body, chunk_size)
+
+        await self._upload(blob, send)
+
+    async def _upload(
+        self, blob: Descriptor, send: Callable[[UploadSession, int | None], Awaitable[None]]
+    ) -> None:
+        """One upload of ``blob``: the session a refused mount opened, else a ``POST``; then
+        ``send(session, chunk size or None for one PUT)``. On failure the session is cancelled;
+        a 413 makes this registry's uploads chunked or their chunks smaller and is raised as a
+        temporary error (the caller restarts the blob); a permanent 401/403 is "denied"."""
+        session = self._pending.pop(blob.digest, None)
+        chunk_size = self._chunk_size(blob.size)
+        try:
+            if session is None:
+                session = await start_upload(self.client, self.repository)
+            await send(session, chunk_size)
+        except RegistryError as exc:
+            if session is not None:
+                await session.cancel()
+            if exc.status == 413 and chunk_size is None:
+                _upload_state(self.client).chunked = True
+                raise _retry_smaller(
+                    exc, "registry refused the blob as too large; retrying with a chunked upload"
+                ) from None
+            if exc.status == 413 and session is not None and session.refused_chunk:
+                smaller = smaller_chunk(session.refused_chunk, session.min_chunk)
+                if smaller is not None:
+                    _upload_state(self.client).chunk_limit = smaller
                     raise _retry_smaller(
-                        exc, "registry refused the blob as too large; retrying with a chunked upload"
+                        exc,
+                        f"registry refused a {session.refused_chunk}-byte chunk as too large; "
+                        f"retrying with {smaller}-byte chunks",
                     ) from None
-                if exc.status == 413 and session is not None and session.refused_chunk:
-                    smaller = smaller_chunk(session.refused_chunk, session.min_chunk)
-                    if smaller is not None:
-                        _upload_state(self.client).chunk_limit = smaller
-                        raise _retry_smaller(
-                            exc,
-                            f"registry refused a {session.refused_chunk}-byte chunk as too large; "
-                            f"retrying with {smaller}-byte chunks",
-                        ) from None
+            denied = self._denied(exc)
+            if denied is exc:
                 raise
-            except BaseException:
-                if session is not None:
-                    await session.cancel()
-                raise
+            raise denied from exc
+        except BaseException:
+            if session is not None:
+                await session.cancel()
+            raise
 
     async def put_blob_streamed(
         self, chunks: AsyncIterator[bytes], finished: Callable[[], Awaitable[Digest]]

@@ -7,9 +7,10 @@ from collections.abc import AsyncIterator
 import pytest
 
 from asyncsync.digest import Digest
-from asyncsync.manifest import DOCKER_V2S2, parse_manifest
-from asyncsync.transports.base import BlobLocation, ImageDestination, ReuseKind
-from asyncsync.transports.docker.destination import DockerDestination
+from asyncsync.manifest import DOCKER_V2S2, Descriptor, parse_manifest
+from asyncsync.transports.base import BlobLocation, BytesBlobDestination, ImageDestination, ReuseKind
+from asyncsync.transports.docker import destination as docker_destination
+from asyncsync.transports.docker.destination import SMALL_BLOB_SIZE, DockerDestination
 from tests.copy.support import copy_run, ref, registry_options
 from tests.helpers import skopeo
 from tests.helpers.images import blob_exists, make_image, push_blob, push_image
@@ -104,3 +105,52 @@ async def test_put_manifest_by_digest_for_children(registry_anon: RegistryServer
         await destination.close()
     assert str(digest) == image.digest
     assert skopeo.inspect_raw(registry_anon, f"dest/children@{image.digest}") == image.manifest
+
+
+async def test_small_blobs_go_as_bytes_once_round_trips_are_known_short(
+    registry_anon: RegistryServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    image = make_image("as-bytes", layers=1)
+    manifest = parse_manifest(image.manifest, image.media_type)
+    config, layer = manifest.config, manifest.layers[0]  # type: ignore[union-attr]
+    big = Descriptor(layer.media_type, layer.digest, SMALL_BLOB_SIZE + 1)
+    async with copy_run() as run:
+        destination = await ref(registry_anon, "dest/bytes:v1").new_destination(
+            run.context(registry_options(registry_anon))
+        )
+        assert isinstance(destination, BytesBlobDestination)
+        # No exchange with the registry yet: its round trip is unknown, so blobs stream.
+        assert not destination.wants_bytes(config)
+        assert await destination.try_reuse_blob(layer) is None  # a HEAD: now the round trip is known
+        # (Any loopback exchange counts as short here: on a loaded machine one may take 5 ms.)
+        monkeypatch.setattr(docker_destination, "SHORT_ROUND_TRIP", 60.0)
+        assert destination.wants_bytes(config) and destination.wants_bytes(layer)
+        assert not destination.wants_bytes(big)
+        monkeypatch.setattr(docker_destination, "SHORT_ROUND_TRIP", 0.0)
+        assert not destination.wants_bytes(config)  # a long link: the stream overlaps GET and POST
+        registry_anon.reset_log()
+        await destination.put_blob_bytes(config, image.config)
+        await destination.put_blob_bytes(layer, image.layers[0])
+        await destination.close()
+    assert registry_anon.count("POST", UPLOADS.format("dest/bytes"), status=202) == 2
+    assert registry_anon.count("PUT", UPLOADS.format("dest/bytes"), status=201) == 2
+    assert await blob_exists(registry_anon, "dest/bytes", str(config.digest))
+    assert await blob_exists(registry_anon, "dest/bytes", str(layer.digest))
+
+
+async def test_small_blobs_stream_where_uploads_are_chunked(registry_anon: RegistryServer) -> None:
+    image = make_image("bytes-chunked", layers=1, layer_size=64 * 1024)
+    layer = parse_manifest(image.manifest, image.media_type).layers[0]  # type: ignore[union-attr]
+    async with copy_run() as run:
+        destination = await ref(registry_anon, "dest/chunky:v1").new_destination(
+            run.context(registry_options(registry_anon), chunk_size=16 * 1024)
+        )
+        assert isinstance(destination, DockerDestination)
+        assert await destination.try_reuse_blob(layer) is None
+        assert not destination.wants_bytes(layer)
+        registry_anon.reset_log()
+        # Called anyway (the registry turned chunked meanwhile), the bytes go in chunks.
+        await destination.put_blob_bytes(layer, image.layers[0])
+        await destination.close()
+    assert registry_anon.count("PATCH", UPLOADS.format("dest/chunky")) == -(-layer.size // (16 * 1024))
+    assert await blob_exists(registry_anon, "dest/chunky", str(layer.digest))
