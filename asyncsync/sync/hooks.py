@@ -5,7 +5,9 @@
 
 1. :meth:`SyncHooks.source_lister` wraps the :class:`~asyncsync.sync.plan.SourceLister` the plan
    uses (Harbor API discovery, recording what was listed for prune, skipping HEADs of other shards);
-2. :meth:`SyncHooks.plan` filters the built plan (sharding); pure, no network;
+2. :meth:`SyncHooks.plan` filters the built plan (sharding); pure, no network; while the plan is
+   built, :meth:`SyncHooks.keeps` is asked of each image as it is planned (the run checks the
+   destination of those it keeps before the plan is complete);
    :meth:`SyncHooks.destination_checker` wraps the copy/skip checks' destination access (a
    Harbor project that does not exist yet holds nothing: its images are "absent", not 401s);
 3. dry run: :meth:`SyncHooks.preview` returns extra ``--dry-run`` lines (what prune would delete,
@@ -68,6 +70,12 @@ class SyncHooks(Protocol):
     def plan(self, plan: Plan) -> Plan:
         return plan
 
+    def keeps(self, image: PlannedImage) -> bool:
+        """Whether :meth:`plan` may keep ``image`` (pure, no network). ``False`` for an image
+        :meth:`plan` drops, so its destination is not checked ahead of the plan's end (a
+        ``True`` for an image dropped later costs only that check)."""
+        return True
+
     def destination_checker(self, checker: DestinationChecker, ctx: RunContext) -> DestinationChecker:
         return checker
 
@@ -124,6 +132,9 @@ class HookChain(SyncHooks):
         for hook in self.hooks:
             plan = hook.plan(plan)
         return plan
+
+    def keeps(self, image: PlannedImage) -> bool:
+        return all(hook.keeps(image) for hook in self.hooks)
 
     def destination_checker(self, checker: DestinationChecker, ctx: RunContext) -> DestinationChecker:
         for hook in self.hooks:

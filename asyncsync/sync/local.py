@@ -5,7 +5,7 @@ skopeo's (:mod:`asyncsync.transports.directory.sync_layout`): one ``dir:`` image
 
 The sync engine itself stays registry-shaped; local storage enters at two points:
 
-* **Planning.** A :data:`~asyncsync.sync.plan.Planner` replaces
+* **Planning.** A :class:`~asyncsync.sync.plan.Planner` replaces
   :func:`~asyncsync.sync.spec_plan.build_plan` for the run.
   :class:`DirTreeDestination` builds the registry plan as usual and then gives every image its
   directory (:attr:`PlannedImage.destination_local`, skopeo's naming via
@@ -51,6 +51,7 @@ from asyncsync.specs.model import CopySettings, Origin, SyncSpec
 from asyncsync.specs.skopeo import COMMAND_LINE, docker_source_spec
 from asyncsync.sync.plan import (
     DEFAULT_PLAN_CONCURRENCY,
+    OnPlanned,
     Plan,
     PlanError,
     PlannedImage,
@@ -225,11 +226,12 @@ class DirTreeDestination:
         errors.sort(key=lambda error: error.origin.line)
         return Plan(images=tuple(kept), errors=tuple(errors), warnings=plan.warnings)
 
-    async def plan(self, spec: SyncSpec, lister: SourceLister) -> Plan:
-        """A :data:`~asyncsync.sync.plan.Planner`: the registry plan, then :meth:`assign`.
+    async def plan(self, spec: SyncSpec, lister: SourceLister, *, on_image: OnPlanned | None = None) -> Plan:
+        """A :class:`~asyncsync.sync.plan.Planner`: the registry plan, then :meth:`assign`.
 
         ``spec`` is the source side of ``sync --dest dir`` (skopeo YAML or ``--src docker``),
-        which has registry entries only."""
+        which has registry entries only. Announces nothing (``on_image``): :meth:`assign` gives
+        each image its directory after planning."""
         return self.assign(await build_registry_plan(spec, lister))
 
 
@@ -272,9 +274,10 @@ class DirTreeSource:
         text = posixpath.join(self.destination, suffix) + self.append_suffix
         return parse_reference(text, default_tag=True)
 
-    async def plan(self, spec: SyncSpec, lister: SourceLister) -> Plan:
-        """A :data:`~asyncsync.sync.plan.Planner` ignoring ``spec`` and ``lister`` (no registry is
-        read); raises :class:`LocalStorageError` when ``root`` is not a directory."""
+    async def plan(self, spec: SyncSpec, lister: SourceLister, *, on_image: OnPlanned | None = None) -> Plan:
+        """A :class:`~asyncsync.sync.plan.Planner` ignoring ``spec``, ``lister`` and ``on_image``
+        (no registry is read, nothing to announce early); raises :class:`LocalStorageError` when
+        ``root`` is not a directory."""
         found = await anyio.to_thread.run_sync(list_dir_images, self.root)
         if not found:
             raise LocalStorageError(f"{self.root}: no image directory (with {MANIFEST_FILE}) found")

@@ -137,6 +137,12 @@ class PlannedImage:
 
 _FORMAT_FAMILY = {OCI_MANIFEST: "oci", OCI_INDEX: "oci", DOCKER_V2S2: "v2s2", DOCKER_LIST: "v2s2"}
 
+#: Told of a planned image before the plan is complete (a run checks its destination then). The
+#: image is final as announced (the plan holds this object), but the plan may still drop it: a
+#: destination written twice, a hook's filter. So a listener may read for it, never write; an
+#: image is announced at most once, and only by a planner whose images go to registries as built.
+OnPlanned = Callable[[PlannedImage], None]
+
 
 @dataclass(frozen=True, slots=True)
 class PlanError:
@@ -219,11 +225,28 @@ class _Candidate:
         return f"{self.selector.registry}/{self.repository}{separator}{self.reference}"
 
 
+def _planned_image(candidate: _Candidate, found: ResolvedManifest) -> PlannedImage | InvalidReferenceError:
+    """The image of a candidate whose reference resolved to ``found`` (pure), or why its
+    destination name is invalid."""
+    digest = candidate.digest or found.digest
+    source = ImageName(candidate.selector.registry, candidate.repository, candidate.tag, digest)
+    try:
+        destination = candidate.entry.destination_for(
+            candidate.selector, candidate.repository, tag=candidate.tag, digest=candidate.digest
+        )
+    except InvalidReferenceError as exc:
+        return exc
+    return PlannedImage(source, destination, found.media_type, candidate.origin, candidate.entry.settings)
+
+
 class _Planner:
-    def __init__(self, spec: SyncSpec, lister: SourceLister, limit: int) -> None:
+    def __init__(
+        self, spec: SyncSpec, lister: SourceLister, limit: int, on_image: OnPlanned | None = None
+    ) -> None:
         self.spec = spec
         self.lister = lister
         self.limit = limit
+        self.on_image = on_image
         self.errors: list[PlanError] = []
         self.warnings: list[PlanError] = []
         self.listed: dict[str, tuple[str, ...]] = {}
@@ -300,14 +323,30 @@ class _Planner:
         return candidates
 
     async def images(self, candidates: list[_Candidate]) -> list[tuple[_Candidate, PlannedImage]]:
-        keys = list(dict.fromkeys(c.key for c in candidates))
+        by_key: dict[tuple[str, str, str], list[int]] = {}
+        for index, candidate in enumerate(candidates):
+            by_key.setdefault(candidate.key, []).append(index)
+        # Each candidate's image (or why it has none), built once: announced as soon as its
+        # reference resolves (on_image), kept in candidate order below.
+        built: dict[int, PlannedImage | InvalidReferenceError] = {}
+
+        def build(index: int, found: ResolvedManifest) -> PlannedImage | InvalidReferenceError:
+            if index not in built:
+                built[index] = _planned_image(candidates[index], found)
+            return built[index]
 
         async def resolve(key: tuple[str, str, str]) -> ResolvedManifest | None:
-            return await self.lister.resolve(*key)
+            found = await self.lister.resolve(*key)
+            if found is not None and self.on_image is not None:
+                for index in by_key[key]:
+                    image = build(index, found)
+                    if isinstance(image, PlannedImage):
+                        self.on_image(image)
+            return found
 
-        resolved = await bounded_map(keys, resolve, self.limit)
+        resolved = await bounded_map(list(by_key), resolve, self.limit)
         planned: list[tuple[_Candidate, PlannedImage]] = []
-        for candidate in candidates:
+        for index, candidate in enumerate(candidates):
             found = resolved[candidate.key]
             if isinstance(found, AsyncSyncError):
                 self.fail(candidate.origin, _with_context(f"resolving {candidate}", str(candidate), found))
@@ -315,18 +354,10 @@ class _Planner:
             if found is None:
                 self.fail(candidate.origin, f"{candidate} not found")
                 continue
-            digest = candidate.digest or found.digest
-            source = ImageName(candidate.selector.registry, candidate.repository, candidate.tag, digest)
-            try:
-                destination = candidate.entry.destination_for(
-                    candidate.selector, candidate.repository, tag=candidate.tag, digest=candidate.digest
-                )
-            except InvalidReferenceError as exc:
-                self.fail(candidate.origin, f"no valid destination for {candidate}: {exc}")
+            image = build(index, found)
+            if isinstance(image, InvalidReferenceError):
+                self.fail(candidate.origin, f"no valid destination for {candidate}: {image}")
                 continue
-            image = PlannedImage(
-                source, destination, found.media_type, candidate.origin, candidate.entry.settings
-            )
             planned.append((candidate, image))
         return planned
 
@@ -359,14 +390,21 @@ class _Planner:
 
 
 async def build_registry_plan(
-    spec: SyncSpec, lister: SourceLister, *, limit: int = DEFAULT_PLAN_CONCURRENCY
+    spec: SyncSpec,
+    lister: SourceLister,
+    *,
+    limit: int = DEFAULT_PLAN_CONCURRENCY,
+    on_image: OnPlanned | None = None,
 ) -> Plan:
     """Expand ``spec`` into a :class:`Plan` (see the module docstring for phases and ordering).
+
+    ``on_image`` hears of each image as soon as its source reference is resolved, while the rest
+    are still resolving (in the order they resolve; see :data:`OnPlanned`).
 
     For entries whose sources are registries, whatever their destination rule; a spec with
     ``dir:`` entries is planned by :func:`asyncsync.sync.spec_plan.build_plan`, which calls this
     for its registry parts."""
-    planner = _Planner(spec, lister, limit)
+    planner = _Planner(spec, lister, limit, on_image)
     repositories = await planner.repositories()
     candidates = await planner.candidates(repositories)
     planned = await planner.images(candidates)
@@ -377,6 +415,11 @@ async def build_registry_plan(
     return Plan(images=tuple(images), errors=errors, warnings=warnings, source_tags=planner.listed)
 
 
-#: What builds a run's plan: :func:`~asyncsync.sync.spec_plan.build_plan`, or a local side's
-#: planner (``sync --src dir``).
-Planner = Callable[[SyncSpec, SourceLister], Awaitable[Plan]]
+class Planner(Protocol):
+    """What builds a run's plan: :func:`~asyncsync.sync.spec_plan.build_plan`, or a local side's
+    planner (``sync --src dir``). A planner may announce images early through ``on_image`` (see
+    :data:`OnPlanned`); one that never does is still a planner."""
+
+    def __call__(
+        self, spec: SyncSpec, lister: SourceLister, *, on_image: OnPlanned | None = None
+    ) -> Awaitable[Plan]: ...

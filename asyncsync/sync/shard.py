@@ -30,7 +30,7 @@ from asyncsync.errors import InvalidReferenceError, UsageError
 from asyncsync.manifest import OCI_MANIFEST
 from asyncsync.specs.model import SyncSpec
 from asyncsync.sync.hooks import RunContext, SyncHooks
-from asyncsync.sync.plan import Plan, ResolvedManifest, SourceLister
+from asyncsync.sync.plan import Plan, PlannedImage, ResolvedManifest, SourceLister
 
 JOB_INDEX_VARIABLE = "JOB_COMPLETION_INDEX"
 #: What :class:`ShardLister` resolves references of other shards to; never copied.
@@ -85,15 +85,17 @@ class Shard:
         return f"{self.index}/{self.count}"
 
 
+def in_shard(image: PlannedImage, shard: Shard) -> bool:
+    """Whether ``image`` belongs to ``shard`` (its destination repository does, and it is not
+    :class:`ShardLister`'s placeholder)."""
+    return shard.owns(image.destination.registry, image.destination.repository) and (
+        image.digest != OTHER_SHARD.digest
+    )
+
+
 def partition(plan: Plan, shard: Shard) -> Plan:
     """The images of ``plan`` whose destination repository belongs to ``shard`` (order kept)."""
-    kept = tuple(
-        image
-        for image in plan.images
-        if shard.owns(image.destination.registry, image.destination.repository)
-        and image.digest != OTHER_SHARD.digest
-    )
-    return replace(plan, images=kept)
+    return replace(plan, images=tuple(image for image in plan.images if in_shard(image, shard)))
 
 
 class ShardLister:
@@ -155,6 +157,9 @@ class ShardHooks(SyncHooks):
         sharded = partition(plan, self.shard)
         self.kept = len(sharded.images)
         return sharded
+
+    def keeps(self, image: PlannedImage) -> bool:
+        return in_shard(image, self.shard)
 
     async def preview(self, plan: Plan, ctx: RunContext) -> list[str]:
         return [f"note  shard {self.shard}: {self.kept} image(s) of this shard (by destination repository)"]

@@ -48,6 +48,7 @@ from asyncsync.specs.model import SyncEntry, SyncSpec
 from asyncsync.sync.local import DirTreeDestination, DirTreeSource, drop_conflicts
 from asyncsync.sync.plan import (
     DEFAULT_PLAN_CONCURRENCY,
+    OnPlanned,
     Plan,
     PlanError,
     PlannedImage,
@@ -184,10 +185,18 @@ async def plan_with_local_entries(
     return Plan(images=tuple(kept), errors=tuple(errors), warnings=tuple(warnings))
 
 
-async def build_plan(spec: SyncSpec, lister: SourceLister, *, limit: int = DEFAULT_PLAN_CONCURRENCY) -> Plan:
+async def build_plan(
+    spec: SyncSpec,
+    lister: SourceLister,
+    *,
+    limit: int = DEFAULT_PLAN_CONCURRENCY,
+    on_image: OnPlanned | None = None,
+) -> Plan:
     """Expand ``spec`` into a :class:`~asyncsync.sync.plan.Plan`: a registry-only spec as one
-    :func:`~asyncsync.sync.plan.build_registry_plan`, a spec with ``dir:`` entries by
-    :func:`plan_with_local_entries`. A :data:`~asyncsync.sync.plan.Planner`."""
+    :func:`~asyncsync.sync.plan.build_registry_plan` (which announces its images to ``on_image``
+    as they resolve), a spec with ``dir:`` entries by :func:`plan_with_local_entries` (which
+    announces none: its images are renamed or dropped after the registry part). A
+    :class:`~asyncsync.sync.plan.Planner`."""
     if spec.has_local_entries:
         return await plan_with_local_entries(spec, lister, limit=limit)
-    return await build_registry_plan(spec, lister, limit=limit)
+    return await build_registry_plan(spec, lister, limit=limit, on_image=on_image)

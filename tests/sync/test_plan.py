@@ -16,7 +16,7 @@ from asyncsync.manifest import DOCKER_V2S2, OCI_INDEX
 from asyncsync.specs.load import load_spec
 from asyncsync.specs.model import SyncSpec
 from asyncsync.specs.skopeo import docker_source_spec
-from asyncsync.sync.plan import Plan, ResolvedManifest, bounded_map
+from asyncsync.sync.plan import Plan, PlannedImage, ResolvedManifest, bounded_map
 from asyncsync.sync.spec_plan import build_plan
 
 pytestmark = pytest.mark.anyio
@@ -346,3 +346,66 @@ async def test_bounded_map_uses_limit_workers_and_keeps_errors_as_results() -> N
 
     with pytest.raises(ExceptionGroup):
         await bounded_map([1, 2], bug, 2)
+
+
+class GatedLister(FakeLister):
+    """Resolves ``gated`` only once ``opened`` is set (by whoever heard of an image first)."""
+
+    def __init__(self, repos: dict[str, list[str]], gated: str) -> None:
+        super().__init__(repos)
+        self.gated = gated
+        self.opened = anyio.Event()
+
+    async def resolve(self, registry: str, repository: str, reference: str) -> ResolvedManifest | None:
+        if reference == self.gated:
+            await self.opened.wait()
+        return await super().resolve(registry, repository, reference)
+
+
+async def test_images_are_announced_as_their_reference_resolves_before_the_plan_is_complete(
+    tmp_path: Path,
+) -> None:
+    spec = native(
+        tmp_path,
+        """\
+        sync:
+          - from: a.example/proj/api
+            to: b.example/newproj/
+          - from: a.example/proj/web
+            to: b.example/newproj/
+          - from: a.example/proj/web
+            to: b.example/copy/
+        """,
+    )
+    # api:latest resolves only after an image was announced: a planner that announced at the end
+    # (or never) would hang here.
+    lister = GatedLister(REPOS, gated="latest")
+    announced: list[str] = []
+
+    def on_image(image: PlannedImage) -> None:
+        announced.append(str(image.destination))
+        lister.opened.set()
+
+    with anyio.fail_after(10):
+        plan = await build_plan(spec, lister, on_image=on_image)
+
+    assert plan.errors == ()
+    # Each image once, the same images as the plan's (web:1.0, resolved once, gives two images).
+    assert sorted(announced) == sorted(str(image.destination) for image in plan.images)
+    assert len(announced) == len(plan.images) == 5
+    assert lister.count("resolve") == 4
+
+
+async def test_a_local_plan_announces_nothing(tmp_path: Path) -> None:
+    spec = native(
+        tmp_path,
+        f"""\
+        sync:
+          - from: a.example/proj/web
+            to: dir:{tmp_path / "tree"}
+        """,
+    )
+    announced: list[PlannedImage] = []
+    plan = await build_plan(spec, FakeLister(REPOS), on_image=announced.append)
+    assert len(plan.images) == 1 and plan.images[0].destination_local is not None
+    assert announced == []
