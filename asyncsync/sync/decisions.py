@@ -30,7 +30,7 @@ with :meth:`DestinationCheck.decided` (made once per image, by whichever asks fi
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal, Protocol
 
@@ -104,8 +104,9 @@ class DestinationCheck:
         self._repo_is_new: SingleFlight[tuple[str, str], bool] = SingleFlight()
         # (registry, repository) -> its tags, or why they could not be listed (asked once)
         self._tags: SingleFlight[tuple[str, str], frozenset[str] | AsyncSyncError] = SingleFlight()
-        # id(planned image) -> its decision or why it could not be made (made once, see decided)
-        self._decided: SingleFlight[int, Decision | AsyncSyncError] = SingleFlight()
+        # the image (as _decision_key) -> its decision or why it could not be made (made once, see
+        # decided); by value, so the plan's copy of an image announced early is the same image
+        self._decided: SingleFlight[Hashable, Decision | AsyncSyncError] = SingleFlight()
 
     async def decided(self, image: PlannedImage) -> Decision:
         """:meth:`decide` once per image: the decision :meth:`prefetch` made or is making, else
@@ -117,7 +118,7 @@ class DestinationCheck:
             except AsyncSyncError as exc:
                 return exc
 
-        result = await self._decided.do(id(image), make)
+        result = await self._decided.do(_decision_key(image), make)
         if isinstance(result, AsyncSyncError):
             raise result
         return result
@@ -230,6 +231,20 @@ class DestinationCheck:
             reason = REASON_REMEMBERED_EQUAL if remembered else REASON_EQUAL
             return Decision(image, "skip", reason, found, remembered=remembered)
         return Decision(image, "copy", REASON_DIFFERS, found)
+
+
+def _decision_key(image: PlannedImage) -> Hashable:
+    """What a decision depends on: the image without its spec line (the same image planned from
+    two lines, which the plan keeps once, is decided once)."""
+    return (
+        image.source,
+        image.destination,
+        image.media_type,
+        image.settings,
+        image.manifest_pinned,
+        image.source_local,
+        image.destination_local,
+    )
 
 
 async def check_plan(

@@ -29,6 +29,7 @@ from __future__ import annotations
 import os
 import tempfile
 import time
+from collections.abc import Awaitable, Callable, Iterable
 from contextlib import closing
 from dataclasses import replace
 from pathlib import Path
@@ -58,6 +59,7 @@ from asyncsync.quota import PullQuotas
 from asyncsync.registry.client import RegistryOptions, RegistrySession
 from asyncsync.retry import with_retries
 from asyncsync.specs.model import SyncSpec
+from asyncsync.sync.ahead import ChecksAhead, source_tags_ahead
 from asyncsync.sync.decisions import REASON_EXISTS, Decision, DestinationCheck, check_plan, render_plan
 from asyncsync.sync.hooks import HookChain, RunContext, SyncHooks
 from asyncsync.sync.plan import DEFAULT_PLAN_CONCURRENCY, Plan, PlannedImage, Planner, bounded_map
@@ -67,6 +69,7 @@ from asyncsync.sync.result_memory import ResultMemory, remembers
 from asyncsync.sync.scheduler import PoolControl, PoolStatistics, run_pool
 from asyncsync.sync.settings import RunSettings, Side
 from asyncsync.sync.spec_plan import build_plan
+from asyncsync.transports.attachment_store import reader_of
 from asyncsync.transports.base import CopyStats, SideOptions, SignatureSource, TransportContext
 from asyncsync.transports.docker.reference import DockerReference
 
@@ -282,6 +285,28 @@ class _Run:
         for key, digests in planned.items():
             self.attachments.seed_subjects(key, digests)
 
+    def source_tag_lister(self, image: PlannedImage) -> Callable[[], Awaitable[list[str]]] | None:
+        """How the attachments of ``image``, skipped, list its source repository's tags (see
+        :meth:`attachments_of_skipped`); ``None`` when they are not followed."""
+        if (
+            self.policy_for(image) is None
+            or image.source_local is not None
+            or image.destination_local is not None
+        ):
+            return None
+
+        async def fetch() -> list[str]:
+            source = await DockerReference(image.source).new_source(
+                self.context(image.source.registry, "source")
+            )
+            try:
+                reader = reader_of(source)
+                return [] if reader is None else await reader.list_tags()
+            finally:
+                await source.close()
+
+        return fetch
+
     def repository_is_new(self, registry: str, repository: str) -> None:
         """The destination check found ``registry/repository`` absent: the copy engine skips blob
         HEADs there, and the attachment walk knows its tag list (empty) without listing it."""
@@ -487,6 +512,7 @@ async def run_sync(
     view = view or SyncView()
     hooks = hooks if hooks is not None else HookChain(())
     report = SyncReport()
+    control = control or PoolControl()
     async with _session(settings, quotas) as session:
         run = _Run(settings, session)
         _load_mount_index(run.coordinator, settings.mount_index_dir)
@@ -494,11 +520,6 @@ async def run_sync(
         lister = hooks.source_lister(
             RegistryLister(session, lambda host: settings.registry_options(host, "source")), ctx
         )
-        plan = await hooks.before_copy(hooks.plan(await planner(spec, lister)), ctx)
-        run.seed_attachments(plan)
-        hooks.configure(run.coordinator, ctx)
-        report.plan_errors = [str(e) for e in plan.errors]
-        view.planned(plan)
         check = DestinationCheck(
             hooks.destination_checker(
                 RegistryLister(session, lambda host: settings.registry_options(host, "dest")), ctx
@@ -506,7 +527,6 @@ async def run_sync(
             on_new=run.repository_is_new,
             memory=run.results,
         )
-        control = control or PoolControl()
 
         async def work(image: PlannedImage) -> ImageResult:
             progress = view.image_started(image)
@@ -545,10 +565,30 @@ async def run_sync(
                 control.stop(f"--fail-fast: {result.destination} failed")
 
         async with anyio.create_task_group() as checks:
-            # Decisions ahead of the copy pool (cheap HEADs, as many as the latency seen in
-            # planning calls for, within the destination's per-host limit).
+            # Decisions ahead of the copy pool (cheap HEADs, as many as the latency seen calls
+            # for, within the destination's per-host limit): an image's check starts as soon as
+            # the planner knows its source digest, then the plan's remaining images.
+            ahead = ChecksAhead(
+                check, checks, lambda image: _checks_in_flight(session, [image]), lambda: control.stopped
+            )
+
+            def planned(image: PlannedImage) -> None:
+                if hooks.keeps(image):
+                    ahead.planned(image)
+
+            try:
+                plan = hooks.plan(await planner(spec, lister, on_image=planned))
+            finally:
+                ahead.close()
+            plan = await hooks.before_copy(plan, ctx)
+            run.seed_attachments(plan)
+            hooks.configure(run.coordinator, ctx)
+            report.plan_errors = [str(e) for e in plan.errors]
+            view.planned(plan)
+            in_flight = _checks_in_flight(session, plan.images)
+            checks.start_soon(check.prefetch, plan.images, in_flight, lambda: control.stopped)
             checks.start_soon(
-                check.prefetch, plan.images, _checks_in_flight(plan, session), lambda: control.stopped
+                source_tags_ahead, plan.images, check, run.attachments, run.source_tag_lister, in_flight
             )
             await run_pool(
                 plan.images,
@@ -570,10 +610,10 @@ async def run_sync(
     return report
 
 
-def _checks_in_flight(plan: Plan, session: RegistrySession) -> int:
+def _checks_in_flight(session: RegistrySession, images: Iterable[PlannedImage]) -> int:
     """Destination checks ahead of the pool: sized by ``limits.checks_in_flight`` from the latency
-    seen so far, within the largest per-host limit of the plan's destination registries."""
-    hosts = {image.destination.registry for image in plan.images if image.destination_local is None}
+    seen so far, within the largest per-host limit of the ``images``' destination registries."""
+    hosts = {image.destination.registry for image in images if image.destination_local is None}
     limit = max((session.limiters.limit(host) for host in hosts), default=1)
     return checks_in_flight(limit, session.limiters.latency())
 

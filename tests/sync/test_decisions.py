@@ -224,3 +224,16 @@ async def test_a_failed_prefetch_is_raised_by_decided() -> None:
     await check.prefetch([planned], 4, lambda: False)
     with pytest.raises(TransportError):
         await check.decided(planned)
+
+
+async def test_an_image_planned_twice_is_decided_once() -> None:
+    planned = repo_image("r", "t")
+    checker = OrderedChecker({"b.example/r:t": planned.digest})
+    check = DestinationCheck(checker)
+    # The same image from another spec line (the plan keeps one): one decision, one HEAD.
+    again = PlannedImage(
+        planned.source, planned.destination, planned.media_type, Origin("sync.yaml", 9), planned.settings
+    )
+    assert (await check.decided(planned)).action == "skip"
+    assert (await check.decided(again)).action == "skip"
+    assert checker.calls["head"] == 1
