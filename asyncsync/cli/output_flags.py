@@ -16,7 +16,7 @@ import orjson
 import typer
 
 from asyncsync.cli.flag_groups import FlagGroup, flag_option
-from asyncsync.cli.sync_view import JsonSyncView, PlainSyncView, RichSyncView
+from asyncsync.cli.sync_view import JsonSyncView, PlainSyncView
 from asyncsync.errors import UsageError
 from asyncsync.sync.engine import SyncView
 from asyncsync.sync.hooks import SyncHooks
@@ -40,6 +40,8 @@ class OutputFlags:
         if self.log_format != "text":
             raise UsageError(f"--log-format: unknown format {self.log_format!r} (text or json)")
         if live and sys.stderr.isatty() and not self.quiet:
+            from asyncsync.cli.sync_live_view import RichSyncView  # rich only on a terminal
+
             return RichSyncView()
         return PlainSyncView(quiet=self.quiet)
 

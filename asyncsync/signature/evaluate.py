@@ -25,6 +25,7 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import anyio
 
@@ -51,7 +52,11 @@ from asyncsync.signature.policy import (
     SigstoreSigned,
 )
 from asyncsync.signature.scopes import NamedImage, image_scopes
-from asyncsync.signature.sigstore import PublicKey, load_public_key, verify_payload
+
+if TYPE_CHECKING:
+    # cryptography and PyNaCl are imported when a sigstore requirement is first used, not at
+    # start-up (most runs have none: see the README's start-up figures).
+    from asyncsync.signature.sigstore import PublicKey
 
 
 @dataclass(frozen=True, slots=True)
@@ -201,6 +206,8 @@ class PolicyContext:
         _check_claims(claims, image, requirement.signed_identity)
 
     def _public_key(self, requirement: SigstoreSigned) -> PublicKey:
+        from asyncsync.signature.sigstore import load_public_key  # cryptography: only for sigstore
+
         key = self._public_keys.get(requirement)
         if key is None:
             if requirement.key_data is not None:
@@ -218,6 +225,8 @@ class PolicyContext:
     async def _sigstore_signed(
         self, requirement: SigstoreSigned, signature: SigstoreSignature, image: CheckedImage
     ) -> None:
+        from asyncsync.signature.sigstore import verify_payload
+
         key = self._public_key(requirement)
         encoded = signature.annotations.get(SIGSTORE_SIGNATURE_ANNOTATION)
         if encoded is None:

@@ -34,7 +34,6 @@ from asyncsync.signature.formats import (
     SigstoreSignature,
     SimpleSignature,
 )
-from asyncsync.signature.sigstore import decrypt_private_key, sign_payload, verify_payload
 
 
 def read_passphrase_file(path: str, flag: str = "--sign-passphrase-file") -> str:
@@ -99,6 +98,9 @@ class SigstoreSigner:
     passphrase: bytes = field(repr=False)
 
     def __post_init__(self) -> None:
+        # cryptography and PyNaCl only when a sigstore key is used (start-up time of other runs)
+        from asyncsync.signature.sigstore import decrypt_private_key
+
         try:
             with open(self.path, "rb") as handle:
                 data = handle.read(1024 * 1024)
@@ -110,6 +112,8 @@ class SigstoreSigner:
         """The key was decrypted when the signer was made; nothing left to prove."""
 
     async def sign(self, digest: Digest, identity: str) -> Signature:
+        from asyncsync.signature.sigstore import sign_payload
+
         document = payloads.build(payloads.SIGSTORE_TYPE, digest, identity)
         encoded = sign_payload(self._key, document)
         return SigstoreSignature(SIGSTORE_PAYLOAD_TYPE, document, {SIGSTORE_SIGNATURE_ANNOTATION: encoded})
@@ -122,6 +126,8 @@ class SigstoreSigner:
         encoded = signature.annotations.get(SIGSTORE_SIGNATURE_ANNOTATION)
         if encoded is None:
             return False
+        from asyncsync.signature.sigstore import verify_payload
+
         try:
             verify_payload(self._key.public_key(), signature.payload, encoded)
         except SignatureError:

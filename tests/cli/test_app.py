@@ -21,7 +21,12 @@ def test_command_word_skips_global_options() -> None:
     assert _command_in([]) is None
 
 
-def _modules_after(argv: list[str]) -> set[str]:
+def _modules_after(argv: list[str], prefix: str = "asyncsync") -> set[str]:
+    return set(_run_in_process(argv, prefix).splitlines()[-1].split())
+
+
+def _run_in_process(argv: list[str], prefix: str) -> str:
+    """The command's stdout, then a line naming the modules loaded whose name starts with ``prefix``."""
     script = (
         "import sys\n"
         f"sys.argv = {['asyncsync', *argv]!r}\n"
@@ -30,10 +35,10 @@ def _modules_after(argv: list[str]) -> set[str]:
         "    main()\n"
         "except SystemExit:\n"
         "    pass\n"
-        "print(' '.join(sorted(m for m in sys.modules if m.startswith('asyncsync'))))\n"
+        f"print(' '.join(sorted(m for m in sys.modules if m.startswith({prefix!r}))))\n"
     )
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
-    return set(done.stdout.split())
+    return done.stdout
 
 
 def test_a_command_imports_only_its_module() -> None:
@@ -41,6 +46,17 @@ def test_a_command_imports_only_its_module() -> None:
     assert "asyncsync.cli.tags_command" in loaded
     assert "asyncsync.cli.mirror_command" not in loaded
     assert "asyncsync.mirror.metrics" not in loaded
+
+
+def test_a_sync_without_a_terminal_or_signing_imports_no_rich_view_or_crypto(tmp_path: Path) -> None:
+    # A sync that runs (its only source refuses connections: a plan error), output to a pipe.
+    spec = tmp_path / "sync.yaml"
+    spec.write_text("127.0.0.1:9:\n  tls-verify: false\n  images:\n    app: [v1]\n")
+    argv = ["sync", "--src", "yaml", "--dest", "docker", "--retry-times", "0", str(spec), "127.0.0.1:9/x"]
+    output = _run_in_process(argv, prefix="")
+    assert "Synced 0 images" in output  # it did run
+    loaded = set(output.splitlines()[-1].split())
+    assert not {m for m in loaded if m.split(".")[0] in ("rich", "cryptography", "nacl")}
 
 
 def test_top_level_help_lists_every_command() -> None:
