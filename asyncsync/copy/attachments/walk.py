@@ -59,10 +59,10 @@ from asyncsync.manifest import (
 from asyncsync.transports.attachment_store import (
     AttachmentReader,
     AttachmentWriter,
-    HasAttachmentReader,
-    HasAttachmentWriter,
     ReferrerEntry,
     parse_entries,
+    reader_of,
+    writer_of,
 )
 
 log = logging.getLogger("asyncsync.copy.attachments")
@@ -103,12 +103,8 @@ class AttachmentWalk:
         self.run = run
         self.write = write
         source, destination = copier.source, copier.destination
-        self.reader: AttachmentReader | None = (
-            source.attachment_reader() if isinstance(source, HasAttachmentReader) else None
-        )
-        self.writer: AttachmentWriter | None = (
-            destination.attachment_writer() if isinstance(destination, HasAttachmentWriter) else None
-        )
+        self.reader: AttachmentReader | None = reader_of(source)
+        self.writer: AttachmentWriter | None = writer_of(destination)
         if self.writer is not None and not self.writer.holds_referrers:
             self.writer = None
         self.outcome = AttachmentOutcome()
