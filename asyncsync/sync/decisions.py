@@ -20,10 +20,12 @@ its directory holds (:func:`asyncsync.sync.local.local_image_state`): absent, or
 and present, or a ``manifest.json`` digest equal to the expected one with every file it
 references in place (skip), else copy.
 
-A sync runs :meth:`DestinationCheck.prefetch` beside its copy pool: decisions are made ahead,
-``limits.checks_in_flight`` at a time in plan order, so at high latency the cheap HEADs keep the
-link busy instead of waiting one image at a time inside the pool; the pool's workers take them
-with :meth:`DestinationCheck.decided` (made once per image, by whichever asks first).
+A sync decides ahead of its copy pool: while planning, each image as the planner announces it
+(:class:`~asyncsync.sync.ahead.ChecksAhead`), then the rest with :meth:`DestinationCheck.prefetch`
+(``limits.checks_in_flight`` at a time, first image of each repository first), so at high latency
+the cheap HEADs keep the link busy instead of waiting one image at a time inside the pool; the
+pool's workers take them with :meth:`DestinationCheck.decided` (made once per image, by value, by
+whichever asks first).
 ``--dry-run`` calls :func:`check_plan` (bounded, plan order) and prints :func:`render_plan`.
 """
 

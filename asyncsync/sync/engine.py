@@ -10,6 +10,8 @@ from the :class:`~asyncsync.sync.settings.RunSettings` the caller resolved
 (:func:`~asyncsync.sync.settings.resolve_settings`); the engine reads no flag, environment
 variable or spec default itself.
 
+Destination checks start while the plan is built (the planner announces each image as its source
+digest arrives: :mod:`asyncsync.sync.ahead`); copies start when it is complete.
 Per image (in a pool worker): decide copy/skip with HEAD only (``decisions.DestinationCheck``),
 then ``copy_image`` by the digest the plan resolved, retried once more at image level for a
 temporary failure; every outcome becomes an :class:`ImageResult`, so one failed image never
