@@ -33,7 +33,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("registry", "inspect"),
     ("http",),
     ("manifest", "reference", "gotemplate"),
-    ("digest", "limits", "quota", "retry", "units", "jsondoc", "tempdirs", "__init__"),
+    ("digest", "limits", "quota", "retry", "units", "jsondoc", "tempdirs", "state_files", "__init__"),
     ("errors",),
 )
 RANK = {name: rank for rank, names in enumerate(LAYERS) for name in names}

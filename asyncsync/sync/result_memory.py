@@ -27,19 +27,15 @@ empty memory. Entries are bounded (:data:`MAX_ENTRIES`, the most recently used k
 
 from __future__ import annotations
 
-import contextlib
-import os
-import tempfile
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING
-
-import orjson
 
 from asyncsync.digest import Digest
 from asyncsync.errors import InvalidReferenceError
 from asyncsync.manifest import host_platform
 from asyncsync.specs.model import CopySettings
+from asyncsync.state_files import read_entries, save_merged
 
 if TYPE_CHECKING:
     from asyncsync.sync.plan import PlannedImage
@@ -88,15 +84,7 @@ class ResultMemory:
 
     def _read(self) -> dict[str, list[object]]:
         assert self.path is not None
-        try:
-            data = orjson.loads(self.path.read_bytes())
-        except (OSError, orjson.JSONDecodeError):
-            return {}  # missing or damaged: an empty memory costs copies, never correctness
-        if not isinstance(data, dict) or data.get("version") != FORMAT_VERSION:
-            return {}
-        entries = data.get("entries")
-        if not isinstance(entries, dict):
-            return {}
+        entries = read_entries(self.path, FORMAT_VERSION)
         return {k: v for k, v in entries.items() if isinstance(v, list) and len(v) == 4}
 
     def expected(self, destination: str, source: Digest, settings: CopySettings) -> Digest | None:
@@ -119,31 +107,14 @@ class ResultMemory:
         self._changed[destination] = entry
 
     def save(self) -> None:
-        """Merge this run's entries into the file on disk (atomic rename); failures are ignored:
-        the memory is an optimisation."""
-        if self.directory is None or not self._changed:
+        """Merge this run's entries into the file on disk (:func:`~asyncsync.state_files.save_merged`);
+        failures are ignored: the memory is an optimisation."""
+        if self.path is None or not self._changed:
             return
-        merged = self._read()
-        merged.update(self._changed)
-        if len(merged) > MAX_ENTRIES:
-            newest = sorted(merged.items(), key=lambda item: _last_used(item[1]), reverse=True)
-            merged = dict(newest[:MAX_ENTRIES])
-        try:
-            self.directory.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(prefix=".copy-results-", dir=self.directory)
-            try:
-                with os.fdopen(fd, "wb") as handle:
-                    handle.write(orjson.dumps({"version": FORMAT_VERSION, "entries": merged}))
-                os.replace(tmp, self.directory / RESULTS_FILE)
-            except OSError:
-                with contextlib.suppress(OSError):
-                    os.unlink(tmp)
-                raise
-        except OSError:
-            return
-        self._changed.clear()
+        if save_merged(self.path, FORMAT_VERSION, self._changed, max_entries=MAX_ENTRIES, recency=_last_used):
+            self._changed.clear()
 
 
 def _last_used(entry: list[object]) -> int:
-    value = entry[3]
+    value = entry[3] if isinstance(entry, list) and len(entry) == 4 else 0
     return value if isinstance(value, int) else 0
