@@ -10,6 +10,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from asyncsync.copy import copy_image
+from asyncsync.copy.attachments import AttachmentRun
+from asyncsync.copy.attachments.api_memory import ReferrersApiMemory
 from asyncsync.copy.coordinator import BlobCoordinator
 from asyncsync.copy.options import CopyEnvironment, CopyOptions, CopyResult, TrustSettings
 from asyncsync.copy.progress import CopyProgress, NullProgress
@@ -38,7 +40,8 @@ async def copy_between(
     ``trust`` is the policy and signers (:mod:`asyncsync.copy.trust`); ``None`` checks nothing.
     ``state_dir`` (the user cache directory, as a sync's) keeps the recompressed layers' index
     (:mod:`asyncsync.copy.recompress_cache`): a copy asks the destination for a layer an earlier
-    run recompressed before recompressing it; ``None`` keeps nothing."""
+    run recompressed before recompressing it, and which source registries recently had no
+    referrers API (:mod:`~asyncsync.copy.attachments.api_memory`); ``None`` keeps nothing."""
     sizes = pool_sizes(blobs=parallel, default_blobs=DEFAULT_COPY_BLOBS_IN_FLIGHT)
     blob_limiter = BlobLimiter(sizes.blobs)
     limiters = sizes.host_limiters()
@@ -49,6 +52,7 @@ async def copy_between(
         progress=progress or NullProgress(),
         recompressed=RecompressCache(state_dir),
         trust=trust,
+        attachments=AttachmentRun(ReferrersApiMemory(state_dir)),
     )
     async with RegistrySession(limiters=limiters, retry=retry) as session:
         src = await source.new_source(TransportContext(session, source_side, retry, blob_limiter))
@@ -63,3 +67,4 @@ async def copy_between(
         finally:
             await src.close()
             env.recompressed.close()
+            env.attachments.api_memory.save()

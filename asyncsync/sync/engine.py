@@ -42,6 +42,7 @@ import orjson
 
 from asyncsync.copy import BlobCoordinator, CopyEnvironment, CopyOptions, copy_image
 from asyncsync.copy.attachments import AttachmentOutcome, AttachmentPolicy, AttachmentRun
+from asyncsync.copy.attachments.api_memory import ReferrersApiMemory
 from asyncsync.copy.attachments.hook import (
     follow_existing,
     follow_platform_skipped,
@@ -119,7 +120,8 @@ class _Run:
         # One for the run (a layer shared by many images is recompressed once), recorded beside
         # the journal so a re-run asks the destination for what it recompressed before.
         self.recompressed = RecompressCache(settings.mount_index_dir)
-        self.attachments = AttachmentRun()
+        # A source registry's "no referrers API" is remembered for a while beside the journal.
+        self.attachments = AttachmentRun(ReferrersApiMemory(settings.mount_index_dir))
         # Destination digests of copies that change them (platform selection), for the next run.
         self.results = ResultMemory(settings.mount_index_dir)
         self._contexts: dict[tuple[str, str], TransportContext] = {}
@@ -607,6 +609,7 @@ async def run_sync(
         report.finish(session.limiters.statistics())
         _save_mount_index(run.coordinator, settings.mount_index_dir)
         run.results.save()
+        run.attachments.api_memory.save()
         run.destinations.close()
         run.recompressed.close()
     return report

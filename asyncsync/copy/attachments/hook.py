@@ -175,7 +175,8 @@ async def _children_may_have_attachments(walk: AttachmentWalk, digest: Digest) -
 
 def run_has_api(run: AttachmentRun, key: str) -> bool:
     """Whether the source registry answers (or may answer: not asked yet) the referrers API."""
-    return run.source_api.get(key, True)
+    known = run.source_api_known(key)
+    return True if known is None else known
 
 
 async def preview_image(

@@ -12,7 +12,8 @@
 * each subject's walk, once per run and destination: the same digest under two tags, or an index
   child shared by two indexes, is walked once (the later images report its attachments present);
 * whether a source registry answers the referrers API (learnt from the first request; a registry
-  that does not is never asked again in the run);
+  that does not is never asked again in the run, nor in later runs for a while when the run has a
+  :class:`~asyncsync.copy.attachments.api_memory.ReferrersApiMemory`);
 * whether a destination registry has the API, detected once per registry.
 
 :class:`AttachmentOutcome` is what one image's walk did, counted in the copy result and reports.
@@ -23,6 +24,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, Hashable, Iterable
 from dataclasses import dataclass, field
 
+from asyncsync.copy.attachments.api_memory import ReferrersApiMemory
 from asyncsync.digest import Digest
 from asyncsync.limits import KeyedLock, SingleFlight
 
@@ -102,7 +104,7 @@ WalkKey = tuple[str, str, Digest, Hashable, bool]
 class AttachmentRun:
     """See the module docstring. Keys are ``registry/repository`` (tags) and ``registry`` (APIs)."""
 
-    def __init__(self) -> None:
+    def __init__(self, api_memory: ReferrersApiMemory | None = None) -> None:
         self._tags: SingleFlight[str, frozenset[str]] = SingleFlight()
         self._destination_tags: SingleFlight[str, frozenset[str]] = SingleFlight()
         self._subjects: dict[str, frozenset[str]] = {}
@@ -110,10 +112,25 @@ class AttachmentRun:
         self.walks: SingleFlight[WalkKey, AttachmentOutcome] = SingleFlight()
         #: Source registries and whether they answered the referrers API.
         self.source_api: dict[str, bool] = {}
+        #: Earlier runs' "no API" answers (none: every run asks once).
+        self.api_memory = api_memory if api_memory is not None else ReferrersApiMemory(None)
         #: Destination registries and whether they have the referrers API.
         self.destination_api: dict[str, bool] = {}
         #: Held while the first request to a registry finds out about its API (the others wait).
         self.api_locks: KeyedLock[str] = KeyedLock()
+
+    def source_api_known(self, key: str) -> bool | None:
+        """Whether source registry ``key`` answers the referrers API, if this run or a recent one
+        learnt it; ``None``: ask."""
+        known = self.source_api.get(key)
+        if known is None and self.api_memory.known_without_api(key):
+            known = self.source_api[key] = False
+        return known
+
+    def source_api_learnt(self, key: str, has_api: bool) -> None:
+        """The first request to source registry ``key`` told whether it answers the referrers API."""
+        self.source_api[key] = has_api
+        self.api_memory.learnt(key, has_api)
 
     def seed_tags(self, key: str, tags: Iterable[str]) -> None:
         """Tags a caller already listed (the sync planner): no request will be made for ``key``."""

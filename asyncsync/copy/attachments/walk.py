@@ -156,13 +156,13 @@ class AttachmentWalk:
     async def source_referrers(self, reader: AttachmentReader, subject: Digest) -> list[ReferrerEntry] | None:
         """The referrers API's answer; the first request to a registry goes alone (the others wait),
         so a registry without the API is asked once per run."""
-        known = self.run.source_api.get(reader.api_key)
+        known = self.run.source_api_known(reader.api_key)
         if known is None:
             async with self.run.api_locks.hold(f"source {reader.api_key}"):
-                known = self.run.source_api.get(reader.api_key)
+                known = self.run.source_api_known(reader.api_key)
                 if known is None:
                     entries = await reader.referrers(subject, self.policy.server_filter)
-                    self.run.source_api[reader.api_key] = entries is not None
+                    self.run.source_api_learnt(reader.api_key, entries is not None)
                     return entries
         return await reader.referrers(subject, self.policy.server_filter) if known else None
 
