@@ -151,6 +151,16 @@ class _RatePacer:
             await anyio.sleep(delay)
 
 
+async def acquire(limiter: anyio.CapacityLimiter) -> None:
+    """Take a token of ``limiter`` for the current task: at once when one is free and nobody
+    waits (anyio's ``acquire`` passes through the event loop twice even then, a scheduler round
+    trip per request), else in turn with the waiters. Release with ``limiter.release()``."""
+    try:
+        limiter.acquire_nowait()
+    except anyio.WouldBlock:
+        await limiter.acquire()
+
+
 class _HostSlot:
     def __init__(self, host: str, limit: int, rate: float | None) -> None:
         self.host = host
@@ -198,21 +208,40 @@ class HostLimiters:
     @asynccontextmanager
     async def hold(self, *hosts: str) -> AsyncIterator[None]:
         """Hold one request slot on each distinct host for the duration of the block."""
+        if len(hosts) == 1:  # every request: one limiter, no exit stack (about 10 us less each)
+            slot = self._slot(hosts[0])
+            await acquire(slot.limiter)
+            try:
+                await self._taken(slot)
+                started = time.monotonic()
+                yield
+                self._timed(slot, time.monotonic() - started)
+            finally:
+                slot.limiter.release()
+            return
         async with AsyncExitStack() as stack:
-            for host in sorted(set(hosts)):
-                slot = self._slot(host)
-                await stack.enter_async_context(slot.limiter)
-                if slot.pacer is not None:
-                    await slot.pacer.wait()
-                slot.requests += 1
-                slot.peak = max(slot.peak, slot.limiter.borrowed_tokens)
+            slots = [self._slot(host) for host in sorted(set(hosts))]
+            for slot in slots:
+                await acquire(slot.limiter)
+                stack.callback(slot.limiter.release)
+                await self._taken(slot)
             started = time.monotonic()
             yield
             elapsed = time.monotonic() - started
-            for host in set(hosts):
-                slot = self._slots[host]
-                if slot.fastest is None or elapsed < slot.fastest:
-                    slot.fastest = elapsed
+            for slot in slots:
+                self._timed(slot, elapsed)
+
+    @staticmethod
+    async def _taken(slot: _HostSlot) -> None:
+        if slot.pacer is not None:
+            await slot.pacer.wait()
+        slot.requests += 1
+        slot.peak = max(slot.peak, slot.limiter.borrowed_tokens)
+
+    @staticmethod
+    def _timed(slot: _HostSlot, elapsed: float) -> None:
+        if slot.fastest is None or elapsed < slot.fastest:
+            slot.fastest = elapsed
 
     def limit(self, host: str) -> int:
         """The request limit of ``host`` (its own, else the default)."""
@@ -263,9 +292,12 @@ class BlobLimiter:
 
     @asynccontextmanager
     async def hold(self) -> AsyncIterator[None]:
-        async with self._limiter:
+        await acquire(self._limiter)
+        try:
             self._peak = max(self._peak, self._limiter.borrowed_tokens)
             yield
+        finally:
+            self._limiter.release()
 
     def statistics(self) -> BlobStatistics:
         stats = self._limiter.statistics()

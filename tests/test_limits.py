@@ -71,6 +71,65 @@ async def test_holding_two_hosts_in_opposite_orders_does_not_deadlock() -> None:
                 tg.start_soon(copy, *pair)
 
 
+async def test_a_free_slot_is_taken_without_passing_through_the_event_loop() -> None:
+    # Every request takes a slot: with one free (and nobody waiting) the task goes on at once;
+    # anyio's CapacityLimiter would let every other ready task run first (twice).
+    limiters, blobs = HostLimiters(default_limit=2), BlobLimiter(limit=2)
+    others_ran = False
+
+    async def other() -> None:
+        nonlocal others_ran
+        others_ran = True
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(other)
+        async with limiters.hold("a:5000"), blobs.hold():
+            assert not others_ran
+            assert limiters.statistics()[0].in_flight == 1
+            assert blobs.statistics().in_flight == 1
+    assert others_ran
+    assert limiters.statistics()[0].in_flight == 0
+    assert blobs.statistics().in_flight == 0
+
+
+async def test_a_task_that_lets_go_of_a_slot_queues_behind_the_waiting_ones() -> None:
+    limiters = HostLimiters(default_limit=MIN_REQUESTS_PER_HOST)
+    order: list[str] = []
+    holding = [anyio.Event() for _ in range(MIN_REQUESTS_PER_HOST)]
+    release = anyio.Event()
+
+    async def hold(name: str, started: anyio.Event | None = None) -> None:
+        async with limiters.hold("a:5000"):
+            order.append(name)
+            if started is not None:
+                started.set()
+                await release.wait()
+
+    async with anyio.create_task_group() as tg:
+        for index, event in enumerate(holding):
+            tg.start_soon(hold, f"holder{index}", event)
+        for event in holding:
+            await event.wait()
+        tg.start_soon(hold, "waiter")
+        await wait_until(lambda: limiters.statistics()[0].waiting == 1)
+        release.set()
+        await hold("newcomer")  # asks while the waiter is being handed the freed slot
+    assert order[-2:] == ["waiter", "newcomer"]
+
+
+async def test_slots_are_given_back_when_the_block_fails_or_is_cancelled() -> None:
+    limiters = HostLimiters(default_limit=2)
+    with pytest.raises(ValueError):
+        async with limiters.hold("a", "b"):
+            raise ValueError("boom")
+    with anyio.CancelScope() as scope:
+        scope.cancel()
+        async with limiters.hold("a"):
+            await anyio.sleep(1)
+    assert scope.cancelled_caught
+    assert [stats.in_flight for stats in limiters.statistics()] == [0, 0]
+
+
 async def test_configured_limit_and_rate() -> None:
     limiters = HostLimiters(default_limit=8)
     limiters.configure("slow", limit=2, rate=50.0)

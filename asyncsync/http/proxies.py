@@ -28,6 +28,8 @@ class ProxyResolver:
         self._cache: dict[tuple[str, str], tuple[str | None, dict[str, str] | None]] = {}
 
     def for_url(self, url: str) -> tuple[str | None, dict[str, str] | None]:
+        if not self._proxies:  # the usual case: no proxy variables, nothing to parse per request
+            return None, None
         parts = urlsplit(url)
         scheme, netloc = parts.scheme.lower(), parts.netloc.rsplit("@", 1)[-1]
         key = (scheme, netloc)

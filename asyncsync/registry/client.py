@@ -111,6 +111,14 @@ class RegistrySession(HttpSession):
         return stored
 
 
+def _joined(base_url: str, path: str) -> str:
+    """``urljoin(base_url, path)`` for a ``scheme://host`` base: a ``/v2/...`` path without dot
+    segments is appended as it is (urljoin parses both strings: about 10 us per request)."""
+    if path.startswith("/") and not path.startswith("//") and "/." not in path:
+        return base_url + path
+    return urljoin(base_url, path)
+
+
 def _endpoint_host(registry: str) -> str:
     return DOCKER_HUB_ENDPOINT if registry == DOCKER_HUB else registry
 
@@ -172,7 +180,7 @@ class RegistryClient:
         """Absolute URL for a registry path (``/v2/...``) or pass an absolute URL through."""
         if path.startswith(("http://", "https://")):
             return path
-        return urljoin(await self.base_url(), path)
+        return _joined(await self.base_url(), path)
 
     async def _fetch_token(self, request: TokenRequest) -> BearerToken:
         return await fetch_token(
@@ -335,9 +343,8 @@ class RegistryClient:
         registry, so a 401 can be judged against it."""
         if base_url is None:
             base_url = await self.base_url()
-            url = await self.url(send.path)
-        else:
-            url = urljoin(base_url, send.path)
+        path = send.path
+        url = path if path.startswith(("http://", "https://")) else _joined(base_url, path)
         auth = await self.auth.authorization(send.scopes, send.repository)
         response = await self.session.send(
             send.method,

@@ -10,6 +10,7 @@ import base64
 import json
 import os
 from pathlib import Path
+from urllib.parse import urljoin
 
 import pytest
 
@@ -49,6 +50,26 @@ async def test_clients_are_shared_per_registry_and_options(registry_anon: Regist
         options = RegistryOptions(tls_verify=False)
         assert session.client(registry_anon.host, options) is session.client(registry_anon.host, options)
         assert session.client(registry_anon.host, options) is not session.client(registry_anon.host)
+
+
+@pytest.mark.anyio
+async def test_request_urls_are_the_registry_base_joined_with_the_path(registry_anon: RegistryServer) -> None:
+    # Paths are appended to the base without urljoin's parsing when that gives the same URL;
+    # dot segments, a network-path reference and absolute URLs still go through urljoin.
+    async with RegistrySession() as session:
+        client = session.client(registry_anon.host, options_for(registry_anon))
+        base = await client.base_url()
+        for path in (
+            "/v2/",
+            "/v2/proj/app/manifests/v1",
+            "/v2/proj/app/blobs/uploads/?mount=sha256:ab&from=proj/base",
+            "/v2/proj/../other/tags/list?n=10",
+            "/v2/proj/./app/manifests/v1",
+            "//elsewhere:5000/v2/",
+            "http://elsewhere:5000/v2/x?_state=y",
+        ):
+            assert await client.url(path) == urljoin(base, path), path
+        assert await client.url("/v2/proj/../other/tags/list") == f"{base}/v2/other/tags/list"
 
 
 @pytest.mark.anyio
