@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Annotated, NoReturn
 
 import typer
@@ -163,10 +164,11 @@ def _command_in(argv: list[str]) -> str | None:
     return None
 
 
-def main() -> None:
+def main(loaded: Callable[[], None] | None = None) -> None:
     """Run the CLI. Only the invoked command's module is imported (start-up time: the mirror's
     web server, the Harbor client and the local transports are not needed by every command);
-    without a known command (top-level ``--help``, a typo) every command is, for the listing."""
+    without a known command (top-level ``--help``, a typo) every command is, for the listing.
+    ``loaded`` is called once the command's modules are imported, before it runs."""
     import sys
 
     from asyncsync.cli.lazy_params import install
@@ -174,14 +176,41 @@ def main() -> None:
     install()  # typer's per-parameter pydantic adapters only where a value needs one
     module = COMMAND_MODULE_OF.get(_command_in(sys.argv[1:]) or "")
     _register_commands((module,) if module is not None else COMMAND_MODULES)
+    if loaded is not None:
+        loaded()
     app()
 
 
+#: The youngest generation's collection threshold once the program runs (Python's default: 700).
+GC_THRESHOLD = 5000
+
+
+def resume_collector() -> None:
+    """The cyclic garbage collector after start-up (the entry point pauses it while the modules
+    load). The objects made so far (modules, classes, the command tree) live until the program
+    exits: they are frozen out of every later collection. A run then makes short-lived objects
+    by the thousand per second (requests, responses, tasks), most of them freed by reference
+    counting before any collection, so the youngest generation is collected every
+    :data:`GC_THRESHOLD` net allocations instead of 700 (garbage in cycles waits at most that
+    long). Measured on a 200-tag loopback migration: the collector's time from about 80 ms
+    (35 ms of it in start-up, before the first request) to about 10 ms."""
+    import gc
+
+    gc.freeze()
+    gc.set_threshold(GC_THRESHOLD)
+    gc.enable()
+
+
 def entry_point() -> None:
-    """The program's entry (``asyncsync``, ``python -m asyncsync``): :func:`main`, then leave at
-    once (:func:`_exit_now`). In-process callers use :func:`main`, which raises ``SystemExit``."""
+    """The program's entry (``asyncsync``, ``python -m asyncsync``): :func:`main` with the
+    collector paused until the command's modules are loaded (:func:`resume_collector`), then
+    leave at once (:func:`_exit_now`). In-process callers use :func:`main`, which raises
+    ``SystemExit`` and leaves the collector alone."""
+    import gc
+
+    gc.disable()
     try:
-        main()
+        main(loaded=resume_collector)
     except SystemExit as done:
         _exit_now(done.code)
 

@@ -6,7 +6,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from asyncsync.cli.app import COMMAND_MODULE_OF, COMMAND_MODULES, _command_in
+from asyncsync.cli.app import COMMAND_MODULE_OF, COMMAND_MODULES, GC_THRESHOLD, _command_in
 from tests.helpers.asyncsync_cli import run_cli
 
 
@@ -70,6 +70,29 @@ def test_top_level_help_lists_every_command() -> None:
     assert done.returncode == 0, done.stderr
     for command in COMMAND_MODULE_OF:
         assert command in done.stdout
+
+
+def test_the_program_collects_garbage_again_once_its_modules_are_loaded(tmp_path: Path) -> None:
+    # The entry point pauses the collector while the modules load, then freezes what start-up
+    # made and collects the youngest generation less often (see resume_collector). An exit hook
+    # reports how the collector stood when the command ended.
+    report = "print(gc.isenabled(), gc.get_threshold()[0], gc.get_freeze_count() > 10000)"
+    probe = tmp_path / "probe.py"
+    probe.write_text(
+        f"import atexit, gc, sys\natexit.register(lambda: {report})\n"
+        "sys.argv = ['asyncsync', '--version']\n"
+        "from asyncsync.cli.app import entry_point\nentry_point()\n"
+    )
+    done = subprocess.run([sys.executable, str(probe)], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines()[-1] == f"True {GC_THRESHOLD} True"
+    # In-process callers of main() keep their own collector settings.
+    probe.write_text(
+        "import gc, sys\nsys.argv = ['asyncsync', '--version']\nfrom asyncsync.cli.app import main\n"
+        f"try:\n    main()\nexcept SystemExit:\n    {report}\n"
+    )
+    done = subprocess.run([sys.executable, str(probe)], capture_output=True, text=True, timeout=60)
+    assert done.stdout.splitlines()[-1] == "True 700 False"
 
 
 def test_command_timeout_takes_a_go_duration_or_seconds(tmp_path: Path) -> None:
