@@ -98,6 +98,20 @@ async def drain(response: aiohttp.ClientResponse) -> None:
         response.release()
 
 
+def _no_hidden_retries(http: aiohttp.ClientSession) -> None:
+    """Turn off aiohttp's silent resend of an "idempotent" request whose connection broke.
+
+    aiohttp resends a ``PUT`` once, with the same body, when its connection resets. To an upload
+    session that is not idempotent: distribution has kept the part that arrived, so the resend finds
+    the session at another offset (``404 BLOB_UPLOAD_INVALID``) or gone. Retries belong to this
+    package alone (counted against one budget, an upload restarted in a new session). aiohttp has
+    no public switch; ``_retry_connection`` is the one its own test client turns off.
+    tests/registry/test_blobs.py fails if a later aiohttp stops honouring it.
+    """
+    if hasattr(http, "_retry_connection"):
+        http._retry_connection = False
+
+
 class HttpSession:
     """One per run: the aiohttp session, proxies, host limiters and retry policy. ``async with``."""
 
@@ -128,6 +142,7 @@ class HttpSession:
             auto_decompress=False,
             trust_env=False,  # proxies come from ProxyResolver, once per origin (see proxies.py)
         )
+        _no_hidden_retries(self._http)
         return self
 
     async def __aexit__(self, *exc_info: object) -> None:

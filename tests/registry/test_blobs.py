@@ -13,11 +13,12 @@ import pytest
 from aiohttp import web
 
 from asyncsync.digest import Digest, verified_chunks
-from asyncsync.errors import DigestMismatchError, RegistryError
+from asyncsync.errors import AsyncSyncError, DigestMismatchError, RegistryError
 from asyncsync.registry.blobs import READ_CHUNK, head_blob, mount_blob, open_blob, pumped, start_upload
 from asyncsync.registry.client import RegistryClient, RegistryOptions, RegistrySession
 from asyncsync.retry import RetryPolicy
 from tests.copy.support import registry_options
+from tests.helpers.fault_proxy import Fault, FaultProxy
 from tests.helpers.images import blob_exists, make_layer, push_blob
 from tests.helpers.registry import RegistryServer
 
@@ -127,6 +128,29 @@ async def test_chunked_upload_sends_each_range_and_cancel_deletes(registry_anon:
     assert registry_anon.count("PUT", r"/v2/blobs/chunked/blobs/uploads/.*", status=201) == 1
     assert registry_anon.count("DELETE", r"/v2/blobs/chunked/blobs/uploads/.*", status=204) == 1
     assert await blob_exists(registry_anon, "blobs/chunked", str(digest))
+
+
+@pytest.mark.parametrize("body", ["bytes", "stream"])
+async def test_an_upload_put_whose_connection_resets_is_not_resent_into_its_session(
+    registry_anon: RegistryServer, body: str
+) -> None:
+    # aiohttp on its own resends a PUT whose connection broke; the registry has kept what arrived,
+    # so the resend meets a session at another offset (404 BLOB_UPLOAD_INVALID). The failure must
+    # reach the caller as a temporary error instead, to restart the blob in a new session.
+    data = make_layer(f"reset-put-{body}", 48_000)
+    digest = Digest.of(data)
+    with FaultProxy(registry_anon.host, seed=3) as proxy:
+        proxy.add_rule(Fault.reset_request(), method="PUT", path=r"/v2/.+/blobs/uploads/.*")
+        async with _client(proxy.address) as client:
+            session = await start_upload(client, "blobs/reset-put")
+            with pytest.raises(AsyncSyncError) as caught:
+                if body == "bytes":
+                    await session.put_bytes(digest, data)
+                else:
+                    async with pumped(verified_chunks(_chunks(data), digest, len(data))) as stream:
+                        await session.put_monolithic(digest, len(data), stream)
+            assert caught.value.temporary, caught.value
+        assert proxy.count("PUT", r"/v2/.+/blobs/uploads/.*") == 1
 
 
 async def test_stream_error_is_reported_not_the_broken_request(registry_anon: RegistryServer) -> None:
