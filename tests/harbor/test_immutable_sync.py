@@ -22,7 +22,8 @@ from asyncsync.digest import Digest
 from asyncsync.extensions import Extensions, build_hooks
 from asyncsync.mirror.loop import Every, MirrorLoop
 from asyncsync.specs.load import load_spec
-from asyncsync.sync.engine import REASON_IMMUTABLE, run_sync
+from asyncsync.sync.engine import run_sync
+from asyncsync.sync.image_work import REASON_IMMUTABLE
 from asyncsync.sync.report import Outcome, SyncReport
 from asyncsync.sync.settings import CommandLine, resolve_settings
 from tests.harbor.conftest import HarborFactory
