@@ -18,24 +18,14 @@ from asyncsync.sync.settings import CommandLine
 from tests.helpers.images import list_tags, make_image, push_image
 from tests.helpers.quota_proxy import QuotaProxy
 from tests.helpers.registry import RegistryFactory
+from tests.helpers.specs import write_native_spec
 from tests.mirror.test_metrics import parse
 
 P = "asyncsync_mirror_"
 
 
 def _spec(tmp_path: Path, source: str, target: str) -> Path:
-    path = tmp_path / "mirror.yaml"
-    path.write_text(
-        f"""version: 1
-registries:
-  {source}: {{tls-verify: false}}
-  {target}: {{tls-verify: false}}
-sync:
-  - from: {source}/team/*
-    to: {target}/mirror/
-"""
-    )
-    return path
+    return write_native_spec(tmp_path / "mirror.yaml", source, target)
 
 
 def test_every_keeps_a_grid_and_counts_missed_starts() -> None:

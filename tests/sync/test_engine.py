@@ -19,6 +19,7 @@ from asyncsync.sync.settings import CommandLine, resolve_settings
 from asyncsync.sync.shard import Shard, ShardHooks, shard_of
 from tests.helpers.images import make_image, push_image
 from tests.helpers.registry import RegistryFactory, RegistryServer
+from tests.helpers.specs import write_native_spec
 
 pytestmark = pytest.mark.anyio
 
@@ -34,18 +35,7 @@ async def _seed(source: RegistryServer) -> None:
 
 
 def _spec(tmp_path: Path, source: RegistryServer, target: RegistryServer) -> Path:
-    path = tmp_path / "spec.yaml"
-    path.write_text(
-        f"""version: 1
-registries:
-  {source.host}: {{tls-verify: false}}
-  {target.host}: {{tls-verify: false}}
-sync:
-  - from: {source.host}/team/*
-    to: {target.host}/mirror/
-"""
-    )
-    return path
+    return write_native_spec(tmp_path / "spec.yaml", source.host, target.host)
 
 
 class _GatedLister:

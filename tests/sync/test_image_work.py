@@ -21,23 +21,16 @@ from asyncsync.sync.settings import CommandLine, RunSettings, resolve_settings
 from asyncsync.sync.spec_plan import build_plan
 from tests.helpers.images import make_image, push_image
 from tests.helpers.registry import RegistryFactory, free_port
+from tests.helpers.specs import write_native_spec
 
 pytestmark = pytest.mark.anyio
 
 
 def _spec(tmp_path: Path, source: str, target: str) -> SyncSpec:
-    path = tmp_path / "spec.yaml"
-    path.write_text(
-        f"""version: 1
-registries:
-  {source}: {{tls-verify: false}}
-  {target}: {{tls-verify: false}}
-sync:
-  - from: {source}/work/app
-    to: {target}/mirror/app
-"""
+    spec = tmp_path / "spec.yaml"
+    return load_spec(
+        write_native_spec(spec, source, target, source_path="work/app", target_path="mirror/app")
     )
-    return load_spec(path)
 
 
 async def _process_all(spec: SyncSpec, settings: RunSettings) -> list[ImageResult]:
