@@ -20,14 +20,10 @@ Local storage's planned images (``dir:`` references) are opened in place of ``do
 
 from __future__ import annotations
 
-import os
-import tempfile
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import replace
 from typing import Any
-
-import orjson
 
 from asyncsync.copy import BlobCoordinator, CopyEnvironment, CopyOptions, copy_image
 from asyncsync.copy.attachments import AttachmentOutcome, AttachmentPolicy, AttachmentRun
@@ -49,6 +45,7 @@ from asyncsync.limits import BlobLimiter
 from asyncsync.manifest import ImageIndex, parse_manifest
 from asyncsync.registry.client import RegistryOptions, RegistrySession
 from asyncsync.retry import with_retries
+from asyncsync.state_files import read_json, write_json
 from asyncsync.sync.decisions import REASON_EXISTS, Decision, DestinationCheck
 from asyncsync.sync.hooks import RunContext, SyncHooks
 from asyncsync.sync.plan import DEFAULT_PLAN_CONCURRENCY, Plan, PlannedImage, bounded_map
@@ -100,15 +97,11 @@ class SyncRun:
         self._contexts: dict[tuple[str, str], TransportContext] = {}
 
     def load(self) -> None:
-        """Read the mount index (where each blob was seen) from the state directory, if any."""
+        """Read the mount index (where each blob was seen) from the state directory, if any; a
+        missing or damaged one only costs mounts, never correctness."""
         directory = self.settings.mount_index_dir
-        if directory is None:
-            return
-        try:
-            data = orjson.loads((directory / MOUNT_INDEX_FILE).read_bytes())
-        except (OSError, orjson.JSONDecodeError):
-            return  # a missing or damaged cache only costs mounts, never correctness
-        self.coordinator.load(data)
+        if directory is not None and (data := read_json(directory / MOUNT_INDEX_FILE)) is not None:
+            self.coordinator.load(data)
 
     def finish(self) -> None:
         """Save what the next run can use (mount index, copy results, the referrers-API memory)
@@ -125,16 +118,9 @@ class SyncRun:
 
     def _save_mount_index(self) -> None:
         directory = self.settings.mount_index_dir
-        if directory is None:
-            return
-        try:
-            directory.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(prefix=".mount-index-", dir=directory)
-            with os.fdopen(fd, "wb") as handle:
-                handle.write(orjson.dumps(self.coordinator.export()))
-            os.replace(tmp, directory / MOUNT_INDEX_FILE)
-        except OSError:
-            return  # the cache is an optimisation; failing to save it must not fail the sync
+        if directory is not None:
+            # The index is an optimisation: failing to save it must not fail the sync.
+            write_json(directory / MOUNT_INDEX_FILE, self.coordinator.export())
 
     async def process(
         self,
